@@ -1,0 +1,1 @@
+//! Checkers over recorded histories (see the crate docs in later commits).

@@ -1,0 +1,353 @@
+//! Connection commands: PING, ECHO, AUTH, SELECT, QUIT, HELLO, RESET, CLIENT.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::protocol::Reply;
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "ping", arity: -1, flags: FAST | SUB_OK | STALE, keys: (0, 0, 0), handler: ping },
+    CommandSpec { name: "echo", arity: 2, flags: FAST, keys: (0, 0, 0), handler: echo },
+    CommandSpec { name: "auth", arity: -2, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: auth },
+    CommandSpec { name: "select", arity: 2, flags: FAST | LOADING | STALE, keys: (0, 0, 0), handler: select },
+    CommandSpec { name: "quit", arity: -1, flags: FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING, keys: (0, 0, 0), handler: quit },
+    CommandSpec { name: "hello", arity: -1, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: hello },
+    CommandSpec { name: "reset", arity: 1, flags: FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING, keys: (0, 0, 0), handler: reset },
+    CommandSpec { name: "client", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: client },
+];
+
+fn ping(ctx: &mut Ctx, args: &[Bytes]) {
+    if args.len() > 2 {
+        return ctx.error("ERR wrong number of arguments for 'ping' command");
+    }
+    // In subscribe context RESP2 replies with a pong multibulk, as Redis does.
+    if ctx.client.subscriptions() > 0 {
+        Reply::array_len(ctx.out, 2);
+        Reply::bulk(ctx.out, b"pong");
+        Reply::bulk(ctx.out, args.get(1).map(|a| &a[..]).unwrap_or(b""));
+        return;
+    }
+    match args.get(1) {
+        Some(m) => ctx.bulk(m),
+        None => Reply::simple(ctx.out, "PONG"),
+    }
+}
+
+fn echo(ctx: &mut Ctx, args: &[Bytes]) {
+    ctx.bulk(&args[1]);
+}
+
+fn auth(ctx: &mut Ctx, args: &[Bytes]) {
+    if args.len() > 3 {
+        return ctx.error(SYNTAX);
+    }
+    let Some(pass) = ctx.st.config.hot.requirepass.clone() else {
+        if args.len() == 2 {
+            return ctx.error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        }
+        // AUTH default <anything> succeeds when the default user has no password.
+        if eq_ic(&args[1], "default") {
+            ctx.client.authenticated = true;
+            return ctx.ok();
+        }
+        return ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
+    };
+    let (user, given) = if args.len() == 3 { (&args[1][..], &args[2][..]) } else { (&b"default"[..], &args[1][..]) };
+    // Constant-time comparison: the password check must not leak the matching prefix length.
+    if user == b"default" && constant_time_eq(given, &pass) {
+        ctx.client.authenticated = true;
+        ctx.ok()
+    } else {
+        ctx.client.authenticated = false;
+        ctx.error("WRONGPASS invalid username-password pair or user is disabled.")
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn select(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(n) = crate::protocol::parse_i64_strict(&args[1]) else {
+        return ctx.error(NOT_INTEGER);
+    };
+    if n < 0 || n as usize >= ctx.st.ks.dbs.len() {
+        return ctx.error("ERR DB index is out of range");
+    }
+    ctx.client.db = n as usize;
+    ctx.ok()
+}
+
+fn quit(ctx: &mut Ctx, _args: &[Bytes]) {
+    ctx.client.close = true;
+    ctx.ok()
+}
+
+fn hello(ctx: &mut Ctx, args: &[Bytes]) {
+    let mut i = 1;
+    if let Some(v) = args.get(1) {
+        match crate::protocol::parse_i64_strict(v) {
+            Some(2) => {}
+            Some(3) => return ctx.error("NOPROTO this server does not support the RESP3 protocol yet"),
+            Some(_) => return ctx.error("NOPROTO unsupported protocol version"),
+            None => return ctx.error("ERR Protocol version is not an integer or out of range"),
+        }
+        i = 2;
+    }
+    while i < args.len() {
+        if eq_ic(&args[i], "auth") && i + 2 < args.len() {
+            let pass = ctx.st.config.hot.requirepass.clone();
+            let ok = match pass {
+                Some(p) => &args[i + 1][..] == b"default" && constant_time_eq(&args[i + 2], &p),
+                None => true,
+            };
+            if !ok {
+                return ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
+            }
+            ctx.client.authenticated = true;
+            i += 3;
+        } else if eq_ic(&args[i], "setname") && i + 1 < args.len() {
+            if let Err(e) = validate_name(&args[i + 1]) {
+                return ctx.error(e);
+            }
+            ctx.client.name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned());
+            i += 2;
+        } else {
+            return ctx.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])));
+        }
+    }
+    if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated {
+        return ctx.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
+    Reply::array_len(ctx.out, 14);
+    Reply::bulk(ctx.out, b"server");
+    Reply::bulk(ctx.out, b"redis");
+    Reply::bulk(ctx.out, b"version");
+    Reply::bulk(ctx.out, crate::REDIS_COMPAT_VERSION.as_bytes());
+    Reply::bulk(ctx.out, b"proto");
+    Reply::int(ctx.out, 2);
+    Reply::bulk(ctx.out, b"id");
+    Reply::int(ctx.out, ctx.client.id as i64);
+    Reply::bulk(ctx.out, b"mode");
+    Reply::bulk(ctx.out, b"standalone");
+    Reply::bulk(ctx.out, b"role");
+    Reply::bulk(ctx.out, b"master");
+    Reply::bulk(ctx.out, b"modules");
+    Reply::array_len(ctx.out, 0);
+}
+
+fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
+    let id = ctx.client.id;
+    ctx.client.multi = None;
+    let watched = std::mem::take(&mut ctx.client.watched);
+    ctx.st.watches.unwatch_all(id, &watched);
+    let channels = std::mem::take(&mut ctx.client.channels);
+    let patterns = std::mem::take(&mut ctx.client.patterns);
+    ctx.st.pubsub.remove_client(id, &channels, &patterns);
+    ctx.client.db = 0;
+    ctx.client.name = None;
+    ctx.client.authenticated = false;
+    Reply::simple(ctx.out, "RESET");
+}
+
+fn validate_name(name: &[u8]) -> Result<(), &'static str> {
+    if name.iter().any(|&b| b <= b' ' || b > b'~') {
+        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    Ok(())
+}
+
+fn client(ctx: &mut Ctx, args: &[Bytes]) {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("id", 2) => ctx.int(ctx.client.id as i64),
+        ("getname", 2) => match ctx.client.name.clone() {
+            Some(n) => ctx.bulk(n.as_bytes()),
+            None => ctx.null(),
+        },
+        ("setname", 3) => {
+            if let Err(e) = validate_name(&args[2]) {
+                return ctx.error(e);
+            }
+            ctx.client.name = if args[2].is_empty() { None } else { Some(String::from_utf8_lossy(&args[2]).into_owned()) };
+            ctx.ok()
+        }
+        ("list", _) => client_list(ctx, args),
+        ("info", 2) => {
+            let id = ctx.client.id;
+            let line = client_line(ctx, id);
+            ctx.bulk(line.as_bytes())
+        }
+        ("kill", _) => client_kill(ctx, args),
+        ("setinfo", 4) | ("no-evict", 3) | ("no-touch", 3) => ctx.ok(),
+        ("reply", 3) => ctx.ok(),
+        ("help", 2) => {
+            let lines = [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GETNAME", "    Return the name of the current connection.",
+                "ID", "    Return the ID of the current connection.",
+                "INFO", "    Return information about the current client connection.",
+                "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID, ADDR, LADDR, SKIPME.",
+                "LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
+                "SETNAME <name>", "    Assign the name <name> to the current connection.",
+            ];
+            Reply::array_len(ctx.out, lines.len());
+            for l in lines {
+                Reply::simple(ctx.out, l);
+            }
+        }
+        ("getname" | "id" | "setname" | "info" | "setinfo" | "reply" | "no-evict" | "no-touch" | "help", _) => {
+            ctx.error(&format!("ERR wrong number of arguments for 'client|{sub}' command"))
+        }
+        _ => ctx.error(&format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
+}
+
+/// One CLIENT LIST line, with Redis's field names.
+fn client_line(ctx: &mut Ctx, id: u64) -> String {
+    // The calling client's registry entry is refreshed after the batch; use the live session.
+    let now = ctx.now_ms;
+    let Some(c) = ctx.st.clients.get(&id) else { return String::new() };
+    let (name, db, sub, psub, multi, cmd) = if id == ctx.client.id {
+        (
+            ctx.client.name.clone().unwrap_or_default(),
+            ctx.client.db,
+            ctx.client.channels.len(),
+            ctx.client.patterns.len(),
+            ctx.client.multi.as_ref().map(|m| m.queue.len() as i64).unwrap_or(-1),
+            "client|list".to_string(),
+        )
+    } else {
+        (c.name.clone().unwrap_or_default(), c.db, c.sub, c.psub, c.multi, c.last_cmd.clone())
+    };
+    let flags = if sub + psub > 0 { "P" } else if multi >= 0 { "x" } else { "N" };
+    format!(
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp=2",
+        c.id,
+        c.addr,
+        c.laddr,
+        name,
+        (now - c.created_ms).max(0) / 1000,
+        (now - c.last_active_ms).max(0) / 1000,
+        flags,
+        db,
+        sub,
+        psub,
+        multi,
+        cmd
+    )
+}
+
+fn client_list(ctx: &mut Ctx, args: &[Bytes]) {
+    let mut ids: Vec<u64> = ctx.st.clients.keys().copied().collect();
+    let mut i = 2;
+    while i < args.len() {
+        if eq_ic(&args[i], "type") && i + 1 < args.len() {
+            let t = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
+            match t.as_str() {
+                "normal" => {}
+                "pubsub" => {
+                    let st = &ctx.st;
+                    ids.retain(|id| st.clients.get(id).is_some_and(|c| c.sub + c.psub > 0));
+                }
+                "master" | "replica" | "slave" => ids.clear(),
+                _ => return ctx.error(&format!("ERR Unknown client type '{t}'")),
+            }
+            i += 2;
+        } else if eq_ic(&args[i], "id") && i + 1 < args.len() {
+            let mut wanted = Vec::new();
+            for a in &args[i + 1..] {
+                match crate::protocol::parse_i64_strict(a) {
+                    Some(v) if v > 0 => wanted.push(v as u64),
+                    _ => return ctx.error("ERR Invalid client ID"),
+                }
+            }
+            ids.retain(|id| wanted.contains(id));
+            i = args.len();
+        } else {
+            return ctx.error(SYNTAX);
+        }
+    }
+    let mut text = String::new();
+    for id in ids {
+        text.push_str(&client_line(ctx, id));
+        text.push('\n');
+    }
+    ctx.bulk(text.as_bytes())
+}
+
+fn client_kill(ctx: &mut Ctx, args: &[Bytes]) {
+    // Old form: CLIENT KILL addr:port -> +OK or error.
+    if args.len() == 3 {
+        let target = String::from_utf8_lossy(&args[2]).into_owned();
+        let found: Vec<u64> = ctx.st.clients.values().filter(|c| c.addr == target).map(|c| c.id).collect();
+        if found.is_empty() {
+            return ctx.error("ERR No such client");
+        }
+        kill_ids(ctx, &found);
+        return ctx.ok();
+    }
+    if args.len() % 2 != 0 {
+        return ctx.error(SYNTAX);
+    }
+    let mut by_id = None;
+    let mut by_addr = None;
+    let mut by_laddr = None;
+    let mut skipme = true;
+    for pair in args[2..].chunks(2) {
+        let v = String::from_utf8_lossy(&pair[1]).into_owned();
+        if eq_ic(&pair[0], "id") {
+            match v.parse::<u64>() {
+                Ok(id) if id > 0 => by_id = Some(id),
+                _ => return ctx.error("ERR client-id should be greater than 0"),
+            }
+        } else if eq_ic(&pair[0], "addr") {
+            by_addr = Some(v);
+        } else if eq_ic(&pair[0], "laddr") {
+            by_laddr = Some(v);
+        } else if eq_ic(&pair[0], "skipme") {
+            skipme = match v.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return ctx.error(SYNTAX),
+            };
+        } else if eq_ic(&pair[0], "type") || eq_ic(&pair[0], "user") || eq_ic(&pair[0], "maxage") {
+            // Accepted filters that match nothing special here.
+        } else {
+            return ctx.error(SYNTAX);
+        }
+    }
+    let me = ctx.client.id;
+    let found: Vec<u64> = ctx
+        .st
+        .clients
+        .values()
+        .filter(|c| by_id.is_none_or(|id| c.id == id))
+        .filter(|c| by_addr.as_ref().is_none_or(|a| &c.addr == a))
+        .filter(|c| by_laddr.as_ref().is_none_or(|a| &c.laddr == a))
+        .filter(|c| !(skipme && c.id == me))
+        .map(|c| c.id)
+        .collect();
+    kill_ids(ctx, &found);
+    ctx.int(found.len() as i64)
+}
+
+fn kill_ids(ctx: &mut Ctx, ids: &[u64]) {
+    for id in ids {
+        if *id == ctx.client.id {
+            // Killing yourself closes after the reply, as Redis does.
+            ctx.client.close = true;
+        } else if let Some(c) = ctx.st.clients.get(id) {
+            c.request_kill();
+        }
+    }
+}

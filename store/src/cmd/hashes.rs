@@ -1,0 +1,3 @@
+//! placeholder
+use super::CommandSpec;
+pub const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,281 @@
+//! Generic key commands: DEL, UNLINK, EXISTS, TYPE, KEYS, SCAN, RENAME, RENAMENX, RANDOMKEY,
+//! EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST, TOUCH.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::glob::glob_match;
+use crate::protocol::{parse_i64_strict, Reply};
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "del", arity: -2, flags: WRITE, keys: (1, -1, 1), handler: del },
+    CommandSpec { name: "unlink", arity: -2, flags: WRITE | FAST, keys: (1, -1, 1), handler: del },
+    CommandSpec { name: "exists", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: exists },
+    CommandSpec { name: "touch", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: exists },
+    CommandSpec { name: "type", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: type_ },
+    CommandSpec { name: "keys", arity: 2, flags: READONLY, keys: (0, 0, 0), handler: keys },
+    CommandSpec { name: "scan", arity: -2, flags: READONLY, keys: (0, 0, 0), handler: scan },
+    CommandSpec { name: "rename", arity: 3, flags: WRITE, keys: (1, 2, 1), handler: rename },
+    CommandSpec { name: "renamenx", arity: 3, flags: WRITE | FAST, keys: (1, 2, 1), handler: renamenx },
+    CommandSpec { name: "randomkey", arity: 1, flags: READONLY, keys: (0, 0, 0), handler: randomkey },
+    CommandSpec { name: "expire", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: expire },
+    CommandSpec { name: "pexpire", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: pexpire },
+    CommandSpec { name: "expireat", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: expireat },
+    CommandSpec { name: "pexpireat", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: pexpireat },
+    CommandSpec { name: "ttl", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: ttl },
+    CommandSpec { name: "pttl", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: pttl },
+    CommandSpec { name: "expiretime", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: expiretime },
+    CommandSpec { name: "pexpiretime", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: pexpiretime },
+    CommandSpec { name: "persist", arity: 2, flags: WRITE | FAST, keys: (1, 1, 1), handler: persist },
+];
+
+fn del(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.db();
+    let mut n = 0;
+    for k in &args[1..] {
+        ctx.st.ks.expire_if_needed(db, k, ctx.now_ms);
+        if ctx.st.ks.delete(db, k) {
+            n += 1;
+        }
+    }
+    ctx.dirty(n as u64);
+    ctx.int(n)
+}
+
+fn exists(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.db();
+    let n = args[1..].iter().filter(|k| ctx.st.ks.exists(db, k, ctx.now_ms)).count();
+    ctx.int(n as i64)
+}
+
+fn type_(ctx: &mut Ctx, args: &[Bytes]) {
+    let t = ctx.st.ks.lookup(ctx.client.db, &args[1], ctx.now_ms).map(|v| v.type_name()).unwrap_or("none");
+    Reply::simple(ctx.out, t)
+}
+
+fn keys(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.db();
+    let pattern = &args[1];
+    let all = pattern[..] == b"*"[..];
+    let now = ctx.now_ms;
+    let d = &ctx.st.ks.dbs[db];
+    let matched: Vec<Sds> =
+        d.keys().filter(|k| !d.is_expired(k, now) && (all || glob_match(pattern, k, false))).cloned().collect();
+    Reply::bulk_array(ctx.out, matched.iter());
+}
+
+fn scan(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok()) else {
+        return ctx.error("ERR invalid cursor");
+    };
+    let mut pattern: Option<Bytes> = None;
+    let mut count = 10usize;
+    let mut type_filter: Option<String> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return ctx.error(SYNTAX);
+        }
+        if eq_ic(&args[i], "match") {
+            pattern = Some(args[i + 1].clone());
+        } else if eq_ic(&args[i], "count") {
+            match parse_i64_strict(&args[i + 1]) {
+                Some(c) if c >= 1 => count = (c as usize).min(1 << 20),
+                Some(_) => return ctx.error(SYNTAX),
+                None => return ctx.error(NOT_INTEGER),
+            }
+        } else if eq_ic(&args[i], "type") {
+            type_filter = Some(String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase());
+        } else {
+            return ctx.error(SYNTAX);
+        }
+        i += 2;
+    }
+    let db = ctx.db();
+    let mut found = Vec::new();
+    let next = ctx.st.ks.dbs[db].scan(cursor, count, &mut found);
+    let now = ctx.now_ms;
+    let mut keep = Vec::with_capacity(found.len());
+    for k in found {
+        // Expired keys met by SCAN are deleted (master) or hidden (replica), as Redis does.
+        if ctx.st.ks.lookup(db, &k, now).is_none() {
+            continue;
+        }
+        if let Some(p) = &pattern {
+            if !glob_match(p, &k, false) {
+                continue;
+            }
+        }
+        if let Some(t) = &type_filter {
+            if ctx.st.ks.dbs[db].get_raw(&k).map(|v| v.type_name()) != Some(t.as_str()) {
+                continue;
+            }
+        }
+        keep.push(k);
+    }
+    Reply::array_len(ctx.out, 2);
+    Reply::bulk(ctx.out, next.to_string().as_bytes());
+    Reply::bulk_array(ctx.out, keep.iter());
+}
+
+fn rename_impl(ctx: &mut Ctx, args: &[Bytes], nx: bool) {
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let (src, dst) = (&args[1], &args[2]);
+    if ctx.st.ks.lookup(db, src, now).is_none() {
+        return ctx.error(NO_SUCH_KEY);
+    }
+    if src == dst {
+        return if nx { ctx.int(0) } else { ctx.ok() };
+    }
+    if nx && ctx.st.ks.exists(db, dst, now) {
+        return ctx.int(0);
+    }
+    let ttl = ctx.st.ks.dbs[db].expire_at(src);
+    let value = ctx.st.ks.dbs[db].remove(src).expect("looked up above");
+    ctx.st.ks.dbs[db].remove(dst);
+    ctx.st.ks.dbs[db].insert(Sds::new(dst), value, false);
+    if let Some(at) = ttl {
+        ctx.st.ks.dbs[db].set_expire(dst, at);
+    }
+    ctx.dirty(1);
+    if nx {
+        ctx.int(1)
+    } else {
+        ctx.ok()
+    }
+}
+
+fn rename(ctx: &mut Ctx, args: &[Bytes]) {
+    rename_impl(ctx, args, false)
+}
+
+fn renamenx(ctx: &mut Ctx, args: &[Bytes]) {
+    rename_impl(ctx, args, true)
+}
+
+fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) {
+    let db = ctx.db();
+    // A bounded number of tries: with many expired keys on a replica we may keep hitting them,
+    // and Redis then returns one anyway after 100 tries.
+    for attempt in 0..100 {
+        let rng = &ctx.env.rng;
+        let Some(k) = ctx.st.ks.dbs[db].random_key(|n| rng.below(n)).cloned() else {
+            return ctx.null();
+        };
+        if ctx.st.ks.lookup(db, &k, ctx.now_ms).is_some() || attempt == 99 {
+            return ctx.bulk(&k);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Unit {
+    Seconds,
+    Millis,
+}
+
+/// EXPIRE family: `relative` adds to now; NX/XX/GT/LT as Redis 7.
+fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, relative: bool) {
+    let Some(v) = arg_i64(ctx, &args[2]) else { return };
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &args[3..] {
+        let o = String::from_utf8_lossy(opt).to_ascii_lowercase();
+        match o.as_str() {
+            "nx" => nx = true,
+            "xx" => xx = true,
+            "gt" => gt = true,
+            "lt" => lt = true,
+            _ => return ctx.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))),
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return ctx.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return ctx.error("ERR GT and LT options at the same time are not compatible");
+    }
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let invalid = format!("ERR invalid expire time in '{name}' command");
+    let ms = if unit == Unit::Seconds { v.checked_mul(1000) } else { Some(v) };
+    let Some(ms) = ms else { return ctx.error(&invalid) };
+    let at = if relative { ms.checked_add(ctx.now_ms) } else { Some(ms) };
+    let Some(at) = at else { return ctx.error(&invalid) };
+    let db = ctx.db();
+    if ctx.st.ks.lookup(db, &args[1], ctx.now_ms).is_none() {
+        return ctx.int(0);
+    }
+    let current = ctx.st.ks.dbs[db].expire_at(&args[1]);
+    // A key without TTL has an infinite one for GT/LT purposes.
+    let allowed = match current {
+        None => !xx && !gt,
+        Some(cur) => !nx && (!gt || at > cur) && (!lt || at < cur),
+    };
+    if !allowed {
+        return ctx.int(0);
+    }
+    if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete {
+        // A deadline in the past deletes the key now (propagated as DEL).
+        ctx.st.ks.delete(db, &args[1]);
+    } else {
+        ctx.st.ks.dbs[db].set_expire(&args[1], at);
+    }
+    ctx.dirty(1);
+    ctx.int(1)
+}
+
+fn expire(ctx: &mut Ctx, args: &[Bytes]) {
+    expire_generic(ctx, args, Unit::Seconds, true)
+}
+fn pexpire(ctx: &mut Ctx, args: &[Bytes]) {
+    expire_generic(ctx, args, Unit::Millis, true)
+}
+fn expireat(ctx: &mut Ctx, args: &[Bytes]) {
+    expire_generic(ctx, args, Unit::Seconds, false)
+}
+fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) {
+    expire_generic(ctx, args, Unit::Millis, false)
+}
+
+/// TTL family: -2 if no key, -1 if no deadline.
+fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, absolute: bool) {
+    let db = ctx.db();
+    if ctx.st.ks.lookup(db, &args[1], ctx.now_ms).is_none() {
+        return ctx.int(-2);
+    }
+    let Some(at) = ctx.st.ks.dbs[db].expire_at(&args[1]) else { return ctx.int(-1) };
+    let v = if absolute { at } else { (at - ctx.now_ms).max(0) };
+    let out = match unit {
+        // Redis rounds TTL to the nearest second.
+        Unit::Seconds if absolute => v / 1000,
+        Unit::Seconds => (v + 500) / 1000,
+        Unit::Millis => v,
+    };
+    ctx.int(out)
+}
+
+fn ttl(ctx: &mut Ctx, args: &[Bytes]) {
+    ttl_generic(ctx, args, Unit::Seconds, false)
+}
+fn pttl(ctx: &mut Ctx, args: &[Bytes]) {
+    ttl_generic(ctx, args, Unit::Millis, false)
+}
+fn expiretime(ctx: &mut Ctx, args: &[Bytes]) {
+    ttl_generic(ctx, args, Unit::Seconds, true)
+}
+fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) {
+    ttl_generic(ctx, args, Unit::Millis, true)
+}
+
+fn persist(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.db();
+    if ctx.st.ks.lookup(db, &args[1], ctx.now_ms).is_none() {
+        return ctx.int(0);
+    }
+    if ctx.st.ks.dbs[db].persist(&args[1]) {
+        ctx.dirty(1);
+        ctx.int(1)
+    } else {
+        ctx.int(0)
+    }
+}

@@ -1,0 +1,441 @@
+//! Commands: the table, the per-client session, and `execute`, which applies Redis's checks in
+//! Redis's order before running a command.
+//!
+//! Why it is shaped this way: each family of commands lives in its own file and exports a
+//! `COMMANDS` table of [`CommandSpec`]s (name, arity, flags, key positions, handler), like Redis's
+//! command table. Handlers are plain functions over a [`Ctx`] (the locked state, the client's
+//! session and its output buffer) that write their reply directly. Everything that must happen
+//! for *every* write (dirty counting, WATCH invalidation, and later replication feeding) happens
+//! once in [`call`], keyed on the command's flags and key positions, so a new command cannot
+//! forget it.
+
+pub mod connection;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod pubsub;
+pub mod server;
+pub mod sets;
+pub mod strings;
+pub mod transactions;
+pub mod zsets;
+
+use std::collections::{BTreeSet, HashMap};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::db::Value;
+use crate::env::Env;
+use crate::protocol::{parse_i64_strict, Reply};
+use crate::sds::Sds;
+use crate::server::State;
+
+pub const WRITE: u32 = 1 << 0;
+pub const READONLY: u32 = 1 << 1;
+/// May grow memory: refused past `maxmemory` (noeviction).
+pub const DENYOOM: u32 = 1 << 2;
+pub const ADMIN: u32 = 1 << 3;
+pub const PUBSUB: u32 = 1 << 4;
+/// Allowed before AUTH.
+pub const NO_AUTH: u32 = 1 << 5;
+/// Allowed in RESP2 subscribe context.
+pub const SUB_OK: u32 = 1 << 6;
+/// Runs immediately inside MULTI instead of being queued.
+pub const NO_QUEUE: u32 = 1 << 7;
+/// Refused inside MULTI (`WATCH inside MULTI is not allowed`).
+pub const NO_MULTI: u32 = 1 << 8;
+pub const FAST: u32 = 1 << 9;
+/// Served by a replica whose link is down even with replica-serve-stale-data no.
+pub const STALE: u32 = 1 << 10;
+pub const LOADING: u32 = 1 << 11;
+
+pub type Handler = fn(&mut Ctx, &[Bytes]);
+
+/// One row of the command table.
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Redis arity: positive is exact, negative is a minimum (both count the name).
+    pub arity: i32,
+    pub flags: u32,
+    /// 1-based key positions: first, last (negative counts from the end), step; 0 = no keys.
+    pub keys: (i32, i32, i32),
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        self.flags & WRITE != 0
+    }
+
+    /// The keys this invocation touches.
+    pub fn key_args<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        let (first, last, step) = self.keys;
+        if first <= 0 || step <= 0 {
+            return Vec::new();
+        }
+        let last = if last < 0 { args.len() as i32 + last } else { last };
+        let mut out = Vec::new();
+        let mut i = first;
+        while i <= last && (i as usize) < args.len() {
+            out.push(&args[i as usize]);
+            i += step;
+        }
+        out
+    }
+
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for (bit, name) in [
+            (WRITE, "write"),
+            (READONLY, "readonly"),
+            (DENYOOM, "denyoom"),
+            (ADMIN, "admin"),
+            (PUBSUB, "pubsub"),
+            (NO_AUTH, "no_auth"),
+            (STALE, "stale"),
+            (LOADING, "loading"),
+            (FAST, "fast"),
+        ] {
+            if self.flags & bit != 0 {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+/// Name lookup over all command families, honouring `rename-command`.
+pub struct CommandTable {
+    pub specs: Vec<&'static CommandSpec>,
+    by_name: HashMap<Vec<u8>, usize, ahash::RandomState>,
+}
+
+/// Every family's table, in the order COMMAND lists them.
+fn all_families() -> impl Iterator<Item = &'static CommandSpec> {
+    connection::COMMANDS
+        .iter()
+        .chain(server::COMMANDS)
+        .chain(keys::COMMANDS)
+        .chain(strings::COMMANDS)
+        .chain(lists::COMMANDS)
+        .chain(hashes::COMMANDS)
+        .chain(sets::COMMANDS)
+        .chain(zsets::COMMANDS)
+        .chain(pubsub::COMMANDS)
+        .chain(transactions::COMMANDS)
+}
+
+impl CommandTable {
+    pub fn new(renames: &[(String, String)]) -> CommandTable {
+        let specs: Vec<&'static CommandSpec> = all_families().collect();
+        // Fixed seeds: the table is never iterated, and lookups must not depend on the RNG.
+        let mut by_name = HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+        for (i, s) in specs.iter().enumerate() {
+            let prev = by_name.insert(s.name.as_bytes().to_vec(), i);
+            assert!(prev.is_none(), "duplicate command {}", s.name);
+        }
+        for (from, to) in renames {
+            if let Some(i) = by_name.remove(from.as_bytes()) {
+                if !to.is_empty() {
+                    by_name.insert(to.as_bytes().to_vec(), i);
+                }
+            }
+        }
+        CommandTable { specs, by_name }
+    }
+
+    pub fn lookup(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        let mut buf = [0u8; 32];
+        if name.len() > buf.len() {
+            return None;
+        }
+        for (d, s) in buf.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        self.by_name.get(&buf[..name.len()]).map(|&i| self.specs[i])
+    }
+}
+
+/// A queued transaction.
+#[derive(Default)]
+pub struct Multi {
+    pub queue: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+    /// An error was seen while queueing: EXEC must abort.
+    pub failed: bool,
+}
+
+/// Commands a MULTI may queue before it is refused (a limit on client-controlled memory).
+pub const MULTI_QUEUE_MAX: usize = 1024 * 1024;
+
+/// Per-connection state, owned by the connection task.
+pub struct Session {
+    pub id: u64,
+    pub db: usize,
+    pub authenticated: bool,
+    pub name: Option<String>,
+    pub multi: Option<Multi>,
+    pub watched: Vec<(usize, Sds)>,
+    pub channels: BTreeSet<Bytes>,
+    pub patterns: BTreeSet<Bytes>,
+    /// Close after flushing the replies (QUIT, protocol errors).
+    pub close: bool,
+    pub addr: String,
+    pub laddr: String,
+    /// Loopback peer (protected mode lets it in).
+    pub is_local: bool,
+    /// Work the command left for the connection to finish outside the lock (it writes the reply).
+    pub deferred: Option<Deferred>,
+}
+
+/// Asynchronous work a command hands to its connection, performed after the lock is released;
+/// the connection writes the command's reply when it completes, before running the next request.
+pub enum Deferred {
+    /// CONFIG REWRITE: write the file through the disk seam.
+    WriteConfig { path: std::path::PathBuf, text: String },
+    /// DEBUG SLEEP: hold this client (not the server) for a while, then +OK.
+    Sleep(std::time::Duration),
+}
+
+impl Session {
+    pub fn new(id: u64, addr: String, laddr: String, is_local: bool) -> Session {
+        Session {
+            id,
+            db: 0,
+            authenticated: false,
+            name: None,
+            multi: None,
+            watched: Vec::new(),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+            close: false,
+            addr,
+            laddr,
+            is_local,
+            deferred: None,
+        }
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+}
+
+/// What a handler works with.
+pub struct Ctx<'a> {
+    pub st: &'a mut State,
+    pub client: &'a mut Session,
+    pub out: &'a mut BytesMut,
+    pub env: &'a Env,
+    /// Wall-clock time for this batch (expiry decisions use one time per command, like Redis).
+    pub now_ms: i64,
+}
+
+// Redis's shared error texts.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+
+impl Ctx<'_> {
+    pub fn error(&mut self, msg: &str) {
+        self.st.stats.total_error_replies += 1;
+        Reply::error(self.out, msg);
+    }
+
+    pub fn ok(&mut self) {
+        Reply::ok(self.out);
+    }
+
+    pub fn int(&mut self, v: i64) {
+        Reply::int(self.out, v);
+    }
+
+    pub fn bulk(&mut self, b: &[u8]) {
+        Reply::bulk(self.out, b);
+    }
+
+    pub fn null(&mut self) {
+        Reply::null(self.out);
+    }
+
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// Reads a key for a client (lazy expiry applies), counting hits and misses.
+    pub fn read(&mut self, key: &[u8]) -> Option<&Value> {
+        let db = self.client.db;
+        let found = self.st.ks.lookup(db, key, self.now_ms).is_some();
+        if found {
+            self.st.stats.keyspace_hits += 1;
+        } else {
+            self.st.stats.keyspace_misses += 1;
+        }
+        self.st.ks.lookup(db, key, self.now_ms)
+    }
+
+    /// Looks a key up for modification (lazy expiry applies; no hit/miss accounting).
+    pub fn write_lookup(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let db = self.client.db;
+        self.st.ks.lookup_mut(db, key, self.now_ms)
+    }
+
+    /// Whether the key exists with another type than `want` (after expiry).
+    pub fn wrong_type(&mut self, key: &[u8], want: &str) -> bool {
+        let db = self.client.db;
+        matches!(self.st.ks.lookup(db, key, self.now_ms), Some(v) if v.type_name() != want)
+    }
+
+    pub fn dirty(&mut self, n: u64) {
+        self.st.dirty += n;
+    }
+}
+
+/// Parses an integer argument; replies with Redis's error and returns None if it is not one.
+pub fn arg_i64(ctx: &mut Ctx, arg: &[u8]) -> Option<i64> {
+    match parse_i64_strict(arg) {
+        Some(v) => Some(v),
+        None => {
+            ctx.error(NOT_INTEGER);
+            None
+        }
+    }
+}
+
+/// Parses a float argument like Redis's `getDoubleFromObject` (accepts `inf`, `-inf`, `+inf`,
+/// rejects NaN, spaces and empty strings).
+pub fn parse_f64(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => s.parse::<f64>().ok()?,
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+pub fn arg_f64(ctx: &mut Ctx, arg: &[u8]) -> Option<f64> {
+    match parse_f64(arg) {
+        Some(v) => Some(v),
+        None => {
+            ctx.error(NOT_FLOAT);
+            None
+        }
+    }
+}
+
+pub fn eq_ic(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The full per-request path, Redis's `processCommand`: lookup, arity, auth, subscribe
+/// context, MULTI queueing, OOM, then `call`.
+pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
+    debug_assert!(!args.is_empty());
+    let name = &args[0];
+    let Some(spec) = ctx.st.commands.lookup(name) else {
+        let mut msg = format!("ERR unknown command '{}', with args beginning with: ", truncate(&lossy(name), 128));
+        for a in args.iter().skip(1).take(32) {
+            msg.push_str(&format!("'{}' ", truncate(&lossy(a), 128)));
+        }
+        flag_multi_failed(ctx);
+        ctx.error(&msg);
+        return;
+    };
+    let argc = args.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
+        flag_multi_failed(ctx);
+        ctx.error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
+        return;
+    }
+    if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated && spec.flags & NO_AUTH == 0 {
+        flag_multi_failed(ctx);
+        ctx.error("NOAUTH Authentication required.");
+        return;
+    }
+    if ctx.client.subscriptions() > 0 && spec.flags & SUB_OK == 0 {
+        ctx.error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        ));
+        return;
+    }
+    if ctx.client.multi.is_some() && spec.flags & NO_QUEUE == 0 {
+        if spec.flags & NO_MULTI != 0 {
+            flag_multi_failed(ctx);
+            ctx.error(&format!("ERR Command not allowed inside a transaction"));
+            return;
+        }
+        let multi = ctx.client.multi.as_mut().expect("checked");
+        if multi.queue.len() >= MULTI_QUEUE_MAX {
+            multi.failed = true;
+            ctx.error("ERR MULTI queue is full");
+            return;
+        }
+        multi.queue.push((spec, args));
+        Reply::simple(ctx.out, "QUEUED");
+        return;
+    }
+    if spec.flags & DENYOOM != 0 && over_maxmemory(ctx.st) {
+        flag_multi_failed(ctx);
+        ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    call(ctx, spec, &args);
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn flag_multi_failed(ctx: &mut Ctx) {
+    if let Some(m) = ctx.client.multi.as_mut() {
+        m.failed = true;
+    }
+}
+
+pub fn over_maxmemory(st: &State) -> bool {
+    let max = st.config.hot.maxmemory;
+    max > 0 && crate::alloc::used_memory() as u64 > max
+}
+
+/// Runs a command and does what every write needs: invalidate WATCHes on its keys, count it.
+pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
+    let dirty_before = ctx.st.dirty;
+    (spec.handler)(ctx, args);
+    ctx.st.stats.total_commands_processed += 1;
+    if ctx.st.dirty != dirty_before && spec.is_write() {
+        let db = ctx.client.db;
+        for k in spec.key_args(args) {
+            ctx.st.watches.touch(db, k);
+        }
+    }
+    propagate_expired(ctx.st);
+}
+
+/// Keys deleted by expiry since the last call: invalidate watches (and, with replication, feed
+/// `DEL` to replicas).
+pub fn propagate_expired(st: &mut State) {
+    if st.ks.expired.is_empty() {
+        return;
+    }
+    let expired = std::mem::take(&mut st.ks.expired);
+    for (db, key) in &expired {
+        st.watches.touch(*db, key);
+    }
+}

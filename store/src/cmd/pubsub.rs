@@ -1,0 +1,114 @@
+//! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::glob::glob_match;
+use crate::protocol::Reply;
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "subscribe", arity: -2, flags: PUBSUB | SUB_OK | STALE | LOADING, keys: (0, 0, 0), handler: subscribe },
+    CommandSpec { name: "unsubscribe", arity: -1, flags: PUBSUB | SUB_OK | STALE | LOADING, keys: (0, 0, 0), handler: unsubscribe },
+    CommandSpec { name: "psubscribe", arity: -2, flags: PUBSUB | SUB_OK | STALE | LOADING, keys: (0, 0, 0), handler: psubscribe },
+    CommandSpec { name: "punsubscribe", arity: -1, flags: PUBSUB | SUB_OK | STALE | LOADING, keys: (0, 0, 0), handler: punsubscribe },
+    CommandSpec { name: "publish", arity: 3, flags: PUBSUB | FAST | STALE | LOADING, keys: (0, 0, 0), handler: publish },
+    CommandSpec { name: "pubsub", arity: -2, flags: PUBSUB | STALE | LOADING, keys: (0, 0, 0), handler: pubsub },
+];
+
+fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
+    Reply::array_len(ctx.out, 3);
+    Reply::bulk(ctx.out, kind);
+    match name {
+        Some(n) => Reply::bulk(ctx.out, n),
+        None => Reply::null(ctx.out),
+    }
+    Reply::int(ctx.out, ctx.client.subscriptions() as i64);
+}
+
+fn subscribe(ctx: &mut Ctx, args: &[Bytes]) {
+    if ctx.client.multi.is_some() {
+        return ctx.error("ERR SUBSCRIBE isn't allowed for a DENY BLOCKING client");
+    }
+    for ch in &args[1..] {
+        if ctx.client.channels.insert(ch.clone()) {
+            ctx.st.pubsub.subscribe(ctx.client.id, ch);
+        }
+        confirm(ctx, b"subscribe", Some(ch));
+    }
+}
+
+fn unsubscribe(ctx: &mut Ctx, args: &[Bytes]) {
+    let targets: Vec<Bytes> = if args.len() == 1 { ctx.client.channels.iter().cloned().collect() } else { args[1..].to_vec() };
+    if targets.is_empty() {
+        return confirm(ctx, b"unsubscribe", None);
+    }
+    for ch in targets {
+        if ctx.client.channels.remove(&ch) {
+            ctx.st.pubsub.unsubscribe(ctx.client.id, &ch);
+        }
+        confirm(ctx, b"unsubscribe", Some(&ch));
+    }
+}
+
+fn psubscribe(ctx: &mut Ctx, args: &[Bytes]) {
+    if ctx.client.multi.is_some() {
+        return ctx.error("ERR PSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+    }
+    for p in &args[1..] {
+        if ctx.client.patterns.insert(p.clone()) {
+            ctx.st.pubsub.psubscribe(ctx.client.id, p);
+        }
+        confirm(ctx, b"psubscribe", Some(p));
+    }
+}
+
+fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) {
+    let targets: Vec<Bytes> = if args.len() == 1 { ctx.client.patterns.iter().cloned().collect() } else { args[1..].to_vec() };
+    if targets.is_empty() {
+        return confirm(ctx, b"punsubscribe", None);
+    }
+    for p in targets {
+        if ctx.client.patterns.remove(&p) {
+            ctx.st.pubsub.punsubscribe(ctx.client.id, &p);
+        }
+        confirm(ctx, b"punsubscribe", Some(&p));
+    }
+}
+
+fn publish(ctx: &mut Ctx, args: &[Bytes]) {
+    let n = ctx.st.pubsub.publish(&ctx.st.clients, &args[1], &args[2]);
+    ctx.st.stats.pubsub_messages += 1;
+    ctx.int(n as i64)
+}
+
+fn pubsub(ctx: &mut Ctx, args: &[Bytes]) {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "channels" if args.len() <= 3 => {
+            let pattern = args.get(2).cloned();
+            let names: Vec<Bytes> = ctx
+                .st
+                .pubsub
+                .channels
+                .keys()
+                .filter(|c| pattern.as_ref().is_none_or(|p| glob_match(p, c, false)))
+                .cloned()
+                .collect();
+            Reply::bulk_array(ctx.out, names.iter());
+        }
+        "numsub" => {
+            Reply::array_len(ctx.out, (args.len() - 2) * 2);
+            for ch in &args[2..] {
+                let n = ctx.st.pubsub.channels.get(&ch[..]).map(|s| s.len()).unwrap_or(0);
+                Reply::bulk(ctx.out, ch);
+                Reply::int(ctx.out, n as i64);
+            }
+        }
+        "numpat" if args.len() == 2 => {
+            let n = ctx.st.pubsub.patterns.len();
+            ctx.int(n as i64)
+        }
+        "channels" | "numpat" => ctx.error(&format!("ERR wrong number of arguments for 'pubsub|{sub}' command")),
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try PUBSUB HELP.", String::from_utf8_lossy(&args[1]))),
+    }
+}

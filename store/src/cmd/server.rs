@@ -1,0 +1,420 @@
+//! Server commands: INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, TIME, COMMAND, SHUTDOWN, DEBUG,
+//! LASTSAVE.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::config::SetError;
+use crate::db::digest;
+use crate::protocol::Reply;
+use crate::server::ShutdownMode;
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "info", arity: -1, flags: STALE | LOADING, keys: (0, 0, 0), handler: info },
+    CommandSpec { name: "config", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: config },
+    CommandSpec { name: "dbsize", arity: 1, flags: READONLY | FAST, keys: (0, 0, 0), handler: dbsize },
+    CommandSpec { name: "flushdb", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushdb },
+    CommandSpec { name: "flushall", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushall },
+    CommandSpec { name: "time", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: time },
+    CommandSpec { name: "command", arity: -1, flags: STALE | LOADING, keys: (0, 0, 0), handler: command },
+    CommandSpec { name: "shutdown", arity: -1, flags: ADMIN | NO_QUEUE | STALE | LOADING, keys: (0, 0, 0), handler: shutdown },
+    CommandSpec { name: "debug", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: debug },
+    CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
+];
+
+fn human_bytes(n: u64) -> String {
+    let f = n as f64;
+    if n < 1024 {
+        format!("{n}B")
+    } else if n < 1 << 20 {
+        format!("{:.2}K", f / 1024.0)
+    } else if n < 1 << 30 {
+        format!("{:.2}M", f / (1 << 20) as f64)
+    } else {
+        format!("{:.2}G", f / (1u64 << 30) as f64)
+    }
+}
+
+/// Resident set size in bytes, where the platform tells it.
+fn rss_bytes() -> u64 {
+    #[cfg(all(target_os = "linux", not(madsim)))]
+    {
+        // Reading procfs is an OS query, not persistence; it is compiled out of the simulator.
+        if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
+            if let Some(pages) = s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()) {
+                return pages * 4096;
+            }
+        }
+    }
+    crate::alloc::used_memory() as u64
+}
+
+/// Builds the INFO text for the requested sections (Redis's names and order).
+pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
+    let all = sections.is_empty() || sections.iter().any(|s| s == "all" || s == "everything" || s == "default");
+    let want = |s: &str| all || sections.iter().any(|x| x == s);
+    let mut o = String::new();
+    let uptime = ((now_ms - st.start_ms) / 1000).max(0);
+    if want("server") {
+        let _ = write!(
+            o,
+            "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:tokio\r\natomicvar_api:c11-builtin\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:\r\nconfig_file:{}\r\nio_threads_active:0\r\nstore_version:{}\r\n\r\n",
+            crate::REDIS_COMPAT_VERSION,
+            std::env::consts::OS,
+            std::process::id(),
+            st.run_id,
+            st.port,
+            now_ms * 1000,
+            uptime,
+            uptime / 86400,
+            st.config.hot.hz,
+            st.config.hot.hz,
+            st.config_file.clone().unwrap_or_default(),
+            env!("CARGO_PKG_VERSION"),
+        );
+    }
+    if want("clients") {
+        let pubsub = st.clients.values().filter(|c| c.sub + c.psub > 0).count();
+        let _ = write!(
+            o,
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\npubsub_clients:{}\r\nclients_in_timeout_table:0\r\n\r\n",
+            st.clients.len(),
+            st.config.hot.maxclients,
+            pubsub
+        );
+    }
+    if want("memory") {
+        let used = crate::alloc::used_memory() as u64;
+        let peak = crate::alloc::peak_memory() as u64;
+        let rss = rss_bytes();
+        let max = st.config.hot.maxmemory;
+        let _ = write!(
+            o,
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:libc\r\n\r\n",
+            human_bytes(used),
+            human_bytes(rss),
+            human_bytes(peak),
+            human_bytes(max),
+            st.config.get("maxmemory-policy").unwrap_or("noeviction"),
+            if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+        );
+    }
+    if want("persistence") {
+        let _ = write!(
+            o,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n\r\n",
+            st.dirty,
+            st.lastsave_ms / 1000
+        );
+    }
+    if want("stats") {
+        let s = &st.stats;
+        let _ = write!(
+            o,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            s.total_connections_received,
+            s.total_commands_processed,
+            s.net_input_bytes,
+            s.net_output_bytes,
+            s.rejected_connections,
+            st.ks.expired_total,
+            s.keyspace_hits,
+            s.keyspace_misses,
+            st.pubsub.channels.len(),
+            st.pubsub.patterns.len(),
+            s.total_error_replies,
+        );
+    }
+    if want("replication") {
+        let _ = write!(
+            o,
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
+            st.replid,
+            st.config.get_i64("repl-backlog-size")
+        );
+    }
+    if want("keyspace") {
+        o.push_str("# Keyspace\r\n");
+        for (i, db) in st.ks.dbs.iter().enumerate() {
+            if !db.is_empty() {
+                let _ = write!(o, "db{}:keys={},expires={},avg_ttl=0\r\n", i, db.len(), db.expires_len());
+            }
+        }
+        o.push_str("\r\n");
+    }
+    // Drop the final blank line, as Redis does.
+    while o.ends_with("\r\n\r\n") {
+        o.truncate(o.len() - 2);
+    }
+    o
+}
+
+fn info(ctx: &mut Ctx, args: &[Bytes]) {
+    let sections: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let text = info_text(ctx.st, ctx.now_ms, &sections);
+    ctx.bulk(text.as_bytes())
+}
+
+fn config(ctx: &mut Ctx, args: &[Bytes]) {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "get" if args.len() >= 3 => {
+            let mut found = BTreeMap::new();
+            for p in &args[2..] {
+                ctx.st.config.get_matching(p, &mut found);
+            }
+            Reply::array_len(ctx.out, found.len() * 2);
+            for (k, v) in found {
+                Reply::bulk(ctx.out, k.as_bytes());
+                Reply::bulk(ctx.out, v.as_bytes());
+            }
+        }
+        "set" if args.len() >= 4 && args.len() % 2 == 0 => {
+            // Several pairs apply atomically: validate on a copy, then swap in.
+            let mut next = ctx.st.config.clone();
+            for pair in args[2..].chunks(2) {
+                let name = String::from_utf8_lossy(&pair[0]).into_owned();
+                let value = String::from_utf8_lossy(&pair[1]).into_owned();
+                match next.set(&name, &value) {
+                    Ok(()) => {}
+                    Err(SetError::Unknown) => {
+                        return ctx.error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
+                    }
+                    Err(SetError::Invalid(canon, reason)) => {
+                        return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{canon}') - {reason}"))
+                    }
+                }
+            }
+            ctx.st.config = next;
+            ctx.ok()
+        }
+        "rewrite" if args.len() == 2 => {
+            let Some(path) = ctx.st.config_file.clone() else {
+                return ctx.error("ERR The server is running without a config file");
+            };
+            let text = ctx.st.config.rewrite();
+            ctx.client.deferred = Some(Deferred::WriteConfig { path: path.into(), text });
+        }
+        "resetstat" if args.len() == 2 => {
+            ctx.st.stats = Default::default();
+            ctx.ok()
+        }
+        "help" => {
+            let lines = [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Rewrite the configuration file.",
+            ];
+            Reply::array_len(ctx.out, lines.len());
+            for l in lines {
+                Reply::simple(ctx.out, l);
+            }
+        }
+        "get" | "set" | "rewrite" | "resetstat" => {
+            ctx.error(&format!("ERR wrong number of arguments for 'config|{sub}' command"))
+        }
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(&args[1]))),
+    }
+}
+
+fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) {
+    let n = ctx.st.ks.dbs[ctx.client.db].len();
+    ctx.int(n as i64)
+}
+
+fn flush_mode_ok(ctx: &mut Ctx, args: &[Bytes]) -> bool {
+    match args.len() {
+        1 => true,
+        2 if eq_ic(&args[1], "async") || eq_ic(&args[1], "sync") => true,
+        _ => {
+            ctx.error(SYNTAX);
+            false
+        }
+    }
+}
+
+fn flushdb(ctx: &mut Ctx, args: &[Bytes]) {
+    if !flush_mode_ok(ctx, args) {
+        return;
+    }
+    let db = ctx.client.db;
+    let n = ctx.st.ks.dbs[db].len() as u64;
+    ctx.st.ks.dbs[db].clear();
+    ctx.st.watches.touch_db(Some(db));
+    ctx.dirty(n.max(1));
+    ctx.ok()
+}
+
+fn flushall(ctx: &mut Ctx, args: &[Bytes]) {
+    if !flush_mode_ok(ctx, args) {
+        return;
+    }
+    let mut n = 0;
+    for db in ctx.st.ks.dbs.iter_mut() {
+        n += db.len() as u64;
+        db.clear();
+    }
+    ctx.st.watches.touch_db(None);
+    ctx.dirty(n.max(1));
+    ctx.ok()
+}
+
+fn time(ctx: &mut Ctx, _args: &[Bytes]) {
+    let us = ctx.env.clock.now_us();
+    Reply::array_len(ctx.out, 2);
+    Reply::bulk(ctx.out, (us / 1_000_000).to_string().as_bytes());
+    Reply::bulk(ctx.out, (us % 1_000_000).to_string().as_bytes());
+}
+
+fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) {
+    let t = ctx.st.lastsave_ms / 1000;
+    ctx.int(t)
+}
+
+fn command_entry(out: &mut BytesMut, spec: &CommandSpec) {
+    Reply::array_len(out, 10);
+    Reply::bulk(out, spec.name.as_bytes());
+    Reply::int(out, spec.arity as i64);
+    let flags = spec.flag_names();
+    Reply::array_len(out, flags.len());
+    for f in flags {
+        Reply::simple(out, f);
+    }
+    Reply::int(out, spec.keys.0 as i64);
+    Reply::int(out, spec.keys.1 as i64);
+    Reply::int(out, spec.keys.2 as i64);
+    Reply::array_len(out, 0); // ACL categories
+    Reply::array_len(out, 0); // tips
+    Reply::array_len(out, 0); // key specs
+    Reply::array_len(out, 0); // subcommands
+}
+
+fn command(ctx: &mut Ctx, args: &[Bytes]) {
+    if args.len() == 1 {
+        let specs = ctx.st.commands.specs.clone();
+        Reply::array_len(ctx.out, specs.len());
+        for s in specs {
+            command_entry(ctx.out, s);
+        }
+        return;
+    }
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "count" => {
+            let n = ctx.st.commands.specs.len();
+            ctx.int(n as i64)
+        }
+        "info" => {
+            Reply::array_len(ctx.out, args.len() - 2);
+            for name in &args[2..] {
+                match ctx.st.commands.lookup(name) {
+                    Some(s) => command_entry(ctx.out, s),
+                    None => Reply::null_array(ctx.out),
+                }
+            }
+        }
+        // redis-cli asks for docs to show hints; an empty map means "no docs", which it accepts.
+        "docs" => Reply::array_len(ctx.out, 0),
+        "list" => {
+            let names: Vec<&str> = ctx.st.commands.specs.iter().map(|s| s.name).collect();
+            Reply::bulk_array(ctx.out, names.iter());
+        }
+        "getkeys" if args.len() >= 3 => match ctx.st.commands.lookup(&args[2]) {
+            Some(spec) => {
+                let keys: Vec<Bytes> = spec.key_args(&args[2..]).into_iter().cloned().collect();
+                if keys.is_empty() {
+                    ctx.error("ERR The command has no key arguments")
+                } else {
+                    Reply::bulk_array(ctx.out, keys.iter())
+                }
+            }
+            None => ctx.error("ERR Invalid command specified"),
+        },
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&args[1]))),
+    }
+}
+
+fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
+    let mut mode = ShutdownMode::Default;
+    for a in &args[1..] {
+        if eq_ic(a, "nosave") {
+            mode = ShutdownMode::NoSave;
+        } else if eq_ic(a, "save") {
+            mode = ShutdownMode::Save;
+        } else if eq_ic(a, "now") || eq_ic(a, "force") {
+        } else if eq_ic(a, "abort") {
+            return ctx.error("ERR No shutdown in progress.");
+        } else {
+            return ctx.error(SYNTAX);
+        }
+    }
+    if mode == ShutdownMode::Save {
+        // RDB persistence arrives with the persistence issue; refusing is honest, pretending
+        // to have saved is not.
+        tracing::warn!("SHUTDOWN SAVE requested but this build has no RDB persistence yet");
+        return ctx.error("ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.st.shutdown = Some(mode);
+    // No reply on success: the connection closes, as with Redis.
+    ctx.client.close = true;
+}
+
+fn debug(ctx: &mut Ctx, args: &[Bytes]) {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "digest" if args.len() == 2 => {
+            let d = digest::digest_all(&ctx.st.ks.dbs);
+            Reply::simple(ctx.out, &digest::to_hex(&d))
+        }
+        "digest-value" => {
+            let db = ctx.client.db;
+            Reply::array_len(ctx.out, args.len() - 2);
+            for k in &args[2..] {
+                let d = match ctx.st.ks.dbs[db].get_raw(k) {
+                    Some(v) => digest::digest_value(v),
+                    None => [0; 3],
+                };
+                Reply::simple(ctx.out, &digest::to_hex(&d));
+            }
+        }
+        "sleep" if args.len() == 3 => {
+            let Some(secs) = parse_f64(&args[2]) else { return ctx.error(NOT_FLOAT) };
+            let ms = (secs * 1000.0).clamp(0.0, 3_600_000.0) as u64;
+            ctx.client.deferred = Some(Deferred::Sleep(Duration::from_millis(ms)));
+        }
+        "set-active-expire" if args.len() == 3 => ctx.ok(),
+        "object" if args.len() == 3 => {
+            let db = ctx.client.db;
+            let Some(v) = ctx.st.ks.lookup(db, &args[2], ctx.now_ms) else { return ctx.error(NO_SUCH_KEY) };
+            let enc = match v {
+                Value::Str(s) if crate::protocol::parse_i64_strict(s).is_some() => "int",
+                Value::Str(s) if s.len() <= 44 => "embstr",
+                Value::Str(_) => "raw",
+                Value::List(_) => "quicklist",
+                Value::Hash(_) | Value::Set(_) => "hashtable",
+                Value::ZSet(_) => "skiplist",
+            };
+            let line = format!("Value at:0x0 refcount:1 encoding:{enc} serializedlength:0 lru:0 lru_seconds_idle:0");
+            Reply::simple(ctx.out, &line)
+        }
+        "help" => {
+            let lines = ["DEBUG <subcommand>. Subcommands are:", "DIGEST", "DIGEST-VALUE <key> ...", "OBJECT <key>", "SLEEP <seconds>"];
+            Reply::array_len(ctx.out, lines.len());
+            for l in lines {
+                Reply::simple(ctx.out, l);
+            }
+        }
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(&args[1]))),
+    }
+}

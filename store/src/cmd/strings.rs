@@ -1,0 +1,409 @@
+//! String commands: SET (all options), GET, GETSET, GETDEL, GETEX, MSET, MSETNX, MGET, SETNX,
+//! SETEX, PSETEX, INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT, APPEND, STRLEN, GETRANGE, SETRANGE.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::protocol::{format_double, parse_i64_strict, Reply};
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "get", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: get },
+    CommandSpec { name: "set", arity: -3, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: set },
+    CommandSpec { name: "setnx", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: setnx },
+    CommandSpec { name: "setex", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: setex },
+    CommandSpec { name: "psetex", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: psetex },
+    CommandSpec { name: "getset", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: getset },
+    CommandSpec { name: "getdel", arity: 2, flags: WRITE | FAST, keys: (1, 1, 1), handler: getdel },
+    CommandSpec { name: "getex", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: getex },
+    CommandSpec { name: "mset", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 2), handler: mset },
+    CommandSpec { name: "msetnx", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 2), handler: msetnx },
+    CommandSpec { name: "mget", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: mget },
+    CommandSpec { name: "incr", arity: 2, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incr },
+    CommandSpec { name: "decr", arity: 2, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: decr },
+    CommandSpec { name: "incrby", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incrby },
+    CommandSpec { name: "decrby", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: decrby },
+    CommandSpec { name: "incrbyfloat", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incrbyfloat },
+    CommandSpec { name: "append", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: append },
+    CommandSpec { name: "strlen", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: strlen },
+    CommandSpec { name: "getrange", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: getrange },
+    CommandSpec { name: "substr", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: getrange },
+    CommandSpec { name: "setrange", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: setrange },
+];
+
+/// Reads a string value: Ok(None) if missing, Err after replying WRONGTYPE.
+fn read_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Sds>, ()> {
+    match ctx.read(key) {
+        None => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(_) => {
+            ctx.error(WRONGTYPE);
+            Err(())
+        }
+    }
+}
+
+fn get(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.client.db;
+    match ctx.st.ks.lookup(db, &args[1], ctx.now_ms) {
+        Some(Value::Str(s)) => {
+            Reply::bulk(ctx.out, s);
+            ctx.st.stats.keyspace_hits += 1;
+        }
+        Some(_) => ctx.error(WRONGTYPE),
+        None => {
+            ctx.st.stats.keyspace_misses += 1;
+            Reply::null(ctx.out)
+        }
+    }
+}
+
+/// Stores a string, replacing any value and (unless `keep_ttl`) any deadline.
+fn store(ctx: &mut Ctx, key: &[u8], value: &[u8], keep_ttl: bool) {
+    let db = ctx.client.db;
+    ctx.st.ks.dbs[db].insert(Sds::new(key), Value::Str(Sds::new(value)), keep_ttl);
+}
+
+fn check_size(ctx: &mut Ctx, len: usize) -> bool {
+    if len as i64 > ctx.st.config.hot.proto_max_bulk_len {
+        ctx.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        return false;
+    }
+    true
+}
+
+#[derive(PartialEq)]
+enum Expiry {
+    None,
+    At(i64),
+    KeepTtl,
+    Persist,
+}
+
+/// Parses an expiry option value into an absolute unix-ms time, with Redis's checks.
+fn expiry_at(ctx: &mut Ctx, opt: &str, val: &[u8], cmd: &str) -> Option<i64> {
+    let Some(v) = parse_i64_strict(val) else {
+        ctx.error(NOT_INTEGER);
+        return None;
+    };
+    let invalid = format!("ERR invalid expire time in '{cmd}' command");
+    if v <= 0 {
+        ctx.error(&invalid);
+        return None;
+    }
+    let at = match opt {
+        "ex" => v.checked_mul(1000).and_then(|ms| ms.checked_add(ctx.now_ms)),
+        "px" => v.checked_add(ctx.now_ms),
+        "exat" => v.checked_mul(1000),
+        _ => Some(v),
+    };
+    if at.is_none() {
+        ctx.error(&invalid);
+    }
+    at
+}
+
+fn set(ctx: &mut Ctx, args: &[Bytes]) {
+    let (mut nx, mut xx, mut get_old) = (false, false, false);
+    let mut expiry = Expiry::None;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
+        match opt.as_str() {
+            "nx" if !xx => nx = true,
+            "xx" if !nx => xx = true,
+            "get" => get_old = true,
+            "keepttl" if expiry == Expiry::None => expiry = Expiry::KeepTtl,
+            "ex" | "px" | "exat" | "pxat" if expiry == Expiry::None && i + 1 < args.len() => {
+                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "set") else { return };
+                expiry = Expiry::At(at);
+                i += 1;
+            }
+            _ => return ctx.error(SYNTAX),
+        }
+        i += 1;
+    }
+    let key = &args[1];
+    let old = if get_old {
+        match read_str(ctx, key) {
+            Ok(v) => v,
+            Err(()) => return,
+        }
+    } else {
+        None
+    };
+    let db = ctx.client.db;
+    let exists = ctx.st.ks.exists(db, key, ctx.now_ms);
+    if (nx && exists) || (xx && !exists) {
+        return if get_old { reply_opt(ctx, old) } else { Reply::null(ctx.out) };
+    }
+    store(ctx, key, &args[2], expiry == Expiry::KeepTtl);
+    if let Expiry::At(at) = expiry {
+        ctx.st.ks.dbs[db].set_expire(key, at);
+    }
+    ctx.dirty(1);
+    if get_old {
+        reply_opt(ctx, old)
+    } else {
+        ctx.ok()
+    }
+}
+
+fn reply_opt(ctx: &mut Ctx, v: Option<Sds>) {
+    match v {
+        Some(s) => Reply::bulk(ctx.out, &s),
+        None => Reply::null(ctx.out),
+    }
+}
+
+fn setnx(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.client.db;
+    if ctx.st.ks.exists(db, &args[1], ctx.now_ms) {
+        return ctx.int(0);
+    }
+    store(ctx, &args[1], &args[2], false);
+    ctx.dirty(1);
+    ctx.int(1)
+}
+
+fn setex_generic(ctx: &mut Ctx, args: &[Bytes], opt: &str, cmd: &str) {
+    let Some(at) = expiry_at(ctx, opt, &args[2], cmd) else { return };
+    store(ctx, &args[1], &args[3], false);
+    let db = ctx.client.db;
+    ctx.st.ks.dbs[db].set_expire(&args[1], at);
+    ctx.dirty(1);
+    ctx.ok()
+}
+
+fn setex(ctx: &mut Ctx, args: &[Bytes]) {
+    setex_generic(ctx, args, "ex", "setex")
+}
+
+fn psetex(ctx: &mut Ctx, args: &[Bytes]) {
+    setex_generic(ctx, args, "px", "psetex")
+}
+
+fn getset(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(old) = read_str(ctx, &args[1]) else { return };
+    store(ctx, &args[1], &args[2], false);
+    ctx.dirty(1);
+    reply_opt(ctx, old)
+}
+
+fn getdel(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(old) = read_str(ctx, &args[1]) else { return };
+    if old.is_some() {
+        let db = ctx.client.db;
+        ctx.st.ks.delete(db, &args[1]);
+        ctx.dirty(1);
+    }
+    reply_opt(ctx, old)
+}
+
+fn getex(ctx: &mut Ctx, args: &[Bytes]) {
+    let mut expiry = Expiry::None;
+    let mut i = 2;
+    while i < args.len() {
+        let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
+        match opt.as_str() {
+            "persist" if expiry == Expiry::None => expiry = Expiry::Persist,
+            "ex" | "px" | "exat" | "pxat" if expiry == Expiry::None && i + 1 < args.len() => {
+                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "getex") else { return };
+                expiry = Expiry::At(at);
+                i += 1;
+            }
+            _ => return ctx.error(SYNTAX),
+        }
+        i += 1;
+    }
+    let Ok(val) = read_str(ctx, &args[1]) else { return };
+    if val.is_some() {
+        let db = ctx.client.db;
+        match expiry {
+            Expiry::At(at) if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete => {
+                ctx.st.ks.delete(db, &args[1]);
+                ctx.dirty(1);
+            }
+            Expiry::At(at) => {
+                ctx.st.ks.dbs[db].set_expire(&args[1], at);
+                ctx.dirty(1);
+            }
+            Expiry::Persist => {
+                if ctx.st.ks.dbs[db].persist(&args[1]) {
+                    ctx.dirty(1);
+                }
+            }
+            _ => {}
+        }
+    }
+    reply_opt(ctx, val)
+}
+
+fn mset(ctx: &mut Ctx, args: &[Bytes]) {
+    if args.len() % 2 == 0 {
+        return ctx.error("ERR wrong number of arguments for 'mset' command");
+    }
+    for pair in args[1..].chunks(2) {
+        store(ctx, &pair[0], &pair[1], false);
+    }
+    ctx.dirty((args.len() / 2) as u64);
+    ctx.ok()
+}
+
+fn msetnx(ctx: &mut Ctx, args: &[Bytes]) {
+    if args.len() % 2 == 0 {
+        return ctx.error("ERR wrong number of arguments for 'msetnx' command");
+    }
+    let db = ctx.client.db;
+    if args[1..].chunks(2).any(|p| ctx.st.ks.exists(db, &p[0], ctx.now_ms)) {
+        return ctx.int(0);
+    }
+    for pair in args[1..].chunks(2) {
+        store(ctx, &pair[0], &pair[1], false);
+    }
+    ctx.dirty((args.len() / 2) as u64);
+    ctx.int(1)
+}
+
+fn mget(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.client.db;
+    Reply::array_len(ctx.out, args.len() - 1);
+    for k in &args[1..] {
+        match ctx.st.ks.lookup(db, k, ctx.now_ms) {
+            Some(Value::Str(s)) => {
+                Reply::bulk(ctx.out, s);
+                ctx.st.stats.keyspace_hits += 1;
+            }
+            // MGET answers nil for keys of other types rather than failing.
+            _ => {
+                Reply::null(ctx.out);
+                ctx.st.stats.keyspace_misses += 1;
+            }
+        }
+    }
+}
+
+fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) {
+    let Ok(cur) = read_str(ctx, key) else { return };
+    let base = match cur {
+        None => 0,
+        Some(s) => match parse_i64_strict(&s) {
+            Some(v) => v,
+            None => return ctx.error(NOT_INTEGER),
+        },
+    };
+    let Some(next) = base.checked_add(delta) else { return ctx.error(OVERFLOW) };
+    let text = next.to_string();
+    store(ctx, key, text.as_bytes(), true);
+    ctx.dirty(1);
+    ctx.int(next)
+}
+
+fn incr(ctx: &mut Ctx, args: &[Bytes]) {
+    incr_by(ctx, &args[1], 1)
+}
+
+fn decr(ctx: &mut Ctx, args: &[Bytes]) {
+    incr_by(ctx, &args[1], -1)
+}
+
+fn incrby(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(d) = arg_i64(ctx, &args[2]) else { return };
+    incr_by(ctx, &args[1], d)
+}
+
+fn decrby(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(d) = arg_i64(ctx, &args[2]) else { return };
+    let Some(neg) = d.checked_neg() else { return ctx.error(OVERFLOW) };
+    incr_by(ctx, &args[1], neg)
+}
+
+fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(delta) = arg_f64(ctx, &args[2]) else { return };
+    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let base = match cur {
+        None => 0.0,
+        Some(s) => match parse_f64(&s) {
+            Some(v) => v,
+            None => return ctx.error(NOT_FLOAT),
+        },
+    };
+    let next = base + delta;
+    if next.is_nan() || next.is_infinite() {
+        return ctx.error("ERR increment would produce NaN or Infinity");
+    }
+    let text = format_double(next);
+    store(ctx, &args[1], text.as_bytes(), true);
+    ctx.dirty(1);
+    ctx.bulk(text.as_bytes())
+}
+
+fn append(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let mut v = cur.map(|s| s.to_vec()).unwrap_or_default();
+    if !check_size(ctx, v.len() + args[2].len()) {
+        return;
+    }
+    v.extend_from_slice(&args[2]);
+    let len = v.len();
+    let db = ctx.client.db;
+    ctx.st.ks.dbs[db].insert(Sds::new(&args[1]), Value::Str(Sds::from_vec(v)), true);
+    ctx.dirty(1);
+    ctx.int(len as i64)
+}
+
+fn strlen(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    ctx.int(cur.map(|s| s.len()).unwrap_or(0) as i64)
+}
+
+fn getrange(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(start) = arg_i64(ctx, &args[2]) else { return };
+    let Some(end) = arg_i64(ctx, &args[3]) else { return };
+    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let s = cur.map(|s| s.to_vec()).unwrap_or_default();
+    let len = s.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return ctx.bulk(b"");
+    }
+    let mut start = if start < 0 { len + start } else { start };
+    let mut end = if end < 0 { len + end } else { end };
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return ctx.bulk(b"");
+    }
+    ctx.bulk(&s[start as usize..=end as usize])
+}
+
+fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(offset) = arg_i64(ctx, &args[2]) else { return };
+    if offset < 0 {
+        return ctx.error("ERR offset is out of range");
+    }
+    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let value = &args[3];
+    let Some(new_len) = (offset as usize).checked_add(value.len()) else {
+        return ctx.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    };
+    match cur {
+        None if value.is_empty() => return ctx.int(0),
+        Some(s) if value.is_empty() => return ctx.int(s.len() as i64),
+        _ => {}
+    }
+    if !check_size(ctx, new_len) {
+        return;
+    }
+    let mut v = cur.map(|s| s.to_vec()).unwrap_or_default();
+    if v.len() < new_len {
+        v.resize(new_len, 0);
+    }
+    v[offset as usize..new_len].copy_from_slice(value);
+    let len = v.len();
+    let db = ctx.client.db;
+    ctx.st.ks.dbs[db].insert(Sds::new(&args[1]), Value::Str(Sds::from_vec(v)), true);
+    ctx.dirty(1);
+    ctx.int(len as i64)
+}

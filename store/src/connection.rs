@@ -1,0 +1,250 @@
+//! One client connection: read, parse, execute, reply, repeat.
+//!
+//! Why it is shaped this way:
+//! - The task owns the socket and does both directions itself (madsim's `TcpStream` cannot be
+//!   split), waiting with a `biased` select on: a kill request, pub/sub messages for this client,
+//!   socket input, and the idle timeout. `biased` because an unbiased select draws from tokio's
+//!   unseeded RNG, which would break simulation determinism.
+//! - All complete requests in the buffer are parsed first, then executed under one lock
+//!   (at most [`BATCH_MAX`] at a time, bounding how long one client holds the lock), and all their
+//!   replies are written with one write and one flush. Under madsim nothing is sent before
+//!   `flush`, so every write path ends in one.
+//! - Limits: the query buffer may not pass `client-query-buffer-limit` (the client is closed, as
+//!   Redis does); a protocol error is answered with Redis's text and the connection closed.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Notify};
+
+use crate::cmd::{execute, Ctx, Deferred, Session};
+use crate::protocol::{Limits, Reply, Request, RequestParser};
+use crate::server::{ClientEntry, Shared, PUSH_QUEUE_MAX};
+
+/// Requests executed per lock acquisition.
+pub const BATCH_MAX: usize = 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+pub async fn serve<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr, local: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (push_tx, mut push_rx) = mpsc::channel(PUSH_QUEUE_MAX);
+    let kill = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(Notify::new());
+    let addr = peer.to_string();
+    let laddr = local.map(|a| a.to_string()).unwrap_or_default();
+    let is_local = peer.ip().is_loopback();
+
+    // Admission: maxclients and protected mode, then registration.
+    let admitted = {
+        let mut st = shared.lock();
+        if st.clients.len() >= st.config.hot.maxclients {
+            st.stats.rejected_connections += 1;
+            Err("ERR max number of clients reached")
+        } else if st.config.hot.protected_mode && st.config.hot.requirepass.is_none() && !is_local {
+            st.stats.rejected_connections += 1;
+            Err(DENIED)
+        } else {
+            let id = st.next_client_id;
+            st.next_client_id += 1;
+            st.stats.total_connections_received += 1;
+            let now = shared.env.clock.now_ms();
+            st.clients.insert(
+                id,
+                ClientEntry {
+                    id,
+                    addr: addr.clone(),
+                    laddr: laddr.clone(),
+                    name: None,
+                    db: 0,
+                    created_ms: now,
+                    last_active_ms: now,
+                    last_cmd: "NULL".into(),
+                    sub: 0,
+                    psub: 0,
+                    multi: -1,
+                    push: push_tx,
+                    kill: kill.clone(),
+                    wake: wake.clone(),
+                },
+            );
+            Ok((
+                Session::new(id, addr, laddr, is_local),
+                Limits { bulk_len_max: st.config.hot.proto_max_bulk_len },
+                st.config.hot.client_query_buffer_limit,
+                st.config.hot.timeout_secs,
+            ))
+        }
+    };
+    let (mut session, mut limits, mut query_buffer_limit, mut timeout_secs) = match admitted {
+        Ok(x) => x,
+        Err(msg) => {
+            let mut out = BytesMut::new();
+            Reply::error(&mut out, msg);
+            let _ = stream.write_all(&out).await;
+            let _ = stream.flush().await;
+            return;
+        }
+    };
+
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = RequestParser::new();
+    let mut batch: VecDeque<Request> = VecDeque::new();
+    let mut bytes_in: u64 = 0;
+
+    'conn: loop {
+        let mut protocol_error = None;
+        while batch.len() < BATCH_MAX {
+            match parser.next(&mut inbuf, &limits) {
+                Ok(Some(r)) => batch.push_back(r),
+                Ok(None) => break,
+                Err(e) => {
+                    protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let more_parsed = batch.len() == BATCH_MAX;
+        while !batch.is_empty() || bytes_in > 0 {
+            let deferred = {
+                let mut st = shared.lock();
+                st.stats.net_input_bytes += bytes_in;
+                bytes_in = 0;
+                let now_ms = shared.env.clock.now_ms();
+                let mut last_cmd = None;
+                while let Some(req) = batch.pop_front() {
+                    let Request::Command(args) = req else { continue };
+                    last_cmd = Some(String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
+                    let mut ctx = Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms };
+                    execute(&mut ctx, args);
+                    if session.close || session.deferred.is_some() {
+                        break;
+                    }
+                }
+                if session.close {
+                    batch.clear();
+                }
+                st.stats.net_output_bytes += out.len() as u64;
+                if st.shutdown.is_some() {
+                    shared.shutdown_notify.notify_one();
+                }
+                // Settings a CONFIG SET may have changed.
+                limits = Limits { bulk_len_max: st.config.hot.proto_max_bulk_len };
+                query_buffer_limit = st.config.hot.client_query_buffer_limit;
+                timeout_secs = st.config.hot.timeout_secs;
+                if let Some(entry) = st.clients.get_mut(&session.id) {
+                    entry.db = session.db;
+                    entry.name = session.name.clone();
+                    entry.last_active_ms = now_ms;
+                    entry.sub = session.channels.len();
+                    entry.psub = session.patterns.len();
+                    entry.multi = session.multi.as_ref().map(|m| m.queue.len() as i64).unwrap_or(-1);
+                    if let Some(c) = last_cmd {
+                        entry.last_cmd = c;
+                    }
+                }
+                session.deferred.take()
+            };
+            if let Some(d) = deferred {
+                run_deferred(&shared, d, &mut out).await;
+            }
+        }
+        if let Some(e) = protocol_error {
+            tracing::debug!("Protocol error ({}) from client: id={} addr={}", e.0, session.id, session.addr);
+            Reply::error(&mut out, &format!("ERR Protocol error: {}", e.0));
+            session.close = true;
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+                break 'conn;
+            }
+            out.clear();
+        }
+        if session.close || kill.load(Ordering::Acquire) {
+            break 'conn;
+        }
+        if inbuf.len() > query_buffer_limit {
+            tracing::warn!(
+                "Closing client that reached max query buffer length: id={} addr={} (qbuf={})",
+                session.id,
+                session.addr,
+                inbuf.len()
+            );
+            break 'conn;
+        }
+        if more_parsed {
+            continue;
+        }
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        // Redis exempts pub/sub clients from the idle timeout.
+        let idle_limit = (timeout_secs > 0 && session.subscriptions() == 0).then(|| Duration::from_secs(timeout_secs));
+        tokio::select! {
+            biased;
+            _ = wake.notified() => {
+                if kill.load(Ordering::Acquire) {
+                    break 'conn;
+                }
+            }
+            Some(msg) = push_rx.recv() => {
+                out.extend_from_slice(&msg);
+                // Drain what else is queued so one flush carries it all (bounded by the queue).
+                while let Ok(m) = push_rx.try_recv() {
+                    out.extend_from_slice(&m);
+                }
+            }
+            r = stream.read_buf(&mut inbuf) => match r {
+                Ok(0) | Err(_) => break 'conn,
+                Ok(n) => bytes_in += n as u64,
+            },
+            _ = sleep_or_forever(idle_limit) => {
+                tracing::debug!("Closing idle client id={}", session.id);
+                break 'conn;
+            }
+        }
+    }
+
+    // Unregister: subscriptions, watches, registry entry.
+    let mut st = shared.lock();
+    let id = session.id;
+    st.pubsub.remove_client(id, &session.channels, &session.patterns);
+    st.watches.unwatch_all(id, &session.watched);
+    st.clients.remove(&id);
+}
+
+async fn sleep_or_forever(limit: Option<Duration>) {
+    match limit {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Finishes a command's asynchronous part and writes its reply.
+async fn run_deferred(shared: &Shared, d: Deferred, out: &mut BytesMut) {
+    match d {
+        Deferred::WriteConfig { path, text } => match shared.env.disk.write_atomic(&path, text.as_bytes()).await {
+            Ok(()) => {
+                tracing::info!("CONFIG REWRITE executed with success.");
+                Reply::ok(out)
+            }
+            Err(e) => {
+                tracing::warn!("CONFIG REWRITE failed: {e}");
+                Reply::error(out, &format!("ERR Rewriting config file: {e}"))
+            }
+        },
+        Deferred::Sleep(d) => {
+            tokio::time::sleep(d).await;
+            Reply::ok(out)
+        }
+    }
+}

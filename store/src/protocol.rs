@@ -1,0 +1,553 @@
+//! RESP2 request parsing and reply encoding.
+//!
+//! Why it is shaped this way:
+//! - Requests are parsed *resumably*: [`RequestParser`] keeps how far it got in the client's
+//!   query buffer, so a 1M-argument `MSET` arriving in 16 KB reads is scanned once, not once per
+//!   read. Argument positions are offsets into the buffer; when a request is complete the caller
+//!   splits it off and freezes it, and every argument becomes a zero-copy `Bytes` slice.
+//! - Every length a client controls is checked against a limit *before* anything is allocated for
+//!   it: the multibulk count (1M, as Redis), each bulk length (`proto-max-bulk-len`), the inline
+//!   line and the count lines (64 KB). Memory grows only with bytes that actually arrived, and the
+//!   connection bounds those with `client-query-buffer-limit`.
+//! - Errors carry Redis's exact texts (`Protocol error: invalid bulk length`, ...); the connection
+//!   replies with them and closes, as Redis does.
+//! - Replies are written straight into the client's output buffer by small functions
+//!   ([`Reply`]), like Redis's `addReply*`, instead of building a reply tree first.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Redis's `PROTO_INLINE_MAX_SIZE`: the longest inline request or count line.
+pub const INLINE_MAX_BYTES: usize = 64 * 1024;
+/// Redis rejects a multibulk count above this from normal clients.
+pub const MULTIBULK_COUNT_MAX: i64 = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `proto-max-bulk-len`.
+    pub bulk_len_max: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { bulk_len_max: 512 * 1024 * 1024 }
+    }
+}
+
+/// A protocol violation: the text after `-ERR Protocol error: `.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+/// One complete request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A command with its arguments (at least one).
+    Command(Vec<Bytes>),
+    /// An empty inline line or an empty multibulk (`*0`): nothing to run. Replicas use a bare
+    /// newline as a keepalive.
+    Empty,
+}
+
+#[derive(Default)]
+enum Stage {
+    /// Nothing of the next request has been consumed.
+    #[default]
+    Start,
+    /// Inside a multibulk: `remaining` bulks still to read.
+    Multibulk { remaining: usize },
+}
+
+/// Resumable parser over a client's query buffer.
+#[derive(Default)]
+pub struct RequestParser {
+    stage: Stage,
+    /// Offset of the first unparsed byte of the current request.
+    pos: usize,
+    /// Argument ranges of the current multibulk request.
+    args: Vec<(usize, usize)>,
+}
+
+impl RequestParser {
+    pub fn new() -> RequestParser {
+        RequestParser::default()
+    }
+
+    /// Parses the next request from the front of `buf`. On success the request's bytes are
+    /// removed from `buf`. `Ok(None)` means more bytes are needed.
+    pub fn next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
+        loop {
+            match self.stage {
+                Stage::Start => {
+                    debug_assert_eq!(self.pos, 0);
+                    debug_assert!(self.args.is_empty());
+                    let Some(&first) = buf.first() else { return Ok(None) };
+                    if first != b'*' {
+                        return parse_inline(buf);
+                    }
+                    let Some((count, next)) = read_line_int(buf, 1, "too big mbulk count string")? else {
+                        return Ok(None);
+                    };
+                    if count > MULTIBULK_COUNT_MAX {
+                        return Err(ProtocolError("invalid multibulk length".into()));
+                    }
+                    if count <= 0 {
+                        let _ = buf.split_to(next);
+                        return Ok(Some(Request::Empty));
+                    }
+                    self.pos = next;
+                    // Reserve for the ranges, but never more than a small bound: a client that
+                    // claims a million arguments must send them before we pay for them.
+                    self.args.reserve((count as usize).min(1024));
+                    self.stage = Stage::Multibulk { remaining: count as usize };
+                }
+                Stage::Multibulk { remaining: 0 } => {
+                    let frozen = buf.split_to(self.pos).freeze();
+                    let args = self.args.drain(..).map(|(s, e)| frozen.slice(s..e)).collect();
+                    self.pos = 0;
+                    self.stage = Stage::Start;
+                    return Ok(Some(Request::Command(args)));
+                }
+                Stage::Multibulk { remaining } => {
+                    let Some(&b) = buf.get(self.pos) else { return Ok(None) };
+                    if b != b'$' {
+                        return Err(protocol_expected_dollar(b));
+                    }
+                    let Some((len, data_start)) = read_line_int(buf, self.pos + 1, "too big bulk count string")?
+                    else {
+                        return Ok(None);
+                    };
+                    if len < 0 || len > limits.bulk_len_max {
+                        return Err(ProtocolError("invalid bulk length".into()));
+                    }
+                    let data_end = data_start + len as usize;
+                    // Redis skips the two bytes after the data without looking at them.
+                    if buf.len() < data_end + 2 {
+                        return Ok(None);
+                    }
+                    self.args.push((data_start, data_end));
+                    self.pos = data_end + 2;
+                    self.stage = Stage::Multibulk { remaining: remaining - 1 };
+                }
+            }
+        }
+    }
+
+    /// Bytes still needed to complete the bulk being read, when known (for read sizing).
+    pub fn in_progress(&self) -> bool {
+        matches!(self.stage, Stage::Multibulk { .. })
+    }
+}
+
+fn protocol_expected_dollar(got: u8) -> ProtocolError {
+    ProtocolError(format!("expected '$', got '{}'", got as char))
+}
+
+/// Reads a `<int>\r\n` starting at `start`; returns the value and the offset after the CRLF.
+fn read_line_int(buf: &[u8], start: usize, too_big: &'static str) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let window = &buf[start.min(buf.len())..];
+    let Some(nl) = memchr(b'\r', window) else {
+        if window.len() > INLINE_MAX_BYTES {
+            return Err(ProtocolError(too_big.into()));
+        }
+        return Ok(None);
+    };
+    if nl > INLINE_MAX_BYTES {
+        return Err(ProtocolError(too_big.into()));
+    }
+    if window.len() < nl + 2 {
+        return Ok(None);
+    }
+    let value = parse_i64_strict(&window[..nl]).ok_or(if too_big.contains("mbulk") {
+        ProtocolError("invalid multibulk length".into())
+    } else {
+        ProtocolError("invalid bulk length".into())
+    })?;
+    Ok(Some((value, start + nl + 2)))
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+/// Parses an integer the way Redis's `string2ll` does: optional `-`, digits, no leading zeros,
+/// no spaces, no `+`, fits in i64.
+pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) || (neg && digits == b"0") {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let digit = (d - b'0') as i64;
+        v = if neg { v.checked_mul(10)?.checked_sub(digit)? } else { v.checked_mul(10)?.checked_add(digit)? };
+    }
+    Some(v)
+}
+
+/// Inline protocol: one line, arguments split like Redis's `sdssplitargs` (quotes, escapes).
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > INLINE_MAX_BYTES {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        return Ok(None);
+    };
+    if nl > INLINE_MAX_BYTES {
+        return Err(ProtocolError("too big inline request".into()));
+    }
+    let line = buf.split_to(nl + 1);
+    let mut line = &line[..nl];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    let args = split_args(line).ok_or(ProtocolError("unbalanced quotes in request".into()))?;
+    if args.is_empty() {
+        return Ok(Some(Request::Empty));
+    }
+    Ok(Some(Request::Command(args.into_iter().map(Bytes::from).collect())))
+}
+
+/// Splits a line into arguments like Redis's `sdssplitargs`: whitespace separates, `"..."`
+/// supports `\n \r \t \b \a \\ \" \xHH`, `'...'` supports `\'`. A closing quote must be followed
+/// by whitespace or the end. Returns `None` on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                    cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+                i += 1;
+            } else if in_sq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    cur.push(b'\'');
+                    i += 1;
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+                i += 1;
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        i += 1;
+                        break;
+                    }
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => cur.push(c),
+                }
+                i += 1;
+            }
+        }
+        out.push(cur);
+    }
+}
+
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+fn hex_val(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+/// Reply encoding, written straight into an output buffer.
+pub struct Reply;
+
+impl Reply {
+    pub fn ok(out: &mut BytesMut) {
+        out.put_slice(b"+OK\r\n");
+    }
+
+    pub fn simple(out: &mut BytesMut, s: &str) {
+        out.reserve(s.len() + 3);
+        out.put_u8(b'+');
+        out.put_slice(s.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+
+    /// An error reply. `msg` starts with its code (`ERR ...`, `WRONGTYPE ...`); newlines in it
+    /// are replaced so that the reply stays one line, as Redis does.
+    pub fn error(out: &mut BytesMut, msg: &str) {
+        out.reserve(msg.len() + 3);
+        out.put_u8(b'-');
+        for &b in msg.as_bytes() {
+            out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+        }
+        out.put_slice(b"\r\n");
+    }
+
+    pub fn int(out: &mut BytesMut, v: i64) {
+        out.put_u8(b':');
+        put_decimal(out, v);
+        out.put_slice(b"\r\n");
+    }
+
+    pub fn bulk(out: &mut BytesMut, data: &[u8]) {
+        out.reserve(data.len() + 16);
+        out.put_u8(b'$');
+        put_decimal(out, data.len() as i64);
+        out.put_slice(b"\r\n");
+        out.put_slice(data);
+        out.put_slice(b"\r\n");
+    }
+
+    pub fn bulk_i64(out: &mut BytesMut, v: i64) {
+        let mut b = itoa_buf(v);
+        Reply::bulk(out, b.as_slice_mut());
+    }
+
+    pub fn null(out: &mut BytesMut) {
+        out.put_slice(b"$-1\r\n");
+    }
+
+    pub fn null_array(out: &mut BytesMut) {
+        out.put_slice(b"*-1\r\n");
+    }
+
+    pub fn array_len(out: &mut BytesMut, n: usize) {
+        out.put_u8(b'*');
+        put_decimal(out, n as i64);
+        out.put_slice(b"\r\n");
+    }
+
+    pub fn bulk_array<I, B>(out: &mut BytesMut, items: I)
+    where
+        I: ExactSizeIterator<Item = B>,
+        B: AsRef<[u8]>,
+    {
+        Reply::array_len(out, items.len());
+        for it in items {
+            Reply::bulk(out, it.as_ref());
+        }
+    }
+
+    /// A double as Redis formats it in RESP2 bulk replies (`%.17g` shortest form).
+    pub fn double(out: &mut BytesMut, v: f64) {
+        Reply::bulk(out, format_double(v).as_bytes());
+    }
+}
+
+/// Formats a double like Redis (`inf`, `-inf`, integers without `.0`, else shortest round-trip).
+pub fn format_double(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v == v.trunc() && v.abs() < 1e17 {
+        return format!("{}", v as i64);
+    }
+    let s = format!("{}", v);
+    // Rust prints very large/small values without exponent; Redis uses %.17g. Use exponent form
+    // when Rust's form is long, to stay close to Redis.
+    if s.len() > 24 {
+        return format!("{:e}", v).replace('e', "e+").replace("e+-", "e-");
+    }
+    s
+}
+
+struct ItoaBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_slice_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(v: i64) -> ItoaBuf {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let neg = v < 0;
+    let mut u = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    ItoaBuf { buf, start: i }
+}
+
+pub fn put_decimal(out: &mut BytesMut, v: i64) {
+    let mut b = itoa_buf(v);
+    out.put_slice(b.as_slice_mut());
+}
+
+/// Encodes a command as a RESP array of bulk strings (what clients and replication send).
+pub fn encode_command(out: &mut BytesMut, args: &[&[u8]]) {
+    Reply::array_len(out, args.len());
+    for a in args {
+        Reply::bulk(out, a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Request>, ProtocolError> {
+        let mut buf = BytesMut::from(input);
+        let mut p = RequestParser::new();
+        let mut out = Vec::new();
+        while let Some(r) = p.next(&mut buf, &Limits::default())? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn cmd(args: &[&str]) -> Request {
+        Request::Command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        assert_eq!(parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap(), vec![cmd(&["GET", "k"])]);
+        assert_eq!(parse_all(b"PING\r\n").unwrap(), vec![cmd(&["PING"])]);
+        assert_eq!(parse_all(b"set \"a b\" 'c d'\n").unwrap(), vec![cmd(&["set", "a b", "c d"])]);
+        assert_eq!(parse_all(b"\r\n").unwrap(), vec![Request::Empty]);
+        assert_eq!(parse_all(b"*0\r\n").unwrap(), vec![Request::Empty]);
+        assert_eq!(parse_all(b"set \"\\x41\\n\" v\n").unwrap(), vec![cmd(&["set", "A\n", "v"])]);
+    }
+
+    #[test]
+    fn resumes_across_reads() {
+        let full = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
+        for split in 0..full.len() {
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::from(&full[..split]);
+            assert_eq!(p.next(&mut buf, &Limits::default()).unwrap(), None, "split {split}");
+            buf.extend_from_slice(&full[split..]);
+            assert_eq!(p.next(&mut buf, &Limits::default()).unwrap(), Some(cmd(&["SET", "key", "value"])));
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn errors_have_redis_texts() {
+        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(parse_all(b"*2000000\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "invalid bulk length");
+        assert_eq!(parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0, "invalid bulk length");
+        assert!(parse_all(b"*1\r\n+foo\r\n").unwrap_err().0.starts_with("expected '$'"));
+        assert_eq!(parse_all(b"set \"abc\n").unwrap_err().0, "unbalanced quotes in request");
+        let long = vec![b'a'; INLINE_MAX_BYTES + 1];
+        assert_eq!(parse_all(&long).unwrap_err().0, "too big inline request");
+    }
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64_strict(b"0"), Some(0));
+        assert_eq!(parse_i64_strict(b"-12"), Some(-12));
+        assert_eq!(parse_i64_strict(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64_strict(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [&b""[..], b"+1", b"01", b"-0", b" 1", b"1 ", b"9223372036854775808", b"1a", b"-"] {
+            assert_eq!(parse_i64_strict(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn double_formatting() {
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(-0.25), "-0.25");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+        // Any byte soup: no panic, and every request consumed makes progress.
+        #[test]
+        fn never_panics(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse_all(&input);
+        }
+
+        // Valid encodings always round-trip, whatever the read boundaries.
+        #[test]
+        fn round_trips(args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 1..6), split in 0usize..200) {
+            let mut enc = BytesMut::new();
+            let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            encode_command(&mut enc, &refs);
+            let split = split.min(enc.len());
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::from(&enc[..split]);
+            let first = p.next(&mut buf, &Limits::default()).unwrap();
+            let got = match first {
+                Some(r) => r,
+                None => {
+                    buf.extend_from_slice(&enc[split..]);
+                    p.next(&mut buf, &Limits::default()).unwrap().unwrap()
+                }
+            };
+            let want = Request::Command(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The server: shared state, the accept loop, the cron, and shutdown.
+//!
+//! Why it is shaped this way: every command runs under one lock on [`State`], the way Redis runs
+//! every command on one thread. That gives writes a single total order (what replication numbers
+//! with offsets) and keeps commands simple, while parsing, reply encoding and socket I/O run in
+//! each connection's own task, in parallel on tokio's workers. Connections lock once per batch of
+//! pipelined requests, so a `-P 16` pipeline pays for one lock, not sixteen.
+//!
+//! Nothing here touches the OS directly: sockets, timers and tasks come from `tokio` (madsim's
+//! under `--cfg madsim`), and time, randomness and disk from the [`Env`] seams.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+
+use crate::cmd::CommandTable;
+use crate::config::Config;
+use crate::connection;
+use crate::db::Keyspace;
+use crate::env::Env;
+use crate::pubsub::PubSub;
+use crate::watch::Watches;
+
+/// Messages a connection can receive from outside its own request stream.
+pub type PushSender = mpsc::Sender<bytes::Bytes>;
+
+/// Pub/sub messages that may wait for one subscriber before it is disconnected (its output
+/// buffer limit, counted in messages).
+pub const PUSH_QUEUE_MAX: usize = 64 * 1024;
+
+/// What the registry knows about each connected client (for CLIENT LIST/KILL, pub/sub delivery).
+pub struct ClientEntry {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub name: Option<String>,
+    pub db: usize,
+    pub created_ms: i64,
+    pub last_active_ms: i64,
+    pub last_cmd: String,
+    pub sub: usize,
+    pub psub: usize,
+    pub multi: i64,
+    pub push: PushSender,
+    pub kill: Arc<AtomicBool>,
+    pub wake: Arc<Notify>,
+}
+
+impl ClientEntry {
+    /// Asks the client's connection task to close.
+    pub fn request_kill(&self) {
+        self.kill.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub total_connections_received: u64,
+    pub total_commands_processed: u64,
+    pub rejected_connections: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub pubsub_messages: u64,
+    pub total_error_replies: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownMode {
+    Default,
+    Save,
+    NoSave,
+}
+
+/// Everything commands read and write, behind the one lock.
+pub struct State {
+    pub ks: Keyspace,
+    pub config: Config,
+    pub commands: CommandTable,
+    pub clients: BTreeMap<u64, ClientEntry>,
+    pub next_client_id: u64,
+    pub pubsub: PubSub,
+    pub watches: Watches,
+    pub stats: Stats,
+    pub run_id: String,
+    /// The replication ID (40 hex), distinct from the run ID as in Redis.
+    pub replid: String,
+    /// Changes since the last save (Redis's `server.dirty`).
+    pub dirty: u64,
+    pub start_ms: i64,
+    pub lastsave_ms: i64,
+    pub port: u16,
+    pub shutdown: Option<ShutdownMode>,
+    pub config_file: Option<String>,
+}
+
+/// The state plus what is shared without the lock.
+pub struct Shared {
+    state: Mutex<State>,
+    pub env: Env,
+    /// Woken when a SHUTDOWN is requested.
+    pub shutdown_notify: Notify,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a command panicked mid-way: the state may be inconsistent, and
+        // continuing would serve corrupt data. Crash instead (TigerStyle: fail fast).
+        self.state.lock().expect("server state lock poisoned")
+    }
+}
+
+/// A server bound and ready to serve.
+pub struct Server {
+    pub shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+}
+
+impl Server {
+    /// Builds the state and binds the configured addresses.
+    pub async fn bind(config: Config, env: Env) -> std::io::Result<Server> {
+        let port = config.get_i64("port") as u16;
+        let binds: Vec<String> = config.get("bind").unwrap_or("127.0.0.1").split_whitespace().map(String::from).collect();
+        let mut listeners = Vec::new();
+        for b in &binds {
+            // A leading '-' marks an optional address (bind failure is not fatal), as in Redis.
+            let (optional, addr) = match b.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, b.as_str()),
+            };
+            let addr = if addr == "*" { "0.0.0.0" } else { addr };
+            let sock = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
+            match TcpListener::bind(sock.as_str()).await {
+                Ok(l) => listeners.push(l),
+                Err(e) if optional => tracing::warn!("Could not create server TCP listening socket {sock}: {e}"),
+                Err(e) => return Err(std::io::Error::new(e.kind(), format!("Could not create server TCP listening socket {sock}: {e}"))),
+            }
+        }
+        let actual_port = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
+        let state = State::new(config, &env, actual_port);
+        Ok(Server { shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }), listeners })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listeners.first().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until SHUTDOWN. Returns the shutdown mode requested.
+    pub async fn run(self) -> ShutdownMode {
+        let shared = self.shared;
+        {
+            let st = shared.lock();
+            tracing::info!(
+                "Server initialized, run_id={} port={} databases={}",
+                st.run_id,
+                st.port,
+                st.ks.dbs.len()
+            );
+        }
+        let mut tasks = Vec::new();
+        for listener in self.listeners {
+            let shared = shared.clone();
+            tasks.push(tokio::spawn(accept_loop(shared, listener)));
+        }
+        tasks.push(tokio::spawn(cron(shared.clone())));
+        tracing::info!("Ready to accept connections");
+        loop {
+            if let Some(mode) = shared.lock().shutdown {
+                for t in &tasks {
+                    t.abort();
+                }
+                let st = shared.lock();
+                for c in st.clients.values() {
+                    c.request_kill();
+                }
+                tracing::info!("Redis-compatible server is now ready to exit, bye bye...");
+                return mode;
+            }
+            shared.shutdown_notify.notified().await;
+        }
+    }
+}
+
+impl State {
+    pub fn new(config: Config, env: &Env, port: u16) -> State {
+        let seeds = [env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64()];
+        let mut ks = Keyspace::new(config.hot.databases.max(1), seeds);
+        ks.policy = crate::db::ExpirePolicy::Delete;
+        let commands = CommandTable::new(&config.renames);
+        let now = env.clock.now_ms();
+        State {
+            ks,
+            commands,
+            clients: BTreeMap::new(),
+            next_client_id: 1,
+            pubsub: PubSub::default(),
+            watches: Watches::default(),
+            stats: Stats::default(),
+            run_id: env.rng.hex_id(),
+            replid: env.rng.hex_id(),
+            dirty: 0,
+            start_ms: now,
+            lastsave_ms: now,
+            port,
+            shutdown: None,
+            config_file: config.file.clone(),
+            config,
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let local = stream.local_addr().ok();
+        #[cfg(not(madsim))]
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            connection::serve(shared, stream, peer, local).await;
+        });
+    }
+}
+
+/// Periodic work, `hz` times a second: active expiry, and (later issues) replication and
+/// persistence timers.
+async fn cron(shared: Arc<Shared>) {
+    loop {
+        let hz = shared.lock().config.hot.hz;
+        tokio::time::sleep(Duration::from_millis(1000 / hz.max(1))).await;
+        let now = shared.env.clock.now_ms();
+        let mut st = shared.lock();
+        // Redis's fast cycle examines 20 keys per db per loop and repeats while >25% expired;
+        // a fixed budget per tick bounds the time the lock is held.
+        st.ks.active_expire(now, 200);
+        crate::cmd::propagate_expired(&mut st);
+    }
+}
