@@ -12,6 +12,7 @@
 //! - [`pubsub`], [`watch`], [`glob`], [`sds`], [`alloc`], [`logging`]: supporting pieces.
 
 pub mod alloc;
+pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod connection;

@@ -1,0 +1,102 @@
+//! Simulated clusters: server nodes on fixed IPs, each with its own disk and clock.
+//!
+//! A server node's disk ([`SimDisk`]) and clock live *outside* the node, so they survive a
+//! kill/restart the way a machine's disk and clock do; its seeded RNG does too, so a restarted
+//! server draws a new run ID, as a restarted Redis would. Servers bind 0.0.0.0 with protected
+//! mode off, as in a container deployment; clients run on their own nodes.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::runtime::{Handle, NodeHandle};
+use store::client::Client;
+use store::config::Config;
+use store::env::{Clock, Env, SimDisk};
+use store::server::Server;
+
+use crate::trace::Trace;
+
+pub const SERVER_PORT: u16 = 6379;
+/// Simulated disk size per node.
+pub const DISK_BYTES: u64 = 1 << 30;
+
+pub struct ServerNode {
+    pub name: String,
+    pub ip: IpAddr,
+    pub addr: String,
+    pub node: NodeHandle,
+    pub disk: Arc<SimDisk>,
+    pub clock: Clock,
+}
+
+pub struct Cluster {
+    pub handle: Handle,
+    pub servers: Vec<ServerNode>,
+    pub trace: Trace,
+    start: madsim::time::Instant,
+    clients_made: u8,
+}
+
+impl Cluster {
+    pub fn new(trace: Trace) -> Cluster {
+        Cluster { handle: Handle::current(), servers: Vec::new(), trace, start: madsim::time::Instant::now(), clients_made: 0 }
+    }
+
+    /// Simulated nanoseconds since the cluster was created.
+    pub fn now_ns(&self) -> u128 {
+        self.start.elapsed().as_nanos()
+    }
+
+    pub fn record(&self, event: String) {
+        self.trace.record(self.now_ns(), event);
+    }
+
+    /// Adds a server node running `config_text` (plus the simulation's bind/port settings).
+    pub fn add_server(&mut self, config_text: &str, seed: u64) -> usize {
+        let index = self.servers.len();
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8 + 1));
+        let name = format!("server-{}", index + 1);
+        let disk = Arc::new(SimDisk::new(DISK_BYTES));
+        let clock = Clock::new();
+        let env = Env::simulated(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(index as u64), disk.clone(), clock.clone());
+        let text = format!("port {SERVER_PORT}\nbind 0.0.0.0\nprotected-mode no\n{config_text}");
+        let config = Config::parse(&text, &name).expect("simulation config is valid");
+        let node = self
+            .handle
+            .create_node()
+            .name(name.clone())
+            .ip(ip)
+            .init(move || {
+                let config = config.clone();
+                let env = env.clone();
+                async move {
+                    let server = Server::bind(config, env).await.expect("bind in simulation");
+                    server.run().await;
+                }
+            })
+            .build();
+        self.record(format!("{name} started at {ip}"));
+        self.servers.push(ServerNode { name, ip, addr: format!("{ip}:{SERVER_PORT}"), node, disk, clock });
+        index
+    }
+
+    /// A node for running client tasks.
+    pub fn client_node(&mut self, name: &str) -> NodeHandle {
+        self.clients_made += 1;
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, self.clients_made));
+        self.handle.create_node().name(name.to_string()).ip(ip).build()
+    }
+
+    /// Connects to a server, retrying until it accepts or `deadline` passes.
+    pub async fn connect(addr: &str, io_timeout: Duration, deadline: Duration) -> Result<Client, String> {
+        let start = madsim::time::Instant::now();
+        loop {
+            match Client::connect(addr, io_timeout).await {
+                Ok(c) => return Ok(c),
+                Err(e) if start.elapsed() > deadline => return Err(format!("connect {addr}: {e}")),
+                Err(_) => madsim::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The seed sweep and single-seed replay (madsim flavour).
+//!
+//! Each seed runs in a fresh madsim runtime seeded with it. A run fails if its scenario returns
+//! an error, panics (an assertion in server or checker code), or passes the simulated time limit
+//! (a liveness failure). On failure the runner prints the seed, the reason, the tail of the trace
+//! and the one command that replays it. A sample of seeds is run twice and their trace hashes
+//! compared: the determinism self-check.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use crate::scenarios::{self, Scenario};
+use crate::trace::Trace;
+
+/// Simulated seconds a run may take before it counts as hung.
+pub const RUN_TIME_LIMIT_S: u64 = 3600;
+
+pub struct Outcome {
+    pub trace_hash: u64,
+    pub events: u64,
+    pub simulated: Duration,
+}
+
+pub struct Failure {
+    pub message: String,
+    pub tail: Vec<String>,
+    pub trace_hash: u64,
+}
+
+/// Runs one seed of one scenario.
+pub fn run_seed(scenario: &Scenario, seed: u64, verbose: bool) -> Result<Outcome, Failure> {
+    let trace = Trace::new(verbose);
+    let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    rt.set_time_limit(Duration::from_secs(RUN_TIME_LIMIT_S));
+    let t = trace.clone();
+    let run = scenario.run;
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(async move {
+            let start = madsim::time::Instant::now();
+            let r = run(seed, t).await;
+            (r, start.elapsed())
+        })
+    }));
+    match result {
+        Ok((Ok(()), simulated)) => Ok(Outcome { trace_hash: trace.hash(), events: trace.count(), simulated }),
+        Ok((Err(message), _)) => Err(Failure { message, tail: trace.tail(), trace_hash: trace.hash() }),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Err(Failure { message: format!("panic: {message}"), tail: trace.tail(), trace_hash: trace.hash() })
+        }
+    }
+}
+
+fn replay_command(scenario: &str, seed: u64) -> String {
+    format!("cargo run -p sim -- replay --scenario {scenario} --seed {seed}")
+}
+
+fn report_failure(scenario: &str, seed: u64, f: &Failure) {
+    eprintln!("\n=== FAILED scenario={scenario} seed={seed} ===");
+    eprintln!("reason: {}", f.message);
+    eprintln!("trace hash: {:016x}", f.trace_hash);
+    eprintln!("last events:");
+    for l in f.tail.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev() {
+        eprintln!("  {l}");
+    }
+    eprintln!("replay with:\n  {}", replay_command(scenario, seed));
+}
+
+struct Args {
+    command: String,
+    scenario: Option<String>,
+    seeds: Option<u64>,
+    start: u64,
+    seed: Option<u64>,
+    verbose: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut a = Args { command: args.first().cloned().unwrap_or_else(|| "sweep".into()), scenario: None, seeds: None, start: 0, seed: None, verbose: false };
+    let mut i = 1;
+    let num = |v: Option<&String>, what: &str| -> Result<u64, String> {
+        v.ok_or(format!("{what} needs a value"))?.parse::<u64>().map_err(|e| format!("{what}: {e}"))
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--scenario" => a.scenario = Some(args.get(i + 1).cloned().ok_or("--scenario needs a value")?),
+            "--seeds" => a.seeds = Some(num(args.get(i + 1), "--seeds")?),
+            "--start" => a.start = num(args.get(i + 1), "--start")?,
+            "--seed" => a.seed = Some(num(args.get(i + 1), "--seed")?),
+            "--verbose" => {
+                a.verbose = true;
+                i += 1;
+                continue;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+        i += 2;
+    }
+    Ok(a)
+}
+
+/// Entry point of the madsim flavour; returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let a = match parse_args(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}\nusage: sim sweep [--scenario NAME] [--seeds N] [--start S] | sim replay --scenario NAME --seed N [--verbose]");
+            return 2;
+        }
+    };
+    match a.command.as_str() {
+        "replay" => {
+            let (Some(name), Some(seed)) = (a.scenario.as_deref(), a.seed) else {
+                eprintln!("replay needs --scenario and --seed");
+                return 2;
+            };
+            let Some(sc) = scenarios::find(name) else {
+                eprintln!("unknown scenario {name}");
+                return 2;
+            };
+            match run_seed(sc, seed, a.verbose) {
+                Ok(o) => {
+                    println!("scenario={name} seed={seed} ok events={} simulated={:.3}s", o.events, o.simulated.as_secs_f64());
+                    println!("trace hash: {:016x}", o.trace_hash);
+                    0
+                }
+                Err(f) => {
+                    report_failure(name, seed, &f);
+                    1
+                }
+            }
+        }
+        "sweep" => sweep(&a),
+        "list" => {
+            for s in scenarios::ALL {
+                println!("{:<16} {}", s.name, s.about);
+            }
+            0
+        }
+        other => {
+            eprintln!("unknown command {other}");
+            2
+        }
+    }
+}
+
+/// Seeds recorded in `seeds/` for a scenario (each once failed; each is replayed every sweep).
+fn regression_seeds(scenario: &str) -> Vec<u64> {
+    let dir = crate::launcher::workspace_root().join("seeds");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else { return out };
+    let mut files: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
+    files.sort();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let mut parts = line.split_whitespace();
+            if let (Some(sc), Some(seed)) = (parts.next(), parts.next()) {
+                if sc == scenario {
+                    if let Ok(s) = seed.parse() {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sweep(a: &Args) -> i32 {
+    let selected: Vec<&Scenario> = match a.scenario.as_deref() {
+        None | Some("all") => scenarios::ALL.iter().collect(),
+        Some(name) => match scenarios::find(name) {
+            Some(s) => vec![s],
+            None => {
+                eprintln!("unknown scenario {name}");
+                return 2;
+            }
+        },
+    };
+    for sc in selected {
+        let n = a.seeds.unwrap_or(sc.default_seeds);
+        let regressions = regression_seeds(sc.name);
+        let seeds: Vec<u64> = regressions.iter().copied().chain(a.start..a.start + n).collect();
+        let wall = Instant::now();
+        let mut simulated = Duration::ZERO;
+        let mut events = 0;
+        let mut hashes = Vec::with_capacity(seeds.len());
+        for &seed in &seeds {
+            match run_seed(sc, seed, false) {
+                Ok(o) => {
+                    simulated += o.simulated;
+                    events += o.events;
+                    hashes.push((seed, o.trace_hash));
+                }
+                Err(f) => {
+                    report_failure(sc.name, seed, &f);
+                    return 1;
+                }
+            }
+        }
+        let wall_s = wall.elapsed().as_secs_f64().max(1e-9);
+        println!(
+            "scenario {:<12} {} seeds ({} regression) passed | {:.1}s wall | {:.0} seeds/s | {:.0} simulated s | {:.0}x real time | {} events",
+            sc.name,
+            seeds.len(),
+            regressions.len(),
+            wall_s,
+            seeds.len() as f64 / wall_s,
+            simulated.as_secs_f64(),
+            simulated.as_secs_f64() / wall_s,
+            events
+        );
+        // Determinism self-check: every 100th seed (at least 3) runs again, hashes must agree.
+        let sample: Vec<(u64, u64)> = hashes.iter().copied().step_by((hashes.len() / 10).max(1)).take(10).collect();
+        for (seed, hash) in &sample {
+            match run_seed(sc, *seed, false) {
+                Ok(o) if o.trace_hash == *hash => {}
+                Ok(o) => {
+                    eprintln!(
+                        "NON-DETERMINISM scenario={} seed={seed}: trace hash {:016x} then {:016x}\nreplay with:\n  {}",
+                        sc.name,
+                        hash,
+                        o.trace_hash,
+                        replay_command(sc.name, *seed)
+                    );
+                    return 1;
+                }
+                Err(f) => {
+                    eprintln!("NON-DETERMINISM: seed {seed} passed once and failed on re-run");
+                    report_failure(sc.name, *seed, &f);
+                    return 1;
+                }
+            }
+        }
+        println!("determinism: {} seeds re-run, trace hashes identical (e.g. seed {} -> {:016x})", sample.len(), sample[0].0, sample[0].1);
+    }
+    0
+}

@@ -1,0 +1,30 @@
+//! The scenarios the sweep runs. Each is an async function of (seed, trace) that builds a
+//! cluster, drives a workload, checks what it observed, and returns an error describing the
+//! first violation.
+
+pub mod smoke;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::trace::Trace;
+
+pub type RunFn = fn(u64, Trace) -> Pin<Box<dyn Future<Output = Result<(), String>>>>;
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub default_seeds: u64,
+    pub run: RunFn,
+}
+
+pub const ALL: &[Scenario] = &[Scenario {
+    name: "smoke",
+    about: "one server, 1-4 clients on their own keys; every reply checked against a sequential model",
+    default_seeds: 1000,
+    run: |seed, trace| Box::pin(smoke::run(seed, trace)),
+}];
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    ALL.iter().find(|s| s.name == name)
+}

@@ -1,0 +1,155 @@
+//! Smoke: one server, several clients, each on its own keys, no faults.
+//!
+//! Because no two clients share a key, each client's replies are fully determined by its own
+//! history: every reply is checked against a sequential [`Model`] of that client's keys,
+//! including inside MULTI/EXEC. Clients interleave freely on the server, so this also checks
+//! that concurrent clients do not disturb each other (databases, transactions, pipelines).
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use store::client::Resp;
+
+use crate::cluster::Cluster;
+use crate::model::Model;
+use crate::trace::Trace;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut cluster = Cluster::new(trace.clone());
+    let server = cluster.add_server("", seed);
+    let addr = cluster.servers[server].addr.clone();
+    let clients = rng.gen_range(1..=4);
+    let ops = rng.gen_range(20..120);
+    cluster.record(format!("smoke: {clients} clients x {ops} ops"));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let node = cluster.client_node(&format!("client-{c}"));
+        let addr = addr.clone();
+        let trace = trace.clone();
+        let client_seed = rng.gen::<u64>();
+        tasks.push(node.spawn(async move { client_workload(c, client_seed, addr, ops, trace).await }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| format!("client task failed: {e}"))??;
+    }
+    // The final dataset digest joins the trace, so replays compare data as well as replies.
+    let mut probe = Cluster::connect(&addr, IO_TIMEOUT, Duration::from_secs(5)).await?;
+    let digest = probe.cmd(&["DEBUG", "DIGEST"]).await.map_err(|e| e.to_string())?;
+    cluster.record(format!("final digest {}", digest.render()));
+    Ok(())
+}
+
+fn random_value(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    if rng.gen_bool(0.5) {
+        rng.gen_range(-100i64..1000).to_string().into_bytes()
+    } else {
+        format!("v{}", rng.gen_range(0..50)).into_bytes()
+    }
+}
+
+/// Draws one command over this client's keys.
+fn random_command(c: u32, rng: &mut ChaCha8Rng) -> Vec<Vec<u8>> {
+    let key = format!("c{c}:k{}", rng.gen_range(0..4)).into_bytes();
+    let key2 = format!("c{c}:k{}", rng.gen_range(0..4)).into_bytes();
+    let s = |x: &str| x.as_bytes().to_vec();
+    let v = random_value(rng);
+    match rng.gen_range(0..24) {
+        0 | 1 => vec![s("SET"), key, v],
+        2 | 3 => vec![s("GET"), key],
+        4 => vec![s("INCR"), key],
+        5 => vec![s("INCRBY"), key, rng.gen_range(-5i64..5).to_string().into_bytes()],
+        6 => vec![s("APPEND"), key, v],
+        7 => vec![s("DEL"), key, key2],
+        8 => vec![s("EXISTS"), key, key2],
+        9 => vec![s("STRLEN"), key],
+        10 => vec![s("GETSET"), key, v],
+        11 => vec![s("SETNX"), key, v],
+        12 => vec![s("TYPE"), key],
+        13 => vec![s("SET"), key, v, s("EX"), s("1000")],
+        14 => vec![s("TTL"), key],
+        15 => vec![s("EXPIRE"), key, s("1000")],
+        16 => vec![s("PERSIST"), key],
+        17 => vec![if rng.gen_bool(0.5) { s("RPUSH") } else { s("LPUSH") }, key, v, random_value(rng)],
+        18 => vec![if rng.gen_bool(0.5) { s("LPOP") } else { s("RPOP") }, key],
+        19 => vec![s("LLEN"), key],
+        20 => vec![s("HSET"), key, format!("f{}", rng.gen_range(0..3)).into_bytes(), v],
+        21 => vec![s("HGET"), key, format!("f{}", rng.gen_range(0..3)).into_bytes()],
+        22 => vec![s("SADD"), key, v],
+        _ => vec![s("SISMEMBER"), key, v],
+    }
+}
+
+fn render(args: &[Vec<u8>]) -> String {
+    args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+async fn client_workload(c: u32, seed: u64, addr: String, ops: u32, trace: Trace) -> Result<(), String> {
+    let start = madsim::time::Instant::now();
+    let now = || start.elapsed().as_nanos();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut client = Cluster::connect(&addr, IO_TIMEOUT, Duration::from_secs(10)).await?;
+    let mut model = Model::default();
+    let mut db = 0usize;
+    let mut i = 0;
+    while i < ops {
+        madsim::time::sleep(Duration::from_micros(rng.gen_range(0..3000))).await;
+        let roll = rng.gen_range(0..100);
+        if roll < 5 {
+            // SELECT another database: keys there are a separate namespace.
+            let next = rng.gen_range(0..3);
+            let r = client.cmd(&["SELECT", &next.to_string()]).await.map_err(|e| format!("c{c}: {e}"))?;
+            trace.record(now(), format!("c{c} SELECT {next} -> {}", r.render()));
+            if r != Resp::Simple("OK".into()) {
+                return Err(format!("c{c}: SELECT {next} replied {}", r.render()));
+            }
+            db = next;
+            i += 1;
+            continue;
+        }
+        if roll < 15 {
+            // A transaction: every queued command answers QUEUED, EXEC answers them all in order.
+            let n = rng.gen_range(1..4);
+            let cmds: Vec<Vec<Vec<u8>>> = (0..n).map(|_| random_command(c, &mut rng)).collect();
+            let r = client.cmd(&["MULTI"]).await.map_err(|e| format!("c{c}: {e}"))?;
+            trace.record(now(), format!("c{c} MULTI -> {}", r.render()));
+            for cmd in &cmds {
+                let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
+                let r = client.call(&refs).await.map_err(|e| format!("c{c}: {e}"))?;
+                trace.record(now(), format!("c{c} {} -> {}", render(cmd), r.render()));
+                if r != Resp::Simple("QUEUED".into()) {
+                    return Err(format!("c{c}: {} inside MULTI replied {}", render(cmd), r.render()));
+                }
+            }
+            let r = client.cmd(&["EXEC"]).await.map_err(|e| format!("c{c}: {e}"))?;
+            trace.record(now(), format!("c{c} EXEC -> {}", r.render()));
+            let Resp::Array(Some(items)) = &r else {
+                return Err(format!("c{c}: EXEC replied {}", r.render()));
+            };
+            if items.len() != cmds.len() {
+                return Err(format!("c{c}: EXEC returned {} replies for {} commands", items.len(), cmds.len()));
+            }
+            for (cmd, got) in cmds.iter().zip(items) {
+                let want = model.apply(db, cmd).ok_or_else(|| format!("model lacks {}", render(cmd)))?;
+                if !Model::reply_matches(&want, got) {
+                    return Err(format!("c{c}: in EXEC, {} expected {} got {}", render(cmd), want.render(), got.render()));
+                }
+            }
+            i += n;
+            continue;
+        }
+        let cmd = random_command(c, &mut rng);
+        let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
+        let got = client.call(&refs).await.map_err(|e| format!("c{c}: {} failed: {e}", render(&cmd)))?;
+        trace.record(now(), format!("c{c} {} -> {}", render(&cmd), got.render()));
+        let want = model.apply(db, &cmd).ok_or_else(|| format!("model lacks {}", render(&cmd)))?;
+        if !Model::reply_matches(&want, &got) {
+            return Err(format!("c{c}: {} expected {} got {}", render(&cmd), want.render(), got.render()));
+        }
+        i += 1;
+    }
+    Ok(())
+}
