@@ -60,7 +60,7 @@ impl Cluster {
         let disk = Arc::new(SimDisk::new(DISK_BYTES));
         let clock = Clock::new();
         let env = Env::simulated(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(index as u64), disk.clone(), clock.clone());
-        let text = format!("port {SERVER_PORT}\nbind 0.0.0.0\nprotected-mode no\n{config_text}");
+        let text = format!("port {SERVER_PORT}\nbind 0.0.0.0\nprotected-mode no\nenable-debug-command yes\n{config_text}");
         let config = Config::parse(&text, &name).expect("simulation config is valid");
         let node = self
             .handle

@@ -253,12 +253,12 @@ const IMMUTABLE: &[&str] = &[
 ];
 
 const ENUMS: &[(&str, &[&str])] = &[
-    ("loglevel", &["debug", "verbose", "notice", "warning", "nothing"]),
+    ("loglevel", &["debug", "verbose", "notice", "warning"]),
     (
         "maxmemory-policy",
         &["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"],
     ),
-    ("appendfsync", &["always", "everysec", "no"]),
+    ("appendfsync", &["everysec", "always", "no"]),
     ("supervised", &["upstart", "systemd", "auto", "no"]),
     ("repl-diskless-load", &["disabled", "on-empty-db", "swapdb"]),
     ("propagation-error-behavior", &["ignore", "panic", "panic-on-replicas"]),
@@ -287,7 +287,7 @@ const INT_RANGES: &[(&str, i64, i64)] = &[
     ("port", 0, 65535),
     ("databases", 1, i32::MAX as i64),
     ("timeout", 0, i32::MAX as i64),
-    ("hz", 1, 500),
+    ("hz", 0, i32::MAX as i64),
     ("maxclients", 1, i32::MAX as i64),
     ("min-replicas-to-write", 0, i32::MAX as i64),
     ("min-replicas-max-lag", 0, i32::MAX as i64),
@@ -458,6 +458,10 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
             let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
+            }
+            // Redis accepts any hz and clamps it to 1..=500.
+            if name == "hz" {
+                return Ok(n.clamp(1, 500).to_string());
             }
             Ok(n.to_string())
         }

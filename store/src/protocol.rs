@@ -385,7 +385,8 @@ impl Reply {
     }
 }
 
-/// Formats a double like Redis (`inf`, `-inf`, integers without `.0`, else shortest round-trip).
+/// Formats a double as Redis's RESP2 replies do: C's `%.17g` (`inf`/`-inf` spelled out).
+/// So 1 is "1", 0.1 is "0.10000000000000001" and 1e20 is "1e+20", exactly as redis-server.
 pub fn format_double(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
@@ -393,16 +394,36 @@ pub fn format_double(v: f64) -> String {
     if v.is_nan() {
         return "nan".into();
     }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    const P: i32 = 17;
+    // Scientific form with P significant digits gives the decimal exponent after rounding.
+    let sci = format!("{:.*e}", (P - 1) as usize, v);
+    let (mantissa, exp) = sci.split_once('e').expect("scientific format");
+    let exp: i32 = exp.parse().expect("exponent");
+    if exp < -4 || exp >= P {
+        let m = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", exp.abs());
+    }
+    let decimals = (P - 1 - exp).max(0) as usize;
+    trim_fraction(&format!("{:.*}", decimals, v)).to_string()
+}
+
+/// Formats like Redis's INCRBYFLOAT/HINCRBYFLOAT replies (human-friendly, never exponent form).
+pub fn format_double_human(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e17 {
         return format!("{}", v as i64);
     }
-    let s = format!("{}", v);
-    // Rust prints very large/small values without exponent; Redis uses %.17g. Use exponent form
-    // when Rust's form is long, to stay close to Redis.
-    if s.len() > 24 {
-        return format!("{:e}", v).replace('e', "e+").replace("e+-", "e-");
+    format!("{v}")
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if !s.contains('.') {
+        return s;
     }
-    s
+    s.trim_end_matches('0').trim_end_matches('.')
 }
 
 struct ItoaBuf {
@@ -517,8 +538,75 @@ mod tests {
     fn double_formatting() {
         assert_eq!(format_double(3.0), "3");
         assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(1e20), "1e+20");
+        assert_eq!(format_double(1e-5), "1.0000000000000001e-05");
+        assert_eq!(format_double(123456.0), "123456");
+        assert_eq!(format_double_human(10.6), "10.6");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(-0.25), "-0.25");
+    }
+
+    /// A million generated inputs: valid requests mutated (bit flips, truncations, spliced
+    /// digits and lengths, random bytes), fed in random read sizes. The parser must never panic,
+    /// must always make progress or ask for more, and must never hold more arguments than bytes.
+    #[test]
+    fn million_mutated_inputs() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+        let seeds: [&[u8]; 6] = [
+            b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n",
+            b"*1\r\n$4\r\nPING\r\n",
+            b"SET \"a b\" 'c'\r\n",
+            b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n",
+            b"*-1\r\n*0\r\n\r\n",
+            b"*2\r\n$999999999999\r\n",
+        ];
+        let splices: [&[u8]; 8] = [b"*", b"$", b"\r\n", b"-1", b"2147483648", b"9999999999999999999", b"\"", b"\\x4"];
+        let limits = Limits { bulk_len_max: 1 << 20 };
+        for _ in 0..1_000_000 {
+            let mut input = seeds[rng.gen_range(0..seeds.len())].to_vec();
+            for _ in 0..rng.gen_range(0..4) {
+                match rng.gen_range(0..5) {
+                    0 if !input.is_empty() => {
+                        let i = rng.gen_range(0..input.len());
+                        input[i] ^= 1 << rng.gen_range(0..8);
+                    }
+                    1 if !input.is_empty() => input.truncate(rng.gen_range(0..input.len())),
+                    2 => {
+                        let i = rng.gen_range(0..=input.len());
+                        let sp = splices[rng.gen_range(0..splices.len())];
+                        input.splice(i..i, sp.iter().copied());
+                    }
+                    3 => input.push(rng.gen()),
+                    _ => {
+                        let extra = seeds[rng.gen_range(0..seeds.len())];
+                        input.extend_from_slice(extra);
+                    }
+                }
+            }
+            let mut parser = RequestParser::new();
+            let mut buf = BytesMut::new();
+            let mut fed = 0;
+            'feed: while fed < input.len() {
+                let n = rng.gen_range(1..=input.len() - fed);
+                buf.extend_from_slice(&input[fed..fed + n]);
+                fed += n;
+                loop {
+                    let before = buf.len();
+                    match parser.next(&mut buf, &limits) {
+                        Ok(Some(Request::Command(args))) => {
+                            assert!(!args.is_empty());
+                            assert!(buf.len() < before, "a request must consume bytes");
+                        }
+                        Ok(Some(Request::Empty)) => assert!(buf.len() < before),
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+                assert!(parser.args.len() <= input.len(), "argument slots bounded by input");
+            }
+        }
     }
 
     proptest::proptest! {

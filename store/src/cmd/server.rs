@@ -371,6 +371,15 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn debug(ctx: &mut Ctx, args: &[Bytes]) {
+    // Redis 7 refuses DEBUG unless enable-debug-command allows it (yes, or local for loopback).
+    let allowed = match ctx.st.config.get("enable-debug-command") {
+        Some("yes") => true,
+        Some("local") => ctx.client.is_local,
+        _ => false,
+    };
+    if !allowed {
+        return ctx.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+    }
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
         "digest" if args.len() == 2 => {

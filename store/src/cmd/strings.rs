@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::protocol::{format_double, parse_i64_strict, Reply};
+use crate::protocol::{format_double_human, parse_i64_strict, Reply};
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "get", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: get },
@@ -313,7 +313,7 @@ fn incrby(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn decrby(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(d) = arg_i64(ctx, &args[2]) else { return };
-    let Some(neg) = d.checked_neg() else { return ctx.error(OVERFLOW) };
+    let Some(neg) = d.checked_neg() else { return ctx.error("ERR decrement would overflow") };
     incr_by(ctx, &args[1], neg)
 }
 
@@ -331,7 +331,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
     if next.is_nan() || next.is_infinite() {
         return ctx.error("ERR increment would produce NaN or Infinity");
     }
-    let text = format_double(next);
+    let text = format_double_human(next);
     store(ctx, &args[1], text.as_bytes(), true);
     ctx.dirty(1);
     ctx.bulk(text.as_bytes())

@@ -1,0 +1,175 @@
+//! Shared helpers for the end-to-end tests: start a server process on a free loopback port,
+//! talk to it with a tiny blocking RESP client. Tests are not server code, so std I/O is fine.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+            if c.write_all(b"PING\r\n").is_ok() {
+                let mut b = [0u8; 64];
+                if let Ok(n) = c.read(&mut b) {
+                    if n > 0 && !b.starts_with(b"-LOADING") {
+                        return;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("server on port {port} did not become ready");
+}
+
+pub fn start_store(extra: &[&str]) -> Proc {
+    let port = free_port();
+    let mut args = vec!["--port".to_string(), port.to_string(), "--save".into(), "".into(), "--loglevel".into(), "warning".into(), "--enable-debug-command".into(), "yes".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_store-server")).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start store-server");
+    wait_ready(port);
+    Proc { child, port }
+}
+
+pub fn redis_server_available() -> bool {
+    Command::new("redis-server").arg("--version").output().is_ok()
+}
+
+/// On CI a missing peer is an error (CI installs it); elsewhere the test says it skipped.
+pub fn require_or_skip(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var("CI").is_ok() {
+        panic!("{what} is required in CI (.ci/run installs it)");
+    }
+    eprintln!("SKIPPED: {what} not installed here; run ci/install-deps to include this test");
+    false
+}
+
+pub fn start_redis() -> Proc {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--loglevel", "warning", "--enable-debug-command", "yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_ready(port);
+    Proc { child, port }
+}
+
+/// A blocking client that returns replies rendered as text, one line per reply.
+pub struct Conn {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Conn { s, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, args: &[Vec<u8>]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.s.write_all(&out).unwrap();
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    fn fill(&mut self) -> bool {
+        let mut tmp = [0u8; 65536];
+        match self.s.read(&mut tmp) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+        }
+    }
+
+    fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let l = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return Some(l);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Reads one reply and renders it; None if the connection closed.
+    pub fn read(&mut self) -> Option<String> {
+        let l = self.line()?;
+        let (kind, rest) = l.split_at(1);
+        Some(match kind {
+            "$" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    "(nil)".into()
+                } else {
+                    while self.buf.len() < n as usize + 2 {
+                        if !self.fill() {
+                            return None;
+                        }
+                    }
+                    let v = String::from_utf8_lossy(&self.buf[..n as usize]).into_owned();
+                    self.buf.drain(..n as usize + 2);
+                    format!("{v:?}")
+                }
+            }
+            "*" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    "(nil array)".into()
+                } else {
+                    let mut items = Vec::new();
+                    for _ in 0..n {
+                        items.push(self.read()?);
+                    }
+                    format!("[{}]", items.join(", "))
+                }
+            }
+            _ => l,
+        })
+    }
+
+    pub fn call(&mut self, args: &[&str]) -> String {
+        let a: Vec<Vec<u8>> = args.iter().map(|s| s.as_bytes().to_vec()).collect();
+        self.send(&a);
+        self.read().unwrap_or_else(|| "(closed)".into())
+    }
+}

@@ -1,0 +1,192 @@
+"""redis-py against store-server: the client library most Python users have.
+
+Run by `cargo test` (store/tests/redis_py.rs) with STORE_PORT set to a running store-server.
+Plain asserts, no test framework needed; prints 'N passed, 0 failed' at the end.
+"""
+import os
+import sys
+import threading
+import time
+
+import redis
+
+PORT = int(os.environ["STORE_PORT"])
+r = redis.Redis(host="127.0.0.1", port=PORT, decode_responses=True)
+results = {"passed": 0, "failed": 0}
+
+
+def check(name, fn):
+    r.flushall()
+    try:
+        fn()
+        results["passed"] += 1
+        print(f"ok   {name}")
+    except Exception as e:  # noqa: BLE001 - report any failure with its test name
+        results["failed"] += 1
+        print(f"FAIL {name}: {e!r}")
+
+
+def strings():
+    assert r.set("k", "v") is True
+    assert r.get("k") == "v"
+    assert r.set("k", "w", nx=True) is None
+    assert r.set("k", "w", xx=True, ex=100) is True
+    assert 99 <= r.ttl("k") <= 100
+    assert r.incr("n") == 1 and r.incrby("n", 10) == 11 and r.decr("n") == 10
+    assert abs(r.incrbyfloat("f", 1.5) - 1.5) < 1e-9
+    assert r.append("k", "x") == 2 and r.strlen("k") == 2
+    assert r.mset({"a": "1", "b": "2"}) is True
+    assert r.mget("a", "b", "nope") == ["1", "2", None]
+    assert r.getrange("k", 0, 0) == "w"
+    assert r.getset("a", "9") == "1" and r.getdel("a") == "9" and r.get("a") is None
+    try:
+        r.incr("k")
+        raise AssertionError("INCR on a non-number must fail")
+    except redis.ResponseError as e:
+        assert "not an integer" in str(e)
+
+
+def lists():
+    assert r.rpush("l", "a", "b", "c") == 3
+    assert r.lpush("l", "z") == 4
+    assert r.lrange("l", 0, -1) == ["z", "a", "b", "c"]
+    assert r.lindex("l", 1) == "a" and r.llen("l") == 4
+    assert r.lpop("l") == "z" and r.rpop("l") == "c"
+    r.lset("l", 0, "A")
+    assert r.lrange("l", 0, -1) == ["A", "b"]
+    assert r.lrem("l", 0, "b") == 1
+    r.ltrim("l", 0, 0)
+    assert r.lrange("l", 0, -1) == ["A"]
+
+
+def hashes():
+    assert r.hset("h", mapping={"f1": "v1", "f2": "v2"}) == 2
+    assert r.hget("h", "f1") == "v1"
+    assert r.hgetall("h") == {"f1": "v1", "f2": "v2"}
+    assert r.hincrby("h", "n", 5) == 5
+    assert sorted(r.hkeys("h")) == ["f1", "f2", "n"] and r.hlen("h") == 3
+    assert r.hexists("h", "f2") and r.hdel("h", "f2") == 1
+    assert r.hmget("h", ["f1", "missing"]) == ["v1", None]
+
+
+def sets():
+    assert r.sadd("s", "a", "b", "c") == 3
+    assert r.sismember("s", "a") and not r.sismember("s", "z")
+    assert r.smembers("s") == {"a", "b", "c"} and r.scard("s") == 3
+    r.sadd("t", "b", "c", "d")
+    assert r.sinter("s", "t") == {"b", "c"}
+    assert r.sunion("s", "t") == {"a", "b", "c", "d"}
+    assert r.sdiff("s", "t") == {"a"}
+    assert r.srem("s", "a") == 1
+    assert r.spop("t") in {"b", "c", "d"}
+
+
+def zsets():
+    assert r.zadd("z", {"a": 1, "b": 2, "c": 3}) == 3
+    assert r.zscore("z", "b") == 2.0 and r.zcard("z") == 3
+    assert r.zrange("z", 0, -1) == ["a", "b", "c"]
+    assert r.zrange("z", 0, -1, withscores=True) == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    assert r.zrangebyscore("z", 2, "+inf") == ["b", "c"]
+    assert r.zincrby("z", 10, "a") == 11.0
+    assert r.zrank("z", "a") == 2 and r.zrem("z", "a") == 1
+
+
+def pubsub():
+    p = r.pubsub()
+    p.subscribe("news")
+    p.psubscribe("ne*")
+    assert p.get_message(timeout=2)["type"] == "subscribe"
+    assert p.get_message(timeout=2)["type"] == "psubscribe"
+    assert r.pubsub_numsub("news") == [("news", 1)]
+    assert "news" in r.pubsub_channels()
+    assert r.publish("news", "hello") == 2
+    got = []
+    deadline = time.time() + 5
+    while len(got) < 2 and time.time() < deadline:
+        m = p.get_message(timeout=1)
+        if m and m["type"] in ("message", "pmessage"):
+            got.append((m["type"], m["data"]))
+    assert sorted(got) == [("message", "hello"), ("pmessage", "hello")], got
+    p.close()
+
+
+def transactions():
+    pipe = r.pipeline(transaction=True)
+    pipe.set("x", 1).incr("x").get("x")
+    assert pipe.execute() == [True, 2, "2"]
+    # WATCH: a concurrent write makes EXEC fail.
+    r.set("w", "0")
+    with r.pipeline() as p:
+        p.watch("w")
+        other = redis.Redis(host="127.0.0.1", port=PORT)
+        other.set("w", "changed")
+        p.multi()
+        p.set("w", "mine")
+        try:
+            p.execute()
+            raise AssertionError("EXEC must fail after a watched key changed")
+        except redis.WatchError:
+            pass
+    assert r.get("w") == "changed"
+    # Unwatched transaction goes through.
+    with r.pipeline() as p:
+        p.watch("w")
+        p.multi()
+        p.set("w", "mine")
+        assert p.execute() == [True]
+
+
+def connection_and_server():
+    assert r.ping() is True
+    assert r.echo("hi") == "hi"
+    assert r.dbsize() == 0
+    r.set("a", "1")
+    info = r.info()
+    assert info["redis_version"].startswith("7.") and info["role"] == "master"
+    assert r.info("keyspace") == {"db0": {"keys": 1, "expires": 0, "avg_ttl": 0}}
+    assert r.config_get("maxmemory") == {"maxmemory": "0"}
+    r.client_setname("py")
+    assert r.client_getname() == "py"
+    assert any(c["name"] == "py" for c in r.client_list())
+    db1 = redis.Redis(host="127.0.0.1", port=PORT, db=1, decode_responses=True)
+    db1.set("a", "other")
+    assert r.get("a") == "1" and db1.get("a") == "other"
+    assert [k for k in r.scan_iter("*")] == ["a"]
+    assert len(r.time()) == 2
+
+
+def many_clients():
+    errors = []
+
+    def worker(i):
+        c = redis.Redis(host="127.0.0.1", port=PORT)
+        try:
+            for j in range(200):
+                c.incr("counter")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert r.get("counter") == "1600"
+
+
+for name, fn in [
+    ("strings", strings),
+    ("lists", lists),
+    ("hashes", hashes),
+    ("sets", sets),
+    ("zsets", zsets),
+    ("pubsub", pubsub),
+    ("transactions", transactions),
+    ("connection_and_server", connection_and_server),
+    ("many_clients", many_clients),
+]:
+    check(name, fn)
+
+print(f"{results['passed']} passed, {results['failed']} failed")
+sys.exit(1 if results["failed"] else 0)
