@@ -33,6 +33,8 @@ pub struct ServerNode {
 pub struct Cluster {
     pub handle: Handle,
     pub servers: Vec<ServerNode>,
+    /// Client nodes (ids), for partitions between clients and servers.
+    pub clients: Vec<(String, madsim::task::NodeId)>,
     pub trace: Trace,
     start: madsim::time::Instant,
     clients_made: u8,
@@ -40,7 +42,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(trace: Trace) -> Cluster {
-        Cluster { handle: Handle::current(), servers: Vec::new(), trace, start: madsim::time::Instant::now(), clients_made: 0 }
+        Cluster { handle: Handle::current(), servers: Vec::new(), clients: Vec::new(), trace, start: madsim::time::Instant::now(), clients_made: 0 }
     }
 
     /// Simulated nanoseconds since the cluster was created.
@@ -85,7 +87,9 @@ impl Cluster {
     pub fn client_node(&mut self, name: &str) -> NodeHandle {
         self.clients_made += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, self.clients_made));
-        self.handle.create_node().name(name.to_string()).ip(ip).build()
+        let node = self.handle.create_node().name(name.to_string()).ip(ip).build();
+        self.clients.push((name.to_string(), node.id()));
+        node
     }
 
     /// Connects to a server, retrying until it accepts or `deadline` passes.

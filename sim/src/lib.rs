@@ -13,6 +13,8 @@ pub mod trace;
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
+pub mod nemesis;
+#[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]
 pub mod scenarios;

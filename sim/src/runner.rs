@@ -6,6 +6,7 @@
 //! and the one command that replays it. A sample of seeds is run twice and their trace hashes
 //! compared: the determinism self-check.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ pub struct Outcome {
     pub trace_hash: u64,
     pub events: u64,
     pub simulated: Duration,
+    /// Coverage probes reached in this run, with counts.
+    pub probes: BTreeMap<&'static str, u64>,
 }
 
 pub struct Failure {
@@ -27,8 +30,11 @@ pub struct Failure {
     pub trace_hash: u64,
 }
 
-/// Runs one seed of one scenario.
-pub fn run_seed(scenario: &Scenario, seed: u64, verbose: bool) -> Result<Outcome, Failure> {
+/// Runs one seed of one scenario, with the given planted bugs active.
+pub fn run_seed(scenario: &Scenario, seed: u64, verbose: bool, planted: &[String]) -> Result<Outcome, Failure> {
+    // Fault points, planted bugs and probes are per run; the scenario turns buggify on if its
+    // swarm says so.
+    store::fault::reset(false, planted);
     let trace = Trace::new(verbose);
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.set_time_limit(Duration::from_secs(RUN_TIME_LIMIT_S));
@@ -42,7 +48,9 @@ pub fn run_seed(scenario: &Scenario, seed: u64, verbose: bool) -> Result<Outcome
         })
     }));
     match result {
-        Ok((Ok(()), simulated)) => Ok(Outcome { trace_hash: trace.hash(), events: trace.count(), simulated }),
+        Ok((Ok(()), simulated)) => {
+            Ok(Outcome { trace_hash: trace.hash(), events: trace.count(), simulated, probes: store::fault::take_probes() })
+        }
         Ok((Err(message), _)) => Err(Failure { message, tail: trace.tail(), trace_hash: trace.hash() }),
         Err(panic) => {
             let message = panic
@@ -77,10 +85,11 @@ struct Args {
     start: u64,
     seed: Option<u64>,
     verbose: bool,
+    planted: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
-    let mut a = Args { command: args.first().cloned().unwrap_or_else(|| "sweep".into()), scenario: None, seeds: None, start: 0, seed: None, verbose: false };
+    let mut a = Args { command: args.first().cloned().unwrap_or_else(|| "sweep".into()), scenario: None, seeds: None, start: 0, seed: None, verbose: false, planted: Vec::new() };
     let mut i = 1;
     let num = |v: Option<&String>, what: &str| -> Result<u64, String> {
         v.ok_or(format!("{what} needs a value"))?.parse::<u64>().map_err(|e| format!("{what}: {e}"))
@@ -91,6 +100,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--seeds" => a.seeds = Some(num(args.get(i + 1), "--seeds")?),
             "--start" => a.start = num(args.get(i + 1), "--start")?,
             "--seed" => a.seed = Some(num(args.get(i + 1), "--seed")?),
+            "--plant" => a.planted.push(args.get(i + 1).cloned().ok_or("--plant needs a bug name")?),
             "--verbose" => {
                 a.verbose = true;
                 i += 1;
@@ -122,7 +132,7 @@ pub fn main(args: &[String]) -> i32 {
                 eprintln!("unknown scenario {name}");
                 return 2;
             };
-            match run_seed(sc, seed, a.verbose) {
+            match run_seed(sc, seed, a.verbose, &a.planted) {
                 Ok(o) => {
                     println!("scenario={name} seed={seed} ok events={} simulated={:.3}s", o.events, o.simulated.as_secs_f64());
                     println!("trace hash: {:016x}", o.trace_hash);
@@ -135,6 +145,7 @@ pub fn main(args: &[String]) -> i32 {
             }
         }
         "sweep" => sweep(&a),
+        "planted" => planted(&a),
         "list" => {
             for s in scenarios::ALL {
                 println!("{:<16} {}", s.name, s.about);
@@ -191,12 +202,18 @@ fn sweep(a: &Args) -> i32 {
         let mut simulated = Duration::ZERO;
         let mut events = 0;
         let mut hashes = Vec::with_capacity(seeds.len());
+        let mut coverage: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
         for &seed in &seeds {
-            match run_seed(sc, seed, false) {
+            match run_seed(sc, seed, false, &[]) {
                 Ok(o) => {
                     simulated += o.simulated;
                     events += o.events;
                     hashes.push((seed, o.trace_hash));
+                    for (probe, hits) in o.probes {
+                        let e = coverage.entry(probe).or_default();
+                        e.0 += 1;
+                        e.1 += hits;
+                    }
                 }
                 Err(f) => {
                     report_failure(sc.name, seed, &f);
@@ -216,10 +233,20 @@ fn sweep(a: &Args) -> i32 {
             simulated.as_secs_f64() / wall_s,
             events
         );
+        println!("coverage ({}): probe, seeds that reached it, total hits", sc.name);
+        for (probe, (seeds_hit, hits)) in &coverage {
+            let required = if sc.required_probes.contains(probe) { " (required)" } else { "" };
+            println!("  {probe:<36} {seeds_hit:>6} seeds {hits:>9} hits{required}");
+        }
+        let missing: Vec<&&str> = sc.required_probes.iter().filter(|p| !coverage.contains_key(**p)).collect();
+        if !missing.is_empty() {
+            eprintln!("coverage FAILED for {}: required probes never reached: {:?}", sc.name, missing);
+            return 1;
+        }
         // Determinism self-check: every 100th seed (at least 3) runs again, hashes must agree.
         let sample: Vec<(u64, u64)> = hashes.iter().copied().step_by((hashes.len() / 10).max(1)).take(10).collect();
         for (seed, hash) in &sample {
-            match run_seed(sc, *seed, false) {
+            match run_seed(sc, *seed, false, &[]) {
                 Ok(o) if o.trace_hash == *hash => {}
                 Ok(o) => {
                     eprintln!(
@@ -241,4 +268,47 @@ fn sweep(a: &Args) -> i32 {
         println!("determinism: {} seeds re-run, trace hashes identical (e.g. seed {} -> {:016x})", sample.len(), sample[0].0, sample[0].1);
     }
     0
+}
+
+/// Seeds within which every planted bug must be caught.
+pub const PLANTED_SEEDS_MAX: u64 = 300;
+
+/// Runs each planted bug (or the one named by --plant) against every scenario until some seed
+/// fails; succeeds only if every bug is caught within `PLANTED_SEEDS_MAX` seeds.
+fn planted(a: &Args) -> i32 {
+    let bugs: Vec<String> = if a.planted.is_empty() {
+        store::fault::PLANTED_BUGS.iter().map(|(n, _)| n.to_string()).collect()
+    } else {
+        a.planted.clone()
+    };
+    let limit = a.seeds.unwrap_or(PLANTED_SEEDS_MAX);
+    let mut escaped = Vec::new();
+    for bug in &bugs {
+        let mut caught = None;
+        'search: for seed in a.start..a.start + limit {
+            for sc in scenarios::ALL {
+                if let Err(f) = run_seed(sc, seed, false, std::slice::from_ref(bug)) {
+                    caught = Some((sc.name, seed, f.message));
+                    break 'search;
+                }
+            }
+        }
+        match caught {
+            Some((sc, seed, msg)) => {
+                let short: String = msg.chars().take(110).collect();
+                println!("planted {bug:<20} caught by {sc} at seed {seed}: {short}");
+            }
+            None => {
+                println!("planted {bug:<20} NOT caught within {limit} seeds");
+                escaped.push(bug.clone());
+            }
+        }
+    }
+    if escaped.is_empty() {
+        println!("all {} planted bugs caught within {limit} seeds", bugs.len());
+        0
+    } else {
+        eprintln!("planted bugs not caught: {escaped:?}");
+        1
+    }
 }

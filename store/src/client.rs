@@ -220,6 +220,21 @@ impl Client {
         self.read_reply().await
     }
 
+    /// Sends several commands in one write and reads all their replies, in order.
+    pub async fn pipeline(&mut self, commands: &[Vec<Vec<u8>>]) -> io::Result<Vec<Resp>> {
+        let mut out = BytesMut::new();
+        for c in commands {
+            let refs: Vec<&[u8]> = c.iter().map(|a| a.as_slice()).collect();
+            encode_command(&mut out, &refs);
+        }
+        self.send_raw(&out).await?;
+        let mut replies = Vec::with_capacity(commands.len());
+        for _ in commands {
+            replies.push(self.read_reply().await?);
+        }
+        Ok(replies)
+    }
+
     /// `call` with string arguments.
     pub async fn cmd(&mut self, args: &[&str]) -> io::Result<Resp> {
         let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();

@@ -703,9 +703,12 @@ impl Config {
         let mut out: Vec<String> = Vec::new();
         let mut done: Vec<&'static str> = Vec::new();
         let mut renames_done = false;
+        let mut has_marker = false;
         for raw in &self.file_lines {
             let line = raw.trim();
             if line == MARKER {
+                has_marker = true;
+                out.push(raw.clone());
                 continue;
             }
             if line.is_empty() || line.starts_with('#') {
@@ -742,11 +745,13 @@ impl Config {
             appended.extend(self.rename_lines());
         }
         // Trailing blank lines collapse before the generated block, as Redis does.
-        while out.last().is_some_and(|l| l.trim().is_empty()) && !appended.is_empty() {
+        while out.last().is_some_and(|l| l.trim().is_empty()) && !appended.is_empty() && !has_marker {
             out.pop();
         }
         if !appended.is_empty() {
-            out.push(MARKER.to_string());
+            if !has_marker {
+                out.push(MARKER.to_string());
+            }
             out.extend(appended);
         }
         let mut text = out.join("\n");

@@ -114,6 +114,10 @@ where
             }
         }
         let more_parsed = batch.len() == BATCH_MAX;
+        let batch_len = batch.len();
+        if batch_len > 1 {
+            crate::fault::probe("conn.pipelined_batch");
+        }
         while !batch.is_empty() || bytes_in > 0 {
             let deferred = {
                 let mut st = shared.lock();
@@ -123,6 +127,10 @@ where
                 let mut last_cmd = None;
                 while let Some(req) = batch.pop_front() {
                     let Request::Command(args) = req else { continue };
+                    if batch.is_empty() && batch_len >= 3 && crate::fault::planted("batch-drops-last") {
+                        Reply::ok(&mut out);
+                        continue;
+                    }
                     last_cmd = Some(String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
                     let mut ctx = Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms };
                     execute(&mut ctx, args);
@@ -159,11 +167,15 @@ where
             }
         }
         if let Some(e) = protocol_error {
+            crate::fault::probe("conn.protocol_error");
             tracing::debug!("Protocol error ({}) from client: id={} addr={}", e.0, session.id, session.addr);
             Reply::error(&mut out, &format!("ERR Protocol error: {}", e.0));
             session.close = true;
         }
         if !out.is_empty() {
+            if crate::fault::buggify("buggify.conn.delay_flush") {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
                 break 'conn;
             }
@@ -173,6 +185,7 @@ where
             break 'conn;
         }
         if inbuf.len() > query_buffer_limit {
+            crate::fault::probe("conn.query_buffer_limit");
             tracing::warn!(
                 "Closing client that reached max query buffer length: id={} addr={} (qbuf={})",
                 session.id,
@@ -193,6 +206,7 @@ where
             biased;
             _ = wake.notified() => {
                 if kill.load(Ordering::Acquire) {
+                    crate::fault::probe("conn.killed");
                     break 'conn;
                 }
             }
@@ -203,7 +217,7 @@ where
                     out.extend_from_slice(&m);
                 }
             }
-            r = stream.read_buf(&mut inbuf) => match r {
+            r = read_some(&mut stream, &mut inbuf) => match r {
                 Ok(0) | Err(_) => break 'conn,
                 Ok(n) => bytes_in += n as u64,
             },
@@ -220,6 +234,18 @@ where
     st.pubsub.remove_client(id, &session.channels, &session.patterns);
     st.watches.unwatch_all(id, &session.watched);
     st.clients.remove(&id);
+}
+
+/// Reads what is available; under buggify sometimes only a few bytes, so that requests arrive
+/// split at every possible boundary and the resumable parser is exercised.
+async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, inbuf: &mut BytesMut) -> std::io::Result<usize> {
+    if crate::fault::buggify("buggify.conn.tiny_reads") {
+        let mut tiny = [0u8; 7];
+        let n = stream.read(&mut tiny).await?;
+        inbuf.extend_from_slice(&tiny[..n]);
+        return Ok(n);
+    }
+    stream.read_buf(inbuf).await
 }
 
 async fn sleep_or_forever(limit: Option<Duration>) {

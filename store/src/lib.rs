@@ -18,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod db;
 pub mod env;
+pub mod fault;
 pub mod glob;
 pub mod logging;
 pub mod protocol;

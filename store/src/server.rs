@@ -243,6 +243,9 @@ async fn cron(shared: Arc<Shared>) {
     loop {
         let hz = shared.lock().config.hot.hz;
         tokio::time::sleep(Duration::from_millis(1000 / hz.max(1))).await;
+        if crate::fault::buggify("buggify.cron.skip_tick") {
+            continue;
+        }
         let now = shared.env.clock.now_ms();
         let mut st = shared.lock();
         // Redis's fast cycle examines 20 keys per db per loop and repeats while >25% expired;

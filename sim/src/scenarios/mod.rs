@@ -15,6 +15,9 @@ pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
     pub default_seeds: u64,
+    /// Coverage probes some seed of a sweep must reach, or the sweep fails (it would otherwise
+    /// pass vacuously).
+    pub required_probes: &'static [&'static str],
     pub run: RunFn,
 }
 
@@ -22,6 +25,7 @@ pub const ALL: &[Scenario] = &[Scenario {
     name: "smoke",
     about: "one server, 1-4 clients on their own keys; every reply checked against a sequential model",
     default_seeds: 1000,
+    required_probes: &["conn.pipelined_batch"],
     run: |seed, trace| Box::pin(smoke::run(seed, trace)),
 }];
 

@@ -37,8 +37,14 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
         t.await.map_err(|e| format!("client task failed: {e}"))??;
     }
     // The final dataset digest joins the trace, so replays compare data as well as replies.
-    let mut probe = Cluster::connect(&addr, IO_TIMEOUT, Duration::from_secs(5)).await?;
-    let digest = probe.cmd(&["DEBUG", "DIGEST"]).await.map_err(|e| e.to_string())?;
+    let checker = cluster.client_node("checker");
+    let digest = checker
+        .spawn(async move {
+            let mut probe = Cluster::connect(&addr, IO_TIMEOUT, Duration::from_secs(5)).await?;
+            probe.cmd(&["DEBUG", "DIGEST"]).await.map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("checker task failed: {e}"))??;
     cluster.record(format!("final digest {}", digest.render()));
     Ok(())
 }
@@ -136,6 +142,21 @@ async fn client_workload(c: u32, seed: u64, addr: String, ops: u32, trace: Trace
                 let want = model.apply(db, cmd).ok_or_else(|| format!("model lacks {}", render(cmd)))?;
                 if !Model::reply_matches(&want, got) {
                     return Err(format!("c{c}: in EXEC, {} expected {} got {}", render(cmd), want.render(), got.render()));
+                }
+            }
+            i += n;
+            continue;
+        }
+        if roll < 25 {
+            // A pipeline: several commands in one write, replies read back in order.
+            let n = rng.gen_range(2..6);
+            let cmds: Vec<Vec<Vec<u8>>> = (0..n).map(|_| random_command(c, &mut rng)).collect();
+            let replies = client.pipeline(&cmds).await.map_err(|e| format!("c{c}: pipeline failed: {e}"))?;
+            for (cmd, got) in cmds.iter().zip(&replies) {
+                trace.record(now(), format!("c{c} [pipelined] {} -> {}", render(cmd), got.render()));
+                let want = model.apply(db, cmd).ok_or_else(|| format!("model lacks {}", render(cmd)))?;
+                if !Model::reply_matches(&want, got) {
+                    return Err(format!("c{c}: pipelined {} expected {} got {}", render(cmd), want.render(), got.render()));
                 }
             }
             i += n;

@@ -39,6 +39,9 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) {
         }
     }
     ctx.dirty(n as u64);
+    if crate::fault::planted("del-miscount") {
+        n = args.len() as i64 - 1;
+    }
     ctx.int(n)
 }
 

@@ -1,3 +1,538 @@
-//! placeholder
-use super::CommandSpec;
-pub const COMMANDS: &[CommandSpec] = &[];
+//! List commands: LPUSH, RPUSH, LPUSHX, RPUSHX, LPOP, RPOP, LLEN, LINDEX, LSET, LRANGE, LTRIM,
+//! LREM, LINSERT, LPOS, RPOPLPUSH, LMOVE.
+//!
+//! Design notes:
+//! - A list is a `VecDeque<Sds>` behind an `Arc` (see `db/value.rs`). Pushes and pops at both
+//!   ends are O(1) and LINDEX/LSET are O(1) (Redis's quicklist is O(n) there); LINSERT and LREM
+//!   shift elements, O(n) like Redis.
+//! - Writes go through `Arc::make_mut`: while a snapshot shares the list, the first write copies
+//!   it once (even a write that turns out to change nothing, e.g. LREM without a match). We accept
+//!   that rather than look every key up twice.
+//! - Argument checks happen in Redis's order (some commands parse their numbers before looking
+//!   the key up, others after), so error-vs-nil answers match Redis exactly.
+//! - Allocations are sized by the list, never by a client-supplied count.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::protocol::Reply;
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "lpush", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: lpush },
+    CommandSpec { name: "rpush", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: rpush },
+    CommandSpec { name: "lpushx", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: lpushx },
+    CommandSpec { name: "rpushx", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: rpushx },
+    CommandSpec { name: "lpop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: lpop },
+    CommandSpec { name: "rpop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: rpop },
+    CommandSpec { name: "llen", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: llen },
+    CommandSpec { name: "lindex", arity: 3, flags: READONLY, keys: (1, 1, 1), handler: lindex },
+    CommandSpec { name: "lset", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: lset },
+    CommandSpec { name: "lrange", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: lrange },
+    CommandSpec { name: "ltrim", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: ltrim },
+    CommandSpec { name: "lrem", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: lrem },
+    CommandSpec { name: "linsert", arity: 5, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: linsert },
+    CommandSpec { name: "lpos", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: lpos },
+    CommandSpec { name: "rpoplpush", arity: 3, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: rpoplpush },
+    CommandSpec { name: "lmove", arity: 5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: lmove },
+];
+
+/// Which end of a list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Left,
+    Right,
+}
+
+/// Reads a list (hit/miss counted): Ok(None) if missing; Err after replying WRONGTYPE.
+/// The `Arc` clone is cheap and lets the handler write its reply while holding the list.
+fn read_list(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Arc<VecDeque<Sds>>>, ()> {
+    match ctx.read(key) {
+        None => Ok(None),
+        Some(Value::List(l)) => Ok(Some(l.clone())),
+        Some(_) => {
+            ctx.error(WRONGTYPE);
+            Err(())
+        }
+    }
+}
+
+/// Looks a list up for modification: Ok(None) if missing, Err(()) if another type (the caller
+/// replies WRONGTYPE once the borrow has ended).
+fn write_list<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<Sds>>, ()> {
+    match ctx.write_lookup(key) {
+        None => Ok(None),
+        Some(Value::List(l)) => Ok(Some(Arc::make_mut(l))),
+        Some(_) => Err(()),
+    }
+}
+
+/// The type of a live key, without hit/miss accounting.
+fn type_of(ctx: &mut Ctx, key: &[u8]) -> Option<&'static str> {
+    let db = ctx.db();
+    ctx.st.ks.lookup(db, key, ctx.now_ms).map(|v| v.type_name())
+}
+
+fn store_new(ctx: &mut Ctx, key: &[u8], list: VecDeque<Sds>) {
+    let db = ctx.db();
+    ctx.st.ks.dbs[db].insert(Sds::new(key), Value::List(Arc::new(list)), false);
+}
+
+/// Redis never keeps an empty collection: deletes the key when its list became empty.
+fn delete_if_empty(ctx: &mut Ctx, key: &[u8], empty: bool) {
+    if empty {
+        let db = ctx.db();
+        ctx.st.ks.delete(db, key);
+    }
+}
+
+fn push(l: &mut VecDeque<Sds>, end: End, v: Sds) {
+    match end {
+        End::Left => l.push_front(v),
+        End::Right => l.push_back(v),
+    }
+}
+
+fn pop(l: &mut VecDeque<Sds>, end: End) -> Option<Sds> {
+    match end {
+        End::Left => l.pop_front(),
+        End::Right => l.pop_back(),
+    }
+}
+
+/// Parses a non-negative integer like Redis's `getPositiveLongFromObjectOrReply`: a non-integer
+/// and a negative value both get `msg`.
+fn positive_arg(ctx: &mut Ctx, arg: &[u8], msg: &str) -> Option<i64> {
+    match parse_i64_strict(arg) {
+        Some(v) if v >= 0 => Some(v),
+        _ => {
+            ctx.error(msg);
+            None
+        }
+    }
+}
+
+/// Resolves a possibly negative index against `len`; None when out of range.
+fn resolve_index(index: i64, len: usize) -> Option<usize> {
+    let len = len as i64;
+    let i = if index < 0 { len + index } else { index };
+    (0..len).contains(&i).then_some(i as usize)
+}
+
+/// Redis's start/stop normalisation for LRANGE/LTRIM: Some((start, end)) inclusive, or None
+/// when the range is empty.
+fn resolve_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut start = if start < 0 { len + start } else { start };
+    let mut end = if end < 0 { len + end } else { end };
+    if start < 0 {
+        start = 0;
+    }
+    if start > end || start >= len {
+        return None;
+    }
+    if end >= len {
+        end = len - 1;
+    }
+    Some((start as usize, end as usize))
+}
+
+fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) {
+    let key = &args[1];
+    let elems = &args[2..];
+    let len = match write_list(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(Some(l)) => {
+            for e in elems {
+                push(l, end, Sds::new(e));
+            }
+            l.len()
+        }
+        Ok(None) if only_existing => return ctx.int(0),
+        Ok(None) => {
+            let mut l = VecDeque::with_capacity(elems.len());
+            for e in elems {
+                push(&mut l, end, Sds::new(e));
+            }
+            let n = l.len();
+            store_new(ctx, key, l);
+            n
+        }
+    };
+    ctx.dirty(elems.len() as u64);
+    ctx.int(len as i64)
+}
+
+fn lpush(ctx: &mut Ctx, args: &[Bytes]) {
+    push_generic(ctx, args, End::Left, false)
+}
+
+fn rpush(ctx: &mut Ctx, args: &[Bytes]) {
+    push_generic(ctx, args, End::Right, false)
+}
+
+fn lpushx(ctx: &mut Ctx, args: &[Bytes]) {
+    push_generic(ctx, args, End::Left, true)
+}
+
+fn rpushx(ctx: &mut Ctx, args: &[Bytes]) {
+    push_generic(ctx, args, End::Right, true)
+}
+
+/// LPOP/RPOP key [count]: without count a bulk (nil if missing); with count an array (nil array
+/// if missing, empty array for count 0), as Redis 7.
+fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End, name: &str) {
+    if args.len() > 3 {
+        return ctx.error(&format!("ERR wrong number of arguments for '{name}' command"));
+    }
+    let count = if args.len() == 3 {
+        let Some(c) = positive_arg(ctx, &args[2], "ERR value is out of range, must be positive") else { return };
+        Some(c)
+    } else {
+        None
+    };
+    let key = &args[1];
+    let (popped, empty) = match write_list(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(None) => {
+            return if count.is_some() { Reply::null_array(ctx.out) } else { ctx.null() };
+        }
+        Ok(Some(_)) if count == Some(0) => return Reply::array_len(ctx.out, 0),
+        Ok(Some(l)) => {
+            let n = (count.unwrap_or(1) as u64).min(l.len() as u64) as usize;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                if let Some(v) = pop(l, end) {
+                    out.push(v);
+                }
+            }
+            (out, l.is_empty())
+        }
+    };
+    delete_if_empty(ctx, key, empty);
+    ctx.dirty(popped.len() as u64);
+    match count {
+        None => match popped.first() {
+            Some(v) => ctx.bulk(v),
+            None => ctx.null(),
+        },
+        Some(_) => Reply::bulk_array(ctx.out, popped.iter()),
+    }
+}
+
+fn lpop(ctx: &mut Ctx, args: &[Bytes]) {
+    pop_generic(ctx, args, End::Left, "lpop")
+}
+
+fn rpop(ctx: &mut Ctx, args: &[Bytes]) {
+    pop_generic(ctx, args, End::Right, "rpop")
+}
+
+fn llen(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(l) = read_list(ctx, &args[1]) else { return };
+    ctx.int(l.map_or(0, |l| l.len() as i64))
+}
+
+fn lindex(ctx: &mut Ctx, args: &[Bytes]) {
+    // Redis looks the key up before parsing the index.
+    let Ok(l) = read_list(ctx, &args[1]) else { return };
+    let Some(l) = l else { return ctx.null() };
+    let Some(index) = arg_i64(ctx, &args[2]) else { return };
+    match resolve_index(index, l.len()) {
+        Some(i) => ctx.bulk(&l[i]),
+        None => ctx.null(),
+    }
+}
+
+fn lset(ctx: &mut Ctx, args: &[Bytes]) {
+    let key = &args[1];
+    match type_of(ctx, key) {
+        None => return ctx.error(NO_SUCH_KEY),
+        Some("list") => {}
+        Some(_) => return ctx.error(WRONGTYPE),
+    }
+    let Some(index) = arg_i64(ctx, &args[2]) else { return };
+    let done = match write_list(ctx, key) {
+        Ok(Some(l)) => match resolve_index(index, l.len()) {
+            Some(i) => {
+                l[i] = Sds::new(&args[3]);
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    };
+    if !done {
+        return ctx.error("ERR index out of range");
+    }
+    ctx.dirty(1);
+    ctx.ok()
+}
+
+fn lrange(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(start) = arg_i64(ctx, &args[2]) else { return };
+    let Some(end) = arg_i64(ctx, &args[3]) else { return };
+    let Ok(l) = read_list(ctx, &args[1]) else { return };
+    let Some(l) = l else { return Reply::array_len(ctx.out, 0) };
+    match resolve_range(start, end, l.len()) {
+        Some((s, e)) => Reply::bulk_array(ctx.out, l.range(s..=e)),
+        None => Reply::array_len(ctx.out, 0),
+    }
+}
+
+fn ltrim(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(start) = arg_i64(ctx, &args[2]) else { return };
+    let Some(end) = arg_i64(ctx, &args[3]) else { return };
+    let key = &args[1];
+    let (removed, empty) = match write_list(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(None) => return ctx.ok(),
+        Ok(Some(l)) => {
+            let len = l.len();
+            match resolve_range(start, end, len) {
+                Some((s, e)) => {
+                    l.truncate(e + 1);
+                    l.drain(..s);
+                }
+                None => l.clear(),
+            }
+            (len - l.len(), l.is_empty())
+        }
+    };
+    delete_if_empty(ctx, key, empty);
+    ctx.dirty(removed as u64);
+    ctx.ok()
+}
+
+fn lrem(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(count) = arg_i64(ctx, &args[2]) else { return };
+    let key = &args[1];
+    let elem = &args[3][..];
+    let (removed, empty) = match write_list(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(None) => return ctx.int(0),
+        Ok(Some(l)) => {
+            let before = l.len();
+            let limit = if count == 0 { usize::MAX } else { count.unsigned_abs().min(before as u64) as usize };
+            if count >= 0 {
+                let mut n = 0;
+                l.retain(|e| {
+                    if n < limit && &e[..] == elem {
+                        n += 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            } else {
+                // From the tail: find the first `limit` matches scanning backwards, then drop them.
+                let mut cut = 0;
+                let mut n = 0;
+                for (i, e) in l.iter().enumerate().rev() {
+                    if &e[..] == elem {
+                        n += 1;
+                        cut = i;
+                        if n == limit {
+                            break;
+                        }
+                    }
+                }
+                if n > 0 {
+                    let mut i = 0;
+                    l.retain(|e| {
+                        let drop = i >= cut && &e[..] == elem;
+                        i += 1;
+                        !drop
+                    });
+                }
+            }
+            (before - l.len(), l.is_empty())
+        }
+    };
+    delete_if_empty(ctx, key, empty);
+    ctx.dirty(removed as u64);
+    ctx.int(removed as i64)
+}
+
+fn linsert(ctx: &mut Ctx, args: &[Bytes]) {
+    let after = if eq_ic(&args[2], "after") {
+        true
+    } else if eq_ic(&args[2], "before") {
+        false
+    } else {
+        return ctx.error(SYNTAX);
+    };
+    let key = &args[1];
+    let pivot = &args[3][..];
+    let result = match write_list(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(None) => return ctx.int(0),
+        Ok(Some(l)) => match l.iter().position(|e| &e[..] == pivot) {
+            Some(i) => {
+                l.insert(if after { i + 1 } else { i }, Sds::new(&args[4]));
+                Some(l.len())
+            }
+            None => None,
+        },
+    };
+    match result {
+        Some(len) => {
+            ctx.dirty(1);
+            ctx.int(len as i64)
+        }
+        None => ctx.int(-1),
+    }
+}
+
+fn lpos(ctx: &mut Ctx, args: &[Bytes]) {
+    let elem = &args[2][..];
+    let (mut rank, mut count, mut maxlen) = (1i64, -1i64, 0i64);
+    let mut j = 3;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        if eq_ic(&args[j], "rank") && more {
+            j += 1;
+            let Some(r) = arg_i64(ctx, &args[j]) else { return };
+            if r == 0 {
+                return ctx.error(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... \
+                     or use negative to start from the end of the list",
+                );
+            }
+            rank = r;
+        } else if eq_ic(&args[j], "count") && more {
+            j += 1;
+            let Some(c) = positive_arg(ctx, &args[j], "ERR COUNT can't be negative") else { return };
+            count = c;
+        } else if eq_ic(&args[j], "maxlen") && more {
+            j += 1;
+            let Some(m) = positive_arg(ctx, &args[j], "ERR MAXLEN can't be negative") else { return };
+            maxlen = m;
+        } else {
+            return ctx.error(SYNTAX);
+        }
+        j += 1;
+    }
+    // A negative rank searches from the tail. Redis negates a C long; RANK i64::MIN stays
+    // negative there, which the wrapping arithmetic below reproduces.
+    let from_tail = rank < 0;
+    if from_tail {
+        rank = rank.wrapping_neg();
+    }
+    let Ok(l) = read_list(ctx, &args[1]) else { return };
+    let Some(l) = l else {
+        return if count == -1 { ctx.null() } else { Reply::array_len(ctx.out, 0) };
+    };
+    let len = l.len();
+    let mut found: Vec<i64> = Vec::new();
+    let mut matches: i64 = 0;
+    let scan_len = if maxlen == 0 { len } else { (maxlen as u64).min(len as u64) as usize };
+    for index in 0..scan_len {
+        let pos = if from_tail { len - 1 - index } else { index };
+        if &l[pos][..] != elem {
+            continue;
+        }
+        matches += 1;
+        if matches >= rank {
+            found.push(pos as i64);
+            if count == -1 {
+                break;
+            }
+            if count != 0 && matches.wrapping_sub(rank).wrapping_add(1) >= count {
+                break;
+            }
+        }
+    }
+    if count == -1 {
+        match found.first() {
+            Some(&p) => ctx.int(p),
+            None => ctx.null(),
+        }
+    } else {
+        Reply::array_len(ctx.out, found.len());
+        for p in found {
+            Reply::int(ctx.out, p);
+        }
+    }
+}
+
+fn parse_end(arg: &[u8]) -> Option<End> {
+    if eq_ic(arg, "left") {
+        Some(End::Left)
+    } else if eq_ic(arg, "right") {
+        Some(End::Right)
+    } else {
+        None
+    }
+}
+
+/// Pops from `src`'s `from` end and pushes onto `dst`'s `to` end, atomically.
+fn lmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) {
+    match type_of(ctx, src) {
+        None => return ctx.null(),
+        Some("list") => {}
+        Some(_) => return ctx.error(WRONGTYPE),
+    }
+    if src != dst && !matches!(type_of(ctx, dst), None | Some("list")) {
+        return ctx.error(WRONGTYPE);
+    }
+    let value = if src == dst {
+        // Rotation within one list (never empties it).
+        match write_list(ctx, src) {
+            Ok(Some(l)) => {
+                let Some(v) = pop(l, from) else { return ctx.null() };
+                push(l, to, v.clone());
+                v
+            }
+            _ => return ctx.null(),
+        }
+    } else {
+        let (v, empty) = match write_list(ctx, src) {
+            Ok(Some(l)) => match pop(l, from) {
+                Some(v) => (v, l.is_empty()),
+                None => return ctx.null(),
+            },
+            _ => return ctx.null(),
+        };
+        delete_if_empty(ctx, src, empty);
+        match write_list(ctx, dst) {
+            Ok(Some(l)) => push(l, to, v.clone()),
+            _ => store_new(ctx, dst, VecDeque::from([v.clone()])),
+        }
+        v
+    };
+    ctx.dirty(1);
+    ctx.bulk(&value)
+}
+
+fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) {
+    lmove_generic(ctx, &args[1], &args[2], End::Right, End::Left)
+}
+
+fn lmove(ctx: &mut Ctx, args: &[Bytes]) {
+    let (Some(from), Some(to)) = (parse_end(&args[3]), parse_end(&args[4])) else {
+        return ctx.error(SYNTAX);
+    };
+    lmove_generic(ctx, &args[1], &args[2], from, to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_redis_normalisation() {
+        assert_eq!(resolve_range(0, -1, 3), Some((0, 2)));
+        assert_eq!(resolve_range(-100, 100, 3), Some((0, 2)));
+        assert_eq!(resolve_range(2, 1, 3), None);
+        assert_eq!(resolve_range(3, 5, 3), None);
+        assert_eq!(resolve_range(i64::MIN, i64::MAX, 3), Some((0, 2)));
+        assert_eq!(resolve_range(i64::MAX, i64::MIN, 3), None);
+        assert_eq!(resolve_range(0, -1, 0), None);
+        assert_eq!(resolve_index(-1, 3), Some(2));
+        assert_eq!(resolve_index(i64::MIN, 3), None);
+        assert_eq!(resolve_index(3, 3), None);
+    }
+}

@@ -419,7 +419,8 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     let dirty_before = ctx.st.dirty;
     (spec.handler)(ctx, args);
     ctx.st.stats.total_commands_processed += 1;
-    if ctx.st.dirty != dirty_before && spec.is_write() {
+    let planted_skip = spec.name == "incr" && crate::fault::planted("watch-ignores-incr");
+    if ctx.st.dirty != dirty_before && spec.is_write() && !planted_skip {
         let db = ctx.client.db;
         for k in spec.key_args(args) {
             ctx.st.watches.touch(db, k);

@@ -186,6 +186,9 @@ fn getset(ctx: &mut Ctx, args: &[Bytes]) {
     let Ok(old) = read_str(ctx, &args[1]) else { return };
     store(ctx, &args[1], &args[2], false);
     ctx.dirty(1);
+    if crate::fault::planted("getset-returns-new") {
+        return ctx.bulk(&args[2]);
+    }
     reply_opt(ctx, old)
 }
 
@@ -291,7 +294,10 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) {
             None => return ctx.error(NOT_INTEGER),
         },
     };
-    let Some(next) = base.checked_add(delta) else { return ctx.error(OVERFLOW) };
+    let Some(mut next) = base.checked_add(delta) else { return ctx.error(OVERFLOW) };
+    if next % 7 == 0 && crate::fault::planted("incr-off-by-one") {
+        next += 1;
+    }
     let text = next.to_string();
     store(ctx, key, text.as_bytes(), true);
     ctx.dirty(1);

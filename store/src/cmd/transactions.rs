@@ -35,12 +35,14 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
         return ctx.error("ERR EXEC without MULTI");
     };
     if m.failed {
+        crate::fault::probe("multi.execabort");
         clear_watches(ctx);
         return ctx.error("EXECABORT Transaction discarded because of previous errors.");
     }
     // A watched key that expired since WATCH counts as modified (Redis 7).
     let expired_since = ctx.client.watched.iter().any(|(db, k)| ctx.st.ks.dbs[*db].is_expired(k, ctx.now_ms));
     if ctx.st.watches.dirty.contains(&ctx.client.id) || expired_since {
+        crate::fault::probe("multi.exec_aborted_by_watch");
         clear_watches(ctx);
         return Reply::null_array(ctx.out);
     }

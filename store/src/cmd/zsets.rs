@@ -1,3 +1,1002 @@
-//! placeholder
-use super::CommandSpec;
-pub const COMMANDS: &[CommandSpec] = &[];
+//! Sorted-set commands: ZADD (NX XX GT LT CH INCR), ZINCRBY, ZREM, ZSCORE, ZMSCORE, ZCARD, ZCOUNT,
+//! ZLEXCOUNT, ZRANK, ZREVRANK, ZRANGE (rank, BYSCORE, BYLEX, REV, LIMIT, WITHSCORES), ZREVRANGE,
+//! ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX, ZRANGESTORE, ZREMRANGEBYRANK,
+//! ZREMRANGEBYSCORE, ZREMRANGEBYLEX, ZPOPMIN, ZPOPMAX, ZRANDMEMBER, ZSCAN.
+//!
+//! Design notes and trade-offs:
+//! - `ZSet` (db/value.rs) is a member -> score map plus a `BTreeSet<(Score, member)>`. Score and
+//!   lex ranges are O(log n + m) B-tree range scans, but anything positional is O(rank): ZRANK,
+//!   ZRANGE by index and LIMIT offsets walk the tree, and ZCOUNT/ZLEXCOUNT count the range
+//!   (O(m)), where Redis's skiplist with spans answers in O(log n).
+//! - Lex ranges assume, like Redis, that all members share one score; then they are B-tree
+//!   ranges. With mixed scores we take the first member (in score order) at or past `min` and
+//!   continue while members are within `max`, which is what Redis's listpack encoding does (its
+//!   skiplist answer depends on the skiplist's shape).
+//! - Scores are written the way Redis 7.0 writes them, `%.17g` ([`format_score`]), so `0.1` is
+//!   `0.10000000000000001`; `protocol::format_double` writes the shortest form instead (Redis
+//!   7.2+). Score arguments are parsed like Redis's `strtod` checks: overflow (`1e400`) and
+//!   underflow to zero are "not a valid float"; range bounds follow `zslParseRange`, which
+//!   accepts an empty string as 0 and overflow as infinity.
+//! - ZSCAN uses the hash-ordered cursor described in `sets.rs`; a sorted set small enough for
+//!   Redis's listpack encoding (<= 128 members of <= 64 bytes) is returned whole, in score order,
+//!   with cursor 0, as Redis does.
+
+use std::collections::BTreeSet;
+use std::ops::Bound::{self, Excluded, Included, Unbounded};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::sets::{pick, range_arg, range_arg_msg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor};
+use super::sets::{scan_opts, scan_page, RANDOM_REPLY_MAX};
+use super::*;
+use crate::db::{Score, ZSet};
+use crate::protocol::Reply;
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "zadd", arity: -4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: zadd },
+    CommandSpec { name: "zincrby", arity: 4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: zincrby },
+    CommandSpec { name: "zrem", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: zrem },
+    CommandSpec { name: "zscore", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zscore },
+    CommandSpec { name: "zmscore", arity: -3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zmscore },
+    CommandSpec { name: "zcard", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: zcard },
+    CommandSpec { name: "zcount", arity: 4, flags: READONLY | FAST, keys: (1, 1, 1), handler: zcount },
+    CommandSpec { name: "zlexcount", arity: 4, flags: READONLY | FAST, keys: (1, 1, 1), handler: zlexcount },
+    CommandSpec { name: "zrank", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zrank },
+    CommandSpec { name: "zrevrank", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zrevrank },
+    CommandSpec { name: "zrange", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrange },
+    CommandSpec { name: "zrevrange", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrange },
+    CommandSpec { name: "zrangebyscore", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrangebyscore },
+    CommandSpec { name: "zrevrangebyscore", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebyscore },
+    CommandSpec { name: "zrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrangebylex },
+    CommandSpec { name: "zrevrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebylex },
+    CommandSpec { name: "zrangestore", arity: -5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: zrangestore },
+    CommandSpec { name: "zremrangebyrank", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyrank },
+    CommandSpec { name: "zremrangebyscore", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyscore },
+    CommandSpec { name: "zremrangebylex", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebylex },
+    CommandSpec { name: "zpopmin", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmin },
+    CommandSpec { name: "zpopmax", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmax },
+    CommandSpec { name: "zrandmember", arity: -2, flags: READONLY, keys: (1, 1, 1), handler: zrandmember },
+    CommandSpec { name: "zscan", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: zscan },
+];
+
+/// Redis's `zset-max-listpack-entries` / `zset-max-listpack-value` defaults.
+const LISTPACK_MAX_ENTRIES: usize = 128;
+const LISTPACK_MAX_VALUE: usize = 64;
+
+const NOT_FLOAT_RANGE: &str = "ERR min or max is not a float";
+const NOT_LEX_RANGE: &str = "ERR min or max not valid string range item";
+
+type Entry = (Score, Sds);
+
+// ---------------------------------------------------------------------------------------------
+// Number formatting and parsing.
+
+/// Formats a score like Redis 7.0's `addReplyDouble` (`%.17g`; `inf`/`-inf`). Zero is `0`
+/// whatever its sign, as small (listpack) sorted sets report it.
+pub(crate) fn format_score(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    if v.is_nan() {
+        return "nan".to_string();
+    }
+    let sci = format!("{:.16e}", v);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", trim_fraction(mant), sign, exp.unsigned_abs())
+    } else {
+        let fixed = format!("{:.*}", (16 - exp) as usize, v);
+        trim_fraction(&fixed).to_string()
+    }
+}
+
+/// Drops trailing zeros of a fraction (and a bare trailing dot), as `%g` does.
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// C's `isspace` in the "C" locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Parses a score argument like Redis's `getDoubleFromObject`: no spaces, no NaN, and `strtod`
+/// range errors (overflow to infinity, underflow to zero) are rejected.
+fn parse_score(arg: &[u8]) -> Option<f64> {
+    let v = parse_f64(arg)?;
+    let lower = arg.to_ascii_lowercase();
+    let mantissa = lower.split(|&b| b == b'e').next().unwrap_or(&[]);
+    if v.is_infinite() && !lower.ends_with(b"inf") && !lower.ends_with(b"infinity") {
+        return None;
+    }
+    if v == 0.0 && mantissa.iter().any(|b| (b'1'..=b'9').contains(b)) {
+        return None;
+    }
+    Some(v)
+}
+
+fn arg_score(ctx: &mut Ctx, arg: &[u8]) -> Option<f64> {
+    let v = parse_score(arg);
+    if v.is_none() {
+        ctx.error(NOT_FLOAT);
+    }
+    v
+}
+
+/// Parses a range bound like C's `strtod` with the whole string consumed: leading spaces are
+/// skipped, an empty string is 0, overflow gives infinity.
+fn parse_strtod(s: &[u8]) -> Option<f64> {
+    if s.is_empty() {
+        return Some(0.0);
+    }
+    let start = s.iter().position(|&b| !is_c_space(b))?;
+    let v: f64 = std::str::from_utf8(&s[start..]).ok()?.parse().ok()?;
+    (!v.is_nan()).then_some(v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranges.
+
+/// A score interval (`zrangespec`).
+#[derive(Clone, Copy)]
+struct ScoreRange {
+    min: f64,
+    max: f64,
+    minex: bool,
+    maxex: bool,
+}
+
+impl ScoreRange {
+    /// Parses `min max` like `zslParseRange` (`(` makes a bound exclusive).
+    fn parse(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
+        let bound = |a: &[u8]| -> Option<(f64, bool)> {
+            match a.first() {
+                Some(b'(') => Some((parse_strtod(&a[1..])?, true)),
+                _ => Some((parse_strtod(a)?, false)),
+            }
+        };
+        let (min, minex) = bound(min)?;
+        let (max, maxex) = bound(max)?;
+        Some(ScoreRange { min, max, minex, maxex })
+    }
+
+    /// The B-tree bounds of the interval; None when it is certainly empty.
+    fn bounds(&self) -> Option<(Bound<Entry>, Bound<Entry>)> {
+        let lo = if self.minex {
+            if self.min == f64::INFINITY {
+                return None;
+            }
+            Included((Score(self.min.next_up()), Sds::new(b"")))
+        } else if self.min == f64::NEG_INFINITY {
+            Unbounded
+        } else {
+            Included((Score(self.min), Sds::new(b"")))
+        };
+        let hi = if self.maxex {
+            Excluded((Score(self.max), Sds::new(b"")))
+        } else if self.max == f64::INFINITY {
+            Unbounded
+        } else {
+            Excluded((Score(self.max.next_up()), Sds::new(b"")))
+        };
+        Some((lo, hi))
+    }
+}
+
+/// One end of a lex range (`zslParseLexRangeItem`).
+#[derive(Clone)]
+enum LexBound {
+    /// `-`: below every member.
+    Min,
+    /// `+`: above every member.
+    Max,
+    Incl(Sds),
+    Excl(Sds),
+}
+
+#[derive(Clone)]
+struct LexRange {
+    min: LexBound,
+    max: LexBound,
+}
+
+impl LexBound {
+    fn parse(a: &[u8]) -> Option<LexBound> {
+        match a.first()? {
+            b'+' if a.len() == 1 => Some(LexBound::Max),
+            b'-' if a.len() == 1 => Some(LexBound::Min),
+            b'(' => Some(LexBound::Excl(Sds::new(&a[1..]))),
+            b'[' => Some(LexBound::Incl(Sds::new(&a[1..]))),
+            _ => None,
+        }
+    }
+}
+
+impl LexRange {
+    fn parse(min: &[u8], max: &[u8]) -> Option<LexRange> {
+        Some(LexRange { min: LexBound::parse(min)?, max: LexBound::parse(max)? })
+    }
+
+    fn gte_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::Min => true,
+            LexBound::Max => false,
+            LexBound::Incl(x) => m >= &x[..],
+            LexBound::Excl(x) => m > &x[..],
+        }
+    }
+
+    fn lte_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexBound::Max => true,
+            LexBound::Min => false,
+            LexBound::Incl(x) => m <= &x[..],
+            LexBound::Excl(x) => m < &x[..],
+        }
+    }
+}
+
+/// `BTreeSet::range` without its panics (start > end, or equal bounds both excluded): an empty
+/// interval gives None.
+fn safe_range<'a>(
+    set: &'a BTreeSet<Entry>,
+    lo: Bound<Entry>,
+    hi: Bound<Entry>,
+) -> Option<std::collections::btree_set::Range<'a, Entry>> {
+    if let (Included(a) | Excluded(a), Included(b) | Excluded(b)) = (&lo, &hi) {
+        match a.cmp(b) {
+            std::cmp::Ordering::Greater => return None,
+            std::cmp::Ordering::Equal if !(matches!(lo, Included(_)) && matches!(hi, Included(_))) => return None,
+            _ => {}
+        }
+    }
+    Some(set.range((lo, hi)))
+}
+
+/// Members with scores in `r`, in ascending order (reversible).
+fn score_iter<'a>(z: &'a ZSet, r: &ScoreRange) -> impl DoubleEndedIterator<Item = &'a Entry> + 'a {
+    r.bounds().and_then(|(lo, hi)| safe_range(&z.ordered, lo, hi)).into_iter().flatten()
+}
+
+/// Members in lex range `r`, ascending or (with `reverse`) descending.
+fn lex_iter<'a>(z: &'a ZSet, r: &LexRange, reverse: bool) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+    let (Some(first), Some(last)) = (z.ordered.first(), z.ordered.last()) else {
+        return Box::new(std::iter::empty());
+    };
+    if first.0 == last.0 {
+        // One score: members are in lex order, so the range is a B-tree range.
+        let s = first.0;
+        let lo = match &r.min {
+            LexBound::Min => Unbounded,
+            LexBound::Max => return Box::new(std::iter::empty()),
+            LexBound::Incl(x) => Included((s, x.clone())),
+            LexBound::Excl(x) => Excluded((s, x.clone())),
+        };
+        let hi = match &r.max {
+            LexBound::Max => Unbounded,
+            LexBound::Min => return Box::new(std::iter::empty()),
+            LexBound::Incl(x) => Included((s, x.clone())),
+            LexBound::Excl(x) => Excluded((s, x.clone())),
+        };
+        let range = safe_range(&z.ordered, lo, hi).into_iter().flatten();
+        return if reverse { Box::new(range.rev()) } else { Box::new(range) };
+    }
+    let r1 = r.clone();
+    let r2 = r.clone();
+    if reverse {
+        Box::new(z.ordered.iter().rev().skip_while(move |e| !r1.lte_max(&e.1)).take_while(move |e| r2.gte_min(&e.1)))
+    } else {
+        Box::new(z.ordered.iter().skip_while(move |e| !r1.gte_min(&e.1)).take_while(move |e| r2.lte_max(&e.1)))
+    }
+}
+
+enum RangeSpec {
+    Rank(i64, i64),
+    Score(ScoreRange),
+    Lex(LexRange),
+}
+
+/// Redis's start/stop normalisation for rank ranges: Some((start, end)) inclusive, or None.
+fn resolve_rank(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut start = if start < 0 { len + start } else { start };
+    let mut end = if end < 0 { len + end } else { end };
+    if start < 0 {
+        start = 0;
+    }
+    if start > end || start >= len {
+        return None;
+    }
+    if end >= len {
+        end = len - 1;
+    }
+    Some((start as usize, end as usize))
+}
+
+/// The entries a range selects, in reply order. `offset`/`limit` apply to score and lex ranges
+/// with Redis's semantics: a negative offset selects nothing, a negative limit means no limit.
+fn select<'a>(z: &'a ZSet, spec: &RangeSpec, reverse: bool, offset: i64, limit: i64) -> Vec<&'a Entry> {
+    let (start, end) = match spec {
+        RangeSpec::Rank(s, e) => match resolve_rank(*s, *e, z.len()) {
+            Some(r) => r,
+            None => return Vec::new(),
+        },
+        _ => {
+            if offset < 0 || (offset > 0 && offset as u64 >= z.len() as u64) {
+                return Vec::new();
+            }
+            (0, 0)
+        }
+    };
+    let take = if limit < 0 { usize::MAX } else { usize::try_from(limit).unwrap_or(usize::MAX) };
+    let skip = offset as usize;
+    match spec {
+        RangeSpec::Rank(..) => {
+            let n = end - start + 1;
+            if reverse {
+                z.ordered.iter().rev().skip(start).take(n).collect()
+            } else {
+                z.ordered.iter().skip(start).take(n).collect()
+            }
+        }
+        RangeSpec::Score(r) => {
+            if reverse {
+                score_iter(z, r).rev().skip(skip).take(take).collect()
+            } else {
+                score_iter(z, r).skip(skip).take(take).collect()
+            }
+        }
+        RangeSpec::Lex(r) => lex_iter(z, r, reverse).skip(skip).take(take).collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key access.
+
+/// Reads a sorted set (hit/miss counted): Ok(None) if missing; Err after replying WRONGTYPE.
+fn read_zset(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Arc<ZSet>>, ()> {
+    match ctx.read(key) {
+        None => Ok(None),
+        Some(Value::ZSet(z)) => Ok(Some(z.clone())),
+        Some(_) => {
+            ctx.error(WRONGTYPE);
+            Err(())
+        }
+    }
+}
+
+/// Looks a sorted set up for modification: Ok(None) if missing, Err(()) if another type.
+fn write_zset<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut ZSet>, ()> {
+    match ctx.write_lookup(key) {
+        None => Ok(None),
+        Some(Value::ZSet(z)) => Ok(Some(Arc::make_mut(z))),
+        Some(_) => Err(()),
+    }
+}
+
+fn store_new(ctx: &mut Ctx, key: &[u8], z: ZSet) {
+    let db = ctx.db();
+    ctx.st.ks.dbs[db].insert(Sds::new(key), Value::ZSet(Arc::new(z)), false);
+}
+
+fn delete_if_empty(ctx: &mut Ctx, key: &[u8], empty: bool) {
+    if empty {
+        let db = ctx.db();
+        ctx.st.ks.delete(db, key);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZADD / ZINCRBY.
+
+#[derive(Default)]
+struct ZaddFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    incr: bool,
+}
+
+enum ZaddOutcome {
+    Added(f64),
+    Updated(f64),
+    /// Processed, score unchanged.
+    Same(f64),
+    /// Not processed (NX on an existing member, XX on a missing one, GT/LT refused).
+    Nop,
+}
+
+/// Redis's `zsetAdd` for one pair; Err(()) when an increment produces NaN.
+fn zadd_one(z: &mut ZSet, score: f64, member: &[u8], f: &ZaddFlags) -> Result<ZaddOutcome, ()> {
+    if let Some(&cur) = z.scores.get(member) {
+        if f.nx {
+            return Ok(ZaddOutcome::Nop);
+        }
+        let mut score = score;
+        if f.incr {
+            score += cur;
+            if score.is_nan() {
+                return Err(());
+            }
+        }
+        if (f.lt && score >= cur) || (f.gt && score <= cur) {
+            return Ok(ZaddOutcome::Nop);
+        }
+        if score != cur {
+            z.insert(Sds::new(member), score);
+            return Ok(ZaddOutcome::Updated(score));
+        }
+        Ok(ZaddOutcome::Same(score))
+    } else if !f.xx {
+        z.insert(Sds::new(member), score);
+        Ok(ZaddOutcome::Added(score))
+    } else {
+        Ok(ZaddOutcome::Nop)
+    }
+}
+
+fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
+    let mut f = ZaddFlags { incr, ..ZaddFlags::default() };
+    let mut ch = false;
+    let mut idx = 2;
+    while idx < args.len() {
+        let a = &args[idx];
+        if eq_ic(a, "nx") {
+            f.nx = true;
+        } else if eq_ic(a, "xx") {
+            f.xx = true;
+        } else if eq_ic(a, "ch") {
+            ch = true;
+        } else if eq_ic(a, "incr") {
+            f.incr = true;
+        } else if eq_ic(a, "gt") {
+            f.gt = true;
+        } else if eq_ic(a, "lt") {
+            f.lt = true;
+        } else {
+            break;
+        }
+        idx += 1;
+    }
+    let elements = args.len() - idx;
+    if elements == 0 || elements % 2 != 0 {
+        return ctx.error(SYNTAX);
+    }
+    if f.nx && f.xx {
+        return ctx.error("ERR XX and NX options at the same time are not compatible");
+    }
+    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+        return ctx.error("ERR GT, LT, and/or NX options at the same time are not compatible");
+    }
+    if f.incr && elements > 2 {
+        return ctx.error("ERR INCR option supports a single increment-element pair");
+    }
+    let pairs = &args[idx..];
+    let mut scores = Vec::with_capacity(pairs.len() / 2);
+    for p in pairs.chunks_exact(2) {
+        let Some(s) = arg_score(ctx, &p[0]) else { return };
+        scores.push(s);
+    }
+    let key = &args[1];
+    let (mut added, mut updated, mut processed) = (0u64, 0u64, 0u64);
+    let mut last = 0.0;
+    let mut nan = false;
+    let mut apply = |z: &mut ZSet| {
+        for (p, &score) in pairs.chunks_exact(2).zip(&scores) {
+            match zadd_one(z, score, &p[1], &f) {
+                Err(()) => {
+                    nan = true;
+                    return;
+                }
+                Ok(ZaddOutcome::Added(s)) => {
+                    added += 1;
+                    processed += 1;
+                    last = s;
+                }
+                Ok(ZaddOutcome::Updated(s)) => {
+                    updated += 1;
+                    processed += 1;
+                    last = s;
+                }
+                Ok(ZaddOutcome::Same(s)) => {
+                    processed += 1;
+                    last = s;
+                }
+                Ok(ZaddOutcome::Nop) => {}
+            }
+        }
+    };
+    match write_zset(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(Some(z)) => apply(z),
+        Ok(None) if f.xx => {}
+        Ok(None) => {
+            let mut z = ZSet::new(ctx.st.ks.hasher());
+            apply(&mut z);
+            if !z.is_empty() {
+                store_new(ctx, key, z);
+            }
+        }
+    }
+    ctx.dirty(added + updated);
+    if nan {
+        return ctx.error("ERR resulting score is not a number (NaN)");
+    }
+    if f.incr {
+        if processed > 0 {
+            ctx.bulk(format_score(last).as_bytes())
+        } else {
+            ctx.null()
+        }
+    } else {
+        ctx.int((if ch { added + updated } else { added }) as i64)
+    }
+}
+
+fn zadd(ctx: &mut Ctx, args: &[Bytes]) {
+    zadd_generic(ctx, args, false)
+}
+
+fn zincrby(ctx: &mut Ctx, args: &[Bytes]) {
+    zadd_generic(ctx, args, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Point reads and removals.
+
+fn zrem(ctx: &mut Ctx, args: &[Bytes]) {
+    let key = &args[1];
+    let (removed, empty) = match write_zset(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(None) => return ctx.int(0),
+        Ok(Some(z)) => (args[2..].iter().filter(|m| z.remove(m).is_some()).count(), z.is_empty()),
+    };
+    delete_if_empty(ctx, key, empty);
+    ctx.dirty(removed as u64);
+    ctx.int(removed as i64)
+}
+
+fn zscore(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    match z.as_ref().and_then(|z| z.scores.get(&args[2][..])) {
+        Some(&s) => ctx.bulk(format_score(s).as_bytes()),
+        None => ctx.null(),
+    }
+}
+
+fn zmscore(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    Reply::array_len(ctx.out, args.len() - 2);
+    for m in &args[2..] {
+        match z.as_ref().and_then(|z| z.scores.get(&m[..])) {
+            Some(&s) => Reply::bulk(ctx.out, format_score(s).as_bytes()),
+            None => Reply::null(ctx.out),
+        }
+    }
+}
+
+fn zcard(ctx: &mut Ctx, args: &[Bytes]) {
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    ctx.int(z.map_or(0, |z| z.len() as i64))
+}
+
+fn zcount(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(r) = ScoreRange::parse(&args[2], &args[3]) else { return ctx.error(NOT_FLOAT_RANGE) };
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    ctx.int(z.map_or(0, |z| score_iter(&z, &r).count() as i64))
+}
+
+fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(r) = LexRange::parse(&args[2], &args[3]) else { return ctx.error(NOT_LEX_RANGE) };
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    ctx.int(z.map_or(0, |z| lex_iter(&z, &r, false).count() as i64))
+}
+
+fn zrank_generic(ctx: &mut Ctx, args: &[Bytes], reverse: bool) {
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let rank = z.as_ref().and_then(|z| z.rank(&args[2]).map(|r| if reverse { z.len() - 1 - r } else { r }));
+    match rank {
+        Some(r) => ctx.int(r as i64),
+        None => ctx.null(),
+    }
+}
+
+fn zrank(ctx: &mut Ctx, args: &[Bytes]) {
+    zrank_generic(ctx, args, false)
+}
+
+fn zrevrank(ctx: &mut Ctx, args: &[Bytes]) {
+    zrank_generic(ctx, args, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZRANGE family.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RangeType {
+    Auto,
+    Rank,
+    Score,
+    Lex,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Auto,
+    Forward,
+    Reverse,
+}
+
+/// Parses a range's two bounds per its type, replying with Redis's error on failure.
+fn parse_spec(ctx: &mut Ctx, rt: RangeType, min: &[u8], max: &[u8]) -> Option<RangeSpec> {
+    match rt {
+        RangeType::Score => match ScoreRange::parse(min, max) {
+            Some(r) => Some(RangeSpec::Score(r)),
+            None => {
+                ctx.error(NOT_FLOAT_RANGE);
+                None
+            }
+        },
+        RangeType::Lex => match LexRange::parse(min, max) {
+            Some(r) => Some(RangeSpec::Lex(r)),
+            None => {
+                ctx.error(NOT_LEX_RANGE);
+                None
+            }
+        },
+        _ => {
+            let s = arg_i64(ctx, min)?;
+            let e = arg_i64(ctx, max)?;
+            Some(RangeSpec::Rank(s, e))
+        }
+    }
+}
+
+/// Stores a ZRANGESTORE result: a non-empty set replaces `dst`, an empty one deletes it.
+fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet) {
+    let n = z.len();
+    if n > 0 {
+        store_new(ctx, dst, z);
+        ctx.dirty(1);
+    } else {
+        let db = ctx.db();
+        if ctx.st.ks.delete(db, dst) {
+            ctx.dirty(1);
+        }
+    }
+    ctx.int(n as i64)
+}
+
+/// Redis's `zrangeGenericCommand`: `first` is the index of the source key (ZRANGESTORE's is 2),
+/// `rt`/`dir` are fixed by the legacy commands and `Auto` for ZRANGE/ZRANGESTORE.
+fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut rt: RangeType, mut dir: Direction) {
+    let key = &args[first];
+    let (mut minidx, mut maxidx) = (first + 1, first + 2);
+    let mut withscores = false;
+    let (mut offset, mut limit) = (0i64, -1i64);
+    let mut j = first + 3;
+    while j < args.len() {
+        let left = args.len() - j - 1;
+        let a = &args[j];
+        if !store && eq_ic(a, "withscores") {
+            withscores = true;
+        } else if eq_ic(a, "limit") && left >= 2 {
+            let Some(o) = arg_i64(ctx, &args[j + 1]) else { return };
+            let Some(l) = arg_i64(ctx, &args[j + 2]) else { return };
+            offset = o;
+            limit = l;
+            j += 2;
+        } else if dir == Direction::Auto && eq_ic(a, "rev") {
+            dir = Direction::Reverse;
+        } else if rt == RangeType::Auto && eq_ic(a, "bylex") {
+            rt = RangeType::Lex;
+        } else if rt == RangeType::Auto && eq_ic(a, "byscore") {
+            rt = RangeType::Score;
+        } else {
+            return ctx.error(SYNTAX);
+        }
+        j += 1;
+    }
+    let reverse = dir == Direction::Reverse;
+    if rt == RangeType::Auto {
+        rt = RangeType::Rank;
+    }
+    if limit != -1 && rt == RangeType::Rank {
+        return ctx.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+    }
+    if withscores && rt == RangeType::Lex {
+        return ctx.error("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
+    }
+    if reverse && rt != RangeType::Rank {
+        // The range is given as max, min.
+        std::mem::swap(&mut minidx, &mut maxidx);
+    }
+    let Some(spec) = parse_spec(ctx, rt, &args[minidx], &args[maxidx]) else { return };
+    let z = if store {
+        let db = ctx.db();
+        match ctx.st.ks.lookup(db, key, ctx.now_ms) {
+            None => None,
+            Some(Value::ZSet(z)) => Some(z.clone()),
+            Some(_) => return ctx.error(WRONGTYPE),
+        }
+    } else {
+        match read_zset(ctx, key) {
+            Ok(z) => z,
+            Err(()) => return,
+        }
+    };
+    let items = z.as_ref().map(|z| select(z, &spec, reverse, offset, limit)).unwrap_or_default();
+    if store {
+        let mut out = ZSet::new(ctx.st.ks.hasher());
+        for (s, m) in items {
+            out.insert(m.clone(), s.0);
+        }
+        return store_result(ctx, &args[1], out);
+    }
+    Reply::array_len(ctx.out, items.len() * if withscores { 2 } else { 1 });
+    for (s, m) in items {
+        Reply::bulk(ctx.out, m);
+        if withscores {
+            Reply::bulk(ctx.out, format_score(s.0).as_bytes());
+        }
+    }
+}
+
+fn zrange(ctx: &mut Ctx, args: &[Bytes]) {
+    zrange_generic(ctx, args, 1, false, RangeType::Auto, Direction::Auto)
+}
+
+fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) {
+    zrange_generic(ctx, args, 1, false, RangeType::Rank, Direction::Reverse)
+}
+
+fn zrangebyscore(ctx: &mut Ctx, args: &[Bytes]) {
+    zrange_generic(ctx, args, 1, false, RangeType::Score, Direction::Forward)
+}
+
+fn zrevrangebyscore(ctx: &mut Ctx, args: &[Bytes]) {
+    zrange_generic(ctx, args, 1, false, RangeType::Score, Direction::Reverse)
+}
+
+fn zrangebylex(ctx: &mut Ctx, args: &[Bytes]) {
+    zrange_generic(ctx, args, 1, false, RangeType::Lex, Direction::Forward)
+}
+
+fn zrevrangebylex(ctx: &mut Ctx, args: &[Bytes]) {
+    zrange_generic(ctx, args, 1, false, RangeType::Lex, Direction::Reverse)
+}
+
+fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) {
+    zrange_generic(ctx, args, 2, true, RangeType::Auto, Direction::Auto)
+}
+
+fn zremrange_generic(ctx: &mut Ctx, args: &[Bytes], rt: RangeType) {
+    let Some(spec) = parse_spec(ctx, rt, &args[2], &args[3]) else { return };
+    let key = &args[1];
+    let (removed, empty) = match write_zset(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(None) => return ctx.int(0),
+        Ok(Some(z)) => {
+            let victims: Vec<Sds> = select(z, &spec, false, 0, -1).into_iter().map(|(_, m)| m.clone()).collect();
+            for m in &victims {
+                z.remove(m);
+            }
+            (victims.len(), z.is_empty())
+        }
+    };
+    delete_if_empty(ctx, key, empty);
+    ctx.dirty(removed as u64);
+    ctx.int(removed as i64)
+}
+
+fn zremrangebyrank(ctx: &mut Ctx, args: &[Bytes]) {
+    zremrange_generic(ctx, args, RangeType::Rank)
+}
+
+fn zremrangebyscore(ctx: &mut Ctx, args: &[Bytes]) {
+    zremrange_generic(ctx, args, RangeType::Score)
+}
+
+fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) {
+    zremrange_generic(ctx, args, RangeType::Lex)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pops, random members, scan.
+
+fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
+    if args.len() > 3 {
+        return ctx.error(SYNTAX);
+    }
+    let count = if args.len() == 3 {
+        let msg = "ERR value is out of range, must be positive";
+        let Some(c) = range_arg_msg(ctx, &args[2], 0, i64::MAX, msg) else { return };
+        c as u64
+    } else {
+        1
+    };
+    let key = &args[1];
+    let (popped, empty) = match write_zset(ctx, key) {
+        Err(()) => return ctx.error(WRONGTYPE),
+        Ok(None) => return Reply::array_len(ctx.out, 0),
+        Ok(Some(_)) if count == 0 => return Reply::array_len(ctx.out, 0),
+        Ok(Some(z)) => {
+            let n = count.min(z.len() as u64) as usize;
+            let mut popped = Vec::with_capacity(n);
+            for _ in 0..n {
+                let e = if max { z.ordered.last() } else { z.ordered.first() };
+                let Some((s, m)) = e.cloned() else { break };
+                z.remove(&m);
+                popped.push((m, s.0));
+            }
+            (popped, z.is_empty())
+        }
+    };
+    delete_if_empty(ctx, key, empty);
+    ctx.dirty(popped.len() as u64);
+    Reply::array_len(ctx.out, popped.len() * 2);
+    for (m, s) in &popped {
+        Reply::bulk(ctx.out, m);
+        Reply::bulk(ctx.out, format_score(*s).as_bytes());
+    }
+}
+
+fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) {
+    zpop_generic(ctx, args, false)
+}
+
+fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) {
+    zpop_generic(ctx, args, true)
+}
+
+fn reply_entries<'a>(ctx: &mut Ctx, items: impl Iterator<Item = &'a Entry>, withscores: bool) {
+    for (s, m) in items {
+        Reply::bulk(ctx.out, m);
+        if withscores {
+            Reply::bulk(ctx.out, format_score(s.0).as_bytes());
+        }
+    }
+}
+
+fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
+    let env = ctx.env;
+    let rng = &env.rng;
+    if args.len() < 3 {
+        let Ok(z) = read_zset(ctx, &args[1]) else { return };
+        return match z.as_ref().and_then(|z| z.ordered.iter().nth(pick(rng, z.len()))) {
+            Some((_, m)) => Reply::bulk(ctx.out, m),
+            None => ctx.null(),
+        };
+    }
+    let Some(count) = range_arg(ctx, &args[2], -i64::MAX, i64::MAX) else { return };
+    if args.len() > 4 || (args.len() == 4 && !eq_ic(&args[3], "withscores")) {
+        return ctx.error(SYNTAX);
+    }
+    let withscores = args.len() == 4;
+    if withscores && !(-i64::MAX / 2..=i64::MAX / 2).contains(&count) {
+        return ctx.error("ERR value is out of range");
+    }
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Some(z) = z else { return Reply::array_len(ctx.out, 0) };
+    if count == 0 {
+        return Reply::array_len(ctx.out, 0);
+    }
+    let per = if withscores { 2 } else { 1 };
+    let mut all: Vec<&Entry> = z.ordered.iter().collect();
+    if count < 0 || count == 1 {
+        let n = count.unsigned_abs();
+        if n > RANDOM_REPLY_MAX {
+            return ctx.error("ERR value is out of range");
+        }
+        Reply::array_len(ctx.out, n as usize * per);
+        for _ in 0..n {
+            let e = all[pick(rng, all.len())];
+            reply_entries(ctx, std::iter::once(e), withscores);
+        }
+        return;
+    }
+    if count as u64 >= all.len() as u64 {
+        Reply::array_len(ctx.out, all.len() * per);
+        return reply_entries(ctx, all.into_iter(), withscores);
+    }
+    sample_distinct(rng, &mut all, count as usize);
+    Reply::array_len(ctx.out, all.len() * per);
+    reply_entries(ctx, all.into_iter(), withscores)
+}
+
+fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(cursor) = scan_cursor(ctx, &args[2]) else { return };
+    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Some(z) = z else { return reply_empty_scan(ctx.out) };
+    let Some(opts) = scan_opts(ctx, &args[3..]) else { return };
+    let compact = z.len() <= LISTPACK_MAX_ENTRIES && z.scores.keys().all(|m| m.len() <= LISTPACK_MAX_VALUE);
+    let (page, next): (Vec<(&Sds, f64)>, u64) = if compact {
+        (z.ordered.iter().map(|(s, m)| (m, s.0)).collect(), 0)
+    } else {
+        let hasher = ctx.st.ks.hasher();
+        scan_page(&hasher, z.scores.iter().map(|(m, &s)| (m, s)), cursor, opts.count)
+    };
+    let mut flat: Vec<Vec<u8>> = Vec::with_capacity(page.len() * 2);
+    for (m, s) in page {
+        if opts.matches(m) {
+            flat.push(m.to_vec());
+            flat.push(format_score(s).into_bytes());
+        }
+    }
+    reply_scan(ctx.out, next, flat.iter());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_format_like_printf_g17() {
+        let cases = [
+            (0.1, "0.10000000000000001"),
+            (1.5, "1.5"),
+            (3.0, "3"),
+            (-2.0, "-2"),
+            (1e20, "1e+20"),
+            (1e-5, "1.0000000000000001e-05"),
+            (123456789.123, "123456789.123"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (0.0001, "0.0001"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (-0.0, "0"),
+            (0.30000000000000004, "0.30000000000000004"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_score(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn score_parsing_matches_strtod_checks() {
+        assert_eq!(parse_score(b"1e400"), None);
+        assert_eq!(parse_score(b"1e-400"), None);
+        assert_eq!(parse_score(b"0e5"), Some(0.0));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"nan"), None);
+        assert_eq!(parse_strtod(b""), Some(0.0));
+        assert_eq!(parse_strtod(b" 5"), Some(5.0));
+        assert_eq!(parse_strtod(b"  "), None);
+        assert_eq!(parse_strtod(b"1e400"), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn empty_and_inverted_ranges_do_not_panic() {
+        let mut z = ZSet::new(crate::db::Hasher::with_seeds(1, 2, 3, 4));
+        for (i, m) in ["a", "b", "c"].iter().enumerate() {
+            z.insert(Sds::from(*m), i as f64);
+        }
+        for (min, max) in [("(1", "(1"), ("2", "1"), ("(1", "1"), ("+inf", "-inf"), ("(inf", "inf"), ("-inf", "(-inf")] {
+            let r = ScoreRange::parse(min.as_bytes(), max.as_bytes()).unwrap();
+            assert_eq!(score_iter(&z, &r).count(), 0, "{min} {max}");
+        }
+        let r = ScoreRange::parse(b"(0", b"2").unwrap();
+        assert_eq!(score_iter(&z, &r).count(), 2);
+        let mut same = ZSet::new(crate::db::Hasher::with_seeds(1, 2, 3, 4));
+        for m in ["a", "b", "c"] {
+            same.insert(Sds::from(m), 0.0);
+        }
+        for (min, max, n) in [("(b", "(b", 0), ("[b", "[b", 1), ("[c", "[a", 0), ("-", "+", 3), ("+", "-", 0), ("(a", "+", 2)] {
+            let r = LexRange::parse(min.as_bytes(), max.as_bytes()).unwrap();
+            assert_eq!(lex_iter(&same, &r, false).count(), n, "{min} {max}");
+            assert_eq!(lex_iter(&same, &r, true).count(), n, "{min} {max}");
+        }
+    }
+}

@@ -346,6 +346,7 @@ impl Keyspace {
             return false;
         }
         self.dbs[db].remove(key);
+        crate::fault::probe("expire.lazy_delete");
         self.expired.push((db, Sds::new(key)));
         self.expired_total += 1;
         true
@@ -368,6 +369,7 @@ impl Keyspace {
             examined += self.dbs[db].sample_expired(now_ms, budget_per_db, &mut batch);
             for k in batch.drain(..) {
                 self.dbs[db].remove(&k);
+                crate::fault::probe("expire.active_delete");
                 self.expired.push((db, k));
                 self.expired_total += 1;
             }
