@@ -8,6 +8,7 @@
 
 pub mod launcher;
 pub mod model;
+pub mod timeline;
 pub mod trace;
 
 #[cfg(madsim)]

@@ -26,7 +26,7 @@ pub struct Outcome {
 
 pub struct Failure {
     pub message: String,
-    pub tail: Vec<String>,
+    pub tail: Vec<crate::trace::Event>,
     pub trace_hash: u64,
 }
 
@@ -72,8 +72,13 @@ fn report_failure(scenario: &str, seed: u64, f: &Failure) {
     eprintln!("reason: {}", f.message);
     eprintln!("trace hash: {:016x}", f.trace_hash);
     eprintln!("last events:");
-    for l in f.tail.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev() {
-        eprintln!("  {l}");
+    for e in f.tail.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev() {
+        eprintln!("  {}", e.line());
+    }
+    match crate::timeline::write(scenario, seed, &f.message, &f.tail) {
+        Ok((txt, html)) => eprintln!("timeline: {}
+          {}", txt.display(), html.display()),
+        Err(e) => eprintln!("could not write the timeline: {e}"),
     }
     eprintln!("replay with:\n  {}", replay_command(scenario, seed));
 }

@@ -24,8 +24,44 @@ pub struct Trace {
 struct TraceInner {
     hasher: SipHasher,
     count: u64,
-    tail: VecDeque<String>,
+    tail: VecDeque<Event>,
     verbose: bool,
+}
+
+/// What kind of mark an event makes on the timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A point event on its lane.
+    Point,
+    /// An operation that started at `start_ns` and ended at the event's time.
+    Span { start_ns: u128 },
+    /// A fault: drawn across every lane.
+    Fault,
+}
+
+/// One recorded event, kept for the failure timeline.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub t_ns: u128,
+    /// Who it happened to: a node, a client, or "cluster".
+    pub lane: String,
+    pub text: String,
+    pub mark: Mark,
+}
+
+impl Event {
+    pub fn line(&self) -> String {
+        match self.mark {
+            Mark::Span { start_ns } => format!(
+                "{:>12.6}s {:<10} {} (took {:.3} ms)",
+                self.t_ns as f64 / 1e9,
+                self.lane,
+                self.text,
+                (self.t_ns - start_ns) as f64 / 1e6
+            ),
+            _ => format!("{:>12.6}s {:<10} {}", self.t_ns as f64 / 1e9, self.lane, self.text),
+        }
+    }
 }
 
 impl Trace {
@@ -40,21 +76,37 @@ impl Trace {
         }
     }
 
-    /// Records one event at simulated time `t_ns`.
+    /// Records a cluster-level event at simulated time `t_ns`; events starting with
+    /// "nemesis:" are faults.
     pub fn record(&self, t_ns: u128, event: String) {
+        let mark = if event.starts_with("nemesis:") { Mark::Fault } else { Mark::Point };
+        self.push(Event { t_ns, lane: "cluster".into(), text: event, mark });
+    }
+
+    /// Records an operation by `lane` that ran from `start_ns` to `end_ns`.
+    pub fn record_op(&self, lane: &str, start_ns: u128, end_ns: u128, text: String) {
+        debug_assert!(start_ns <= end_ns);
+        self.push(Event { t_ns: end_ns, lane: lane.to_string(), text, mark: Mark::Span { start_ns } });
+    }
+
+    fn push(&self, e: Event) {
         let mut t = self.inner.lock().expect("trace lock");
-        t.hasher.write_u128(t_ns);
-        t.hasher.write(event.as_bytes());
+        t.hasher.write_u128(e.t_ns);
+        if let Mark::Span { start_ns } = e.mark {
+            t.hasher.write_u128(start_ns);
+        }
+        t.hasher.write(e.lane.as_bytes());
+        t.hasher.write_u8(0xfe);
+        t.hasher.write(e.text.as_bytes());
         t.hasher.write_u8(0xff);
         t.count += 1;
-        let line = format!("{:>12.6}s {}", t_ns as f64 / 1e9, event);
         if t.verbose {
-            println!("{line}");
+            println!("{}", e.line());
         }
         if t.tail.len() == TRACE_TAIL_MAX {
             t.tail.pop_front();
         }
-        t.tail.push_back(line);
+        t.tail.push_back(e);
     }
 
     pub fn hash(&self) -> u64 {
@@ -65,7 +117,7 @@ impl Trace {
         self.inner.lock().expect("trace lock").count
     }
 
-    pub fn tail(&self) -> Vec<String> {
+    pub fn tail(&self) -> Vec<Event> {
         self.inner.lock().expect("trace lock").tail.iter().cloned().collect()
     }
 }

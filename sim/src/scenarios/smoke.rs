@@ -164,8 +164,9 @@ async fn client_workload(c: u32, seed: u64, addr: String, ops: u32, trace: Trace
         }
         let cmd = random_command(c, &mut rng);
         let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
+        let started = now();
         let got = client.call(&refs).await.map_err(|e| format!("c{c}: {} failed: {e}", render(&cmd)))?;
-        trace.record(now(), format!("c{c} {} -> {}", render(&cmd), got.render()));
+        trace.record_op(&format!("c{c}"), started, now(), format!("{} -> {}", render(&cmd), got.render()));
         let want = model.apply(db, &cmd).ok_or_else(|| format!("model lacks {}", render(&cmd)))?;
         if !Model::reply_matches(&want, &got) {
             return Err(format!("c{c}: {} expected {} got {}", render(&cmd), want.render(), got.render()));

@@ -8,8 +8,9 @@
 //! - HSCAN uses the hash-ordered cursor described in `sets.rs`: complete under concurrent
 //!   changes, O(n) per call; a hash small enough for Redis's listpack encoding (<= 128 fields,
 //!   fields and values <= 64 bytes) is returned whole with cursor 0, as Redis does.
-//! - HINCRBYFLOAT computes in `f64` and formats with `format_double`; Redis uses `long double`,
-//!   so results can differ in the last digits (e.g. 0.1 + 0.2 is `0.3` in Redis).
+//! - HINCRBYFLOAT computes in emulated x87 `long double` ([`long_double`]), as Redis does on
+//!   x86-64, so results match it digit for digit (0.1 + 0.2 is `0.3`, 1000.1 is
+//!   `1000.09999999999999998`); plain `f64` arithmetic would differ in the last digits.
 //! - HRANDFIELD with a negative count is bounded by `RANDOM_REPLY_MAX` samples (see `sets.rs`).
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use super::sets::{pick, range_arg, reply_empty_scan, reply_scan, sample_distinct
 use super::sets::RANDOM_REPLY_MAX;
 use super::*;
 use crate::db::HashMapS;
-use crate::protocol::{format_double, Reply};
+use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "hset", arity: -4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: hset },
@@ -241,29 +242,26 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(incr) = arg_f64(ctx, &args[3]) else { return };
-    if incr.is_infinite() {
+    use long_double as ld;
+    let Some(incr) = ld::parse(&args[3]) else { return ctx.error(NOT_FLOAT) };
+    if !ld::is_finite(incr) {
         return ctx.error("ERR value is NaN or Infinity");
     }
     let key = &args[1];
     let Ok(h) = write_or_create(ctx, key) else { return ctx.error(WRONGTYPE) };
     let result = match h.get(&args[2][..]) {
         None => Ok(incr),
-        Some(v) => match parse_f64(v) {
+        Some(v) => match ld::parse(v) {
             None => Err("ERR hash value is not a float"),
-            Some(old) => {
-                let n = old + incr;
-                if n.is_finite() {
-                    Ok(n)
-                } else {
-                    Err("ERR increment would produce NaN or Infinity")
-                }
-            }
+            Some(old) => match ld::add(old, incr) {
+                Some(n) if ld::is_finite(n) => Ok(n),
+                _ => Err("ERR increment would produce NaN or Infinity"),
+            },
         },
     };
     match result {
         Ok(n) => {
-            let text = format_double(n);
+            let text = ld::format_human(n);
             h.insert(Sds::new(&args[2]), Sds::new(text.as_bytes()));
             ctx.dirty(1);
             ctx.bulk(text.as_bytes())
@@ -273,6 +271,11 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.error(msg)
         }
     }
+}
+
+/// C's `isspace` in the "C" locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn reply_pairs<'a>(ctx: &mut Ctx, pairs: impl Iterator<Item = (&'a Sds, &'a Sds)>, withvalues: bool) {
@@ -351,4 +354,440 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) {
         }
     }
     reply_scan(ctx.out, next, flat.into_iter());
+}
+
+/// Software x87 80-bit extended precision, the `long double` Redis uses for HINCRBYFLOAT (and
+/// INCRBYFLOAT) on x86-64 Linux, so that results match Redis digit for digit: parsing is
+/// correctly rounded like glibc's `strtold`, addition rounds to a 64-bit mantissa (nearest,
+/// ties to even) like the x87 FPU, and formatting is exact `%.17Lf` with trailing zeros removed
+/// (Redis's `ld2string(..., LD_STR_HUMAN)`). Big-number work is bounded: inputs are at most
+/// 5119 bytes (Redis's `MAX_LONG_DOUBLE_CHARS`) and exponents are checked before any
+/// allocation, so the largest number handled has about 33,000 bits.
+pub(crate) mod long_double {
+    /// A long double value. `Finite` is `mant * 2^exp` with the top bit of `mant` set.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Ext {
+        Zero { neg: bool },
+        Inf { neg: bool },
+        Finite { neg: bool, mant: u64, exp: i32 },
+    }
+
+    /// Longest accepted input (Redis rejects `len >= MAX_LONG_DOUBLE_CHARS`).
+    const MAX_CHARS: usize = 5119;
+    /// Largest `exp` of a finite value (`mant * 2^exp < 2^16384`).
+    const EXP_MAX: i32 = 16384 - 64;
+    /// Smallest `exp` kept (subnormals are kept at full precision, a negligible deviation).
+    const EXP_MIN: i32 = -16445 - 63;
+
+    /// Little-endian base-2^32 natural number.
+    #[derive(Clone, Debug)]
+    struct Big(Vec<u32>);
+
+    impl Big {
+        fn from_u64(v: u64) -> Big {
+            let mut b = Big(vec![v as u32, (v >> 32) as u32]);
+            b.trim();
+            b
+        }
+
+        fn trim(&mut self) {
+            while self.0.last() == Some(&0) {
+                self.0.pop();
+            }
+        }
+
+        fn is_zero(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        fn mul_add_small(&mut self, m: u32, a: u32) {
+            let mut carry = a as u64;
+            for limb in self.0.iter_mut() {
+                let v = *limb as u64 * m as u64 + carry;
+                *limb = v as u32;
+                carry = v >> 32;
+            }
+            if carry > 0 {
+                self.0.push(carry as u32);
+            }
+            self.trim();
+        }
+
+        fn mul_pow10(&mut self, mut n: u32) {
+            while n >= 9 {
+                self.mul_add_small(1_000_000_000, 0);
+                n -= 9;
+            }
+            self.mul_add_small(10u32.pow(n), 0);
+        }
+
+        /// Divides in place; returns the remainder.
+        fn div_small(&mut self, d: u32) -> u32 {
+            let mut rem = 0u64;
+            for limb in self.0.iter_mut().rev() {
+                let cur = (rem << 32) | *limb as u64;
+                *limb = (cur / d as u64) as u32;
+                rem = cur % d as u64;
+            }
+            self.trim();
+            rem as u32
+        }
+
+        fn shl(&mut self, bits: usize) {
+            if self.is_zero() {
+                return;
+            }
+            let (words, bits) = (bits / 32, bits % 32);
+            if bits > 0 {
+                let mut carry = 0u32;
+                for limb in self.0.iter_mut() {
+                    let v = ((*limb as u64) << bits) | carry as u64;
+                    *limb = v as u32;
+                    carry = (v >> 32) as u32;
+                }
+                if carry > 0 {
+                    self.0.push(carry);
+                }
+            }
+            self.0.splice(0..0, std::iter::repeat(0).take(words));
+        }
+
+        fn bits(&self) -> usize {
+            match self.0.last() {
+                None => 0,
+                Some(&top) => self.0.len() * 32 - top.leading_zeros() as usize,
+            }
+        }
+
+        fn bit(&self, i: usize) -> bool {
+            self.0.get(i / 32).is_some_and(|l| (l >> (i % 32)) & 1 == 1)
+        }
+
+        /// Whether any of the lowest `n` bits is set.
+        fn any_below(&self, n: usize) -> bool {
+            let words = n / 32;
+            if self.0.iter().take(words).any(|&l| l != 0) {
+                return true;
+            }
+            let rest = n % 32;
+            rest > 0 && self.0.get(words).is_some_and(|&l| l & ((1u32 << rest) - 1) != 0)
+        }
+
+        /// Bits `[from, from + 64)` as a u64.
+        fn bits_at(&self, from: usize) -> u64 {
+            let mut v = 0u64;
+            for i in 0..64 {
+                if self.bit(from + i) {
+                    v |= 1 << i;
+                }
+            }
+            v
+        }
+
+        fn to_decimal(&self) -> String {
+            let mut n = self.clone();
+            let mut chunks = Vec::new();
+            while !n.is_zero() {
+                chunks.push(n.div_small(1_000_000_000));
+            }
+            let mut s = chunks.pop().map_or_else(|| "0".to_string(), |c| c.to_string());
+            for c in chunks.iter().rev() {
+                s.push_str(&format!("{c:09}"));
+            }
+            s
+        }
+    }
+
+    /// Rounds `n * 2^shift_exp` (n > 0) to a 64-bit mantissa, nearest-even; `sticky` says
+    /// nonzero bits were already lost below `n`.
+    fn round_big(neg: bool, n: &Big, exp: i64, sticky: bool) -> Option<Ext> {
+        let len = n.bits();
+        let (mant, exp) = if len <= 64 {
+            let m = n.bits_at(0) << (64 - len);
+            (m, exp - (64 - len) as i64)
+        } else {
+            let sh = len - 64;
+            let mut m = n.bits_at(sh);
+            let round = n.bit(sh - 1);
+            let rest = sticky || n.any_below(sh - 1);
+            let mut e = exp + sh as i64;
+            if round && (rest || m & 1 == 1) {
+                m = m.wrapping_add(1);
+                if m == 0 {
+                    m = 1 << 63;
+                    e += 1;
+                }
+            }
+            (m, e)
+        };
+        finite(neg, mant, exp)
+    }
+
+    fn finite(neg: bool, mant: u64, exp: i64) -> Option<Ext> {
+        if exp > EXP_MAX as i64 {
+            return Some(Ext::Inf { neg });
+        }
+        if exp < EXP_MIN as i64 {
+            return Some(Ext::Zero { neg });
+        }
+        Some(Ext::Finite { neg, mant, exp: exp as i32 })
+    }
+
+    /// Parses like Redis's `string2ld`: `strtold` over the whole string, no leading space, no
+    /// NaN, and out-of-range values (overflow, underflow to zero) rejected. Hexadecimal floats
+    /// are not supported.
+    pub fn parse(s: &[u8]) -> Option<Ext> {
+        if s.is_empty() || s.len() > MAX_CHARS || super::is_c_space(s[0]) {
+            return None;
+        }
+        let (neg, body) = match s[0] {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let lower = body.to_ascii_lowercase();
+        if lower == b"inf" || lower == b"infinity" {
+            return Some(Ext::Inf { neg });
+        }
+        let mut i = 0;
+        let mut digits: Vec<u8> = Vec::new();
+        let mut frac_len: i64 = 0;
+        while i < body.len() && body[i].is_ascii_digit() {
+            digits.push(body[i] - b'0');
+            i += 1;
+        }
+        if i < body.len() && body[i] == b'.' {
+            i += 1;
+            while i < body.len() && body[i].is_ascii_digit() {
+                digits.push(body[i] - b'0');
+                frac_len += 1;
+                i += 1;
+            }
+        }
+        if digits.is_empty() {
+            return None;
+        }
+        let mut exp10: i64 = 0;
+        if i < body.len() && (body[i] == b'e' || body[i] == b'E') {
+            i += 1;
+            let eneg = match body.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
+            let start = i;
+            while i < body.len() && body[i].is_ascii_digit() {
+                exp10 = (exp10 * 10 + (body[i] - b'0') as i64).min(1_000_000);
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            if eneg {
+                exp10 = -exp10;
+            }
+        }
+        if i != body.len() {
+            return None;
+        }
+        let first = digits.iter().position(|&d| d != 0);
+        let Some(first) = first else { return Some(Ext::Zero { neg }) };
+        let digits = &digits[first..];
+        let k = exp10 - frac_len; // value = digits * 10^k
+        let magnitude = digits.len() as i64 + k; // value < 10^magnitude
+        if magnitude > 4934 {
+            return None; // overflow: strtold's ERANGE
+        }
+        if magnitude < -4952 {
+            return None; // underflow to zero: ERANGE
+        }
+        let mut n = Big(Vec::new());
+        for chunk in digits.chunks(9) {
+            let v = chunk.iter().fold(0u32, |a, &d| a * 10 + d as u32);
+            n.mul_add_small(10u32.pow(chunk.len() as u32), v);
+        }
+        let v = if k >= 0 {
+            n.mul_pow10(k as u32);
+            round_big(neg, &n, 0, false)?
+        } else {
+            // digits / 10^m = (digits * 2^s / 2^m) / 5^m with s large enough for 70+ bits.
+            let m = (-k) as usize;
+            let s = m + m * 2322 / 1000 + 72;
+            n.shl(s - m);
+            let mut sticky = false;
+            let mut left = m;
+            while left > 0 {
+                let step = left.min(13);
+                sticky |= n.div_small(5u32.pow(step as u32)) != 0;
+                left -= step;
+            }
+            round_big(neg, &n, -(s as i64), sticky)?
+        };
+        match v {
+            Ext::Finite { .. } => Some(v),
+            _ => None, // out of range: rejected like strtold's ERANGE
+        }
+    }
+
+    /// `a + b`; None when the result is NaN (`inf + -inf`).
+    pub fn add(a: Ext, b: Ext) -> Option<Ext> {
+        use Ext::*;
+        match (a, b) {
+            (Inf { neg: x }, Inf { neg: y }) => (x == y).then_some(a),
+            (Inf { .. }, _) => Some(a),
+            (_, Inf { .. }) => Some(b),
+            (Zero { neg: x }, Zero { neg: y }) => Some(Zero { neg: x && y }),
+            (Zero { .. }, _) => Some(b),
+            (_, Zero { .. }) => Some(a),
+            (Finite { neg: an, mant: am, exp: ae }, Finite { neg: bn, mant: bm, exp: be }) => {
+                let ((an, am, ae), (bn, bm, be)) =
+                    if (be, bm) > (ae, am) { ((bn, bm, be), (an, am, ae)) } else { ((an, am, ae), (bn, bm, be)) };
+                let d = (ae as i64 - be as i64) as u64;
+                let a128 = (am as u128) << 62;
+                let full = (bm as u128) << 62;
+                let (mut b128, sticky) = if d == 0 {
+                    (full, false)
+                } else if d <= 126 {
+                    (full >> d, full & ((1u128 << d) - 1) != 0)
+                } else {
+                    (0, true)
+                };
+                if sticky {
+                    b128 |= 1;
+                }
+                let s = if an == bn { a128 + b128 } else { a128 - b128 };
+                if s == 0 {
+                    return Some(Zero { neg: false });
+                }
+                let top = 127 - s.leading_zeros() as i64;
+                let base = ae as i64 - 62;
+                if top > 63 {
+                    let sh = (top - 63) as u32;
+                    let mut m = (s >> sh) as u64;
+                    let rem = s & ((1u128 << sh) - 1);
+                    let half = 1u128 << (sh - 1);
+                    let mut e = base + sh as i64;
+                    if rem > half || (rem == half && m & 1 == 1) {
+                        m = m.wrapping_add(1);
+                        if m == 0 {
+                            m = 1 << 63;
+                            e += 1;
+                        }
+                    }
+                    finite(an, m, e)
+                } else {
+                    let sh = (63 - top) as u32;
+                    finite(an, (s << sh) as u64, base - sh as i64)
+                }
+            }
+        }
+    }
+
+    pub fn is_finite(v: Ext) -> bool {
+        !matches!(v, Ext::Inf { .. })
+    }
+
+    /// Formats like Redis's `ld2string(..., LD_STR_HUMAN)`: `%.17Lf`, trailing zeros and a bare
+    /// dot removed, `-0` written `0`.
+    pub fn format_human(v: Ext) -> String {
+        let (neg, digits) = match v {
+            Ext::Inf { neg } => return if neg { "-inf" } else { "inf" }.to_string(),
+            Ext::Zero { neg } => (neg, "0".to_string()),
+            Ext::Finite { neg, mant, exp } => {
+                let mut n = Big::from_u64(mant);
+                if exp >= 0 {
+                    n.shl(exp as usize);
+                    let mut d = n.to_decimal();
+                    d.push_str(&"0".repeat(17));
+                    (neg, d)
+                } else {
+                    let e = (-exp) as usize;
+                    n.mul_pow10(17);
+                    let round = n.bit(e - 1);
+                    let rest = n.any_below(e - 1);
+                    let mut q = n.clone();
+                    // q = n >> e
+                    let words = e / 32;
+                    q.0.drain(..words.min(q.0.len()));
+                    let bits = e % 32;
+                    if bits > 0 {
+                        let mut carry = 0u32;
+                        for limb in q.0.iter_mut().rev() {
+                            let v = *limb;
+                            *limb = (v >> bits) | carry;
+                            carry = v << (32 - bits);
+                        }
+                    }
+                    q.trim();
+                    if round && (rest || q.bit(0)) {
+                        q.mul_add_small(1, 1);
+                    }
+                    (neg, q.to_decimal())
+                }
+            }
+        };
+        let padded = if digits.len() < 18 { format!("{}{}", "0".repeat(18 - digits.len()), digits) } else { digits };
+        let (int, frac) = padded.split_at(padded.len() - 17);
+        let frac = frac.trim_end_matches('0');
+        let mut out = String::with_capacity(padded.len() + 2);
+        if neg {
+            out.push('-');
+        }
+        out.push_str(int);
+        if !frac.is_empty() {
+            out.push('.');
+            out.push_str(frac);
+        }
+        if out == "-0" {
+            out = "0".to_string();
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn incr(a: &str, b: &str) -> String {
+            format_human(add(parse(a.as_bytes()).unwrap(), parse(b.as_bytes()).unwrap()).unwrap())
+        }
+
+        #[test]
+        fn matches_redis_on_x86_64() {
+            // Expected values taken from redis-server 7.0 (HINCRBYFLOAT).
+            assert_eq!(incr("0", "1000.1"), "1000.09999999999999998");
+            assert_eq!(incr("1000.09999999999999998", "0.2"), "1000.29999999999999999");
+            assert_eq!(incr("0.1", "0.2"), "0.3");
+            assert_eq!(incr("0", "1.5e-10"), "0.00000000015");
+            assert_eq!(incr("1.5e-10", "0.2"), "0.20000000015");
+            assert_eq!(incr("0", "123456.789"), "123456.78900000000000148");
+            assert_eq!(incr("123456.78900000000000148", "0.2"), "123456.98900000000000432");
+            assert_eq!(incr("0", "1e30"), "1000000000000000000024696061952");
+            assert_eq!(incr("0", "1e20"), "100000000000000000000");
+            assert_eq!(incr("-0.7", "0.2"), "-0.5");
+            assert_eq!(incr("10.6", "5.0e3"), "5010.60000000000000009");
+            assert_eq!(incr("5010.60000000000000009", "2.0e2"), "5210.60000000000000009");
+            assert_eq!(incr("10.5", "0.1"), "10.6");
+            assert_eq!(incr("3.3", "0.2"), "3.5");
+            assert_eq!(incr("1", "-1"), "0");
+            assert_eq!(incr("-1e-30", "0"), "0");
+        }
+
+        #[test]
+        fn parse_rejects_what_redis_rejects() {
+            for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1e5000", "1e-5000", ".", "-", "0x10"] {
+                assert_eq!(parse(bad.as_bytes()), None, "{bad}");
+            }
+            assert!(matches!(parse(b"1e400"), Some(Ext::Finite { .. })));
+            assert_eq!(parse(b"-inf"), Some(Ext::Inf { neg: true }));
+            assert_eq!(parse(b"-0"), Some(Ext::Zero { neg: true }));
+            assert_eq!(add(parse(b"inf").unwrap(), parse(b"-inf").unwrap()), None);
+        }
+    }
 }

@@ -103,9 +103,25 @@ pub(super) fn sample_distinct<T>(rng: &Rng, v: &mut Vec<T>, k: usize) {
     v.truncate(k);
 }
 
+/// Parses a SCAN cursor like Redis (`strtoul` over the whole string: an optional sign, a negative
+/// value wrapping around, no leading space, no overflow; the empty string is 0).
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        None => return Some(0),
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        Some(_) => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// Parses a SCAN cursor (`ERR invalid cursor`).
 pub(super) fn scan_cursor(ctx: &mut Ctx, arg: &[u8]) -> Option<u64> {
-    match std::str::from_utf8(arg).ok().and_then(|s| s.parse::<u64>().ok()) {
+    match parse_cursor(arg) {
         Some(c) => Some(c),
         None => {
             ctx.error("ERR invalid cursor");

@@ -227,6 +227,26 @@ impl LexRange {
         Some(LexRange { min: LexBound::parse(min)?, max: LexBound::parse(max)? })
     }
 
+    /// False for ranges that are always empty (`min > max`, or equal with an exclusive end).
+    fn nonempty(&self) -> bool {
+        use std::cmp::Ordering::*;
+        // Order of bounds: `-` < every string < `+`; returns (ordering, either exclusive).
+        let key = |b: &LexBound| -> (u8, Option<Sds>, bool) {
+            match b {
+                LexBound::Min => (0, None, true),
+                LexBound::Incl(x) => (1, Some(x.clone()), false),
+                LexBound::Excl(x) => (1, Some(x.clone()), true),
+                LexBound::Max => (2, None, true),
+            }
+        };
+        let (a, b) = (key(&self.min), key(&self.max));
+        match (a.0, a.1).cmp(&(b.0, b.1)) {
+            Greater => false,
+            Equal => !(a.2 || b.2),
+            Less => true,
+        }
+    }
+
     fn gte_min(&self, m: &[u8]) -> bool {
         match &self.min {
             LexBound::Min => true,
@@ -290,6 +310,11 @@ fn lex_iter<'a>(z: &'a ZSet, r: &LexRange, reverse: bool) -> Box<dyn Iterator<It
         };
         let range = safe_range(&z.ordered, lo, hi).into_iter().flatten();
         return if reverse { Box::new(range.rev()) } else { Box::new(range) };
+    }
+    // Redis's `zslIsInLexRange` pre-checks: an inverted range, a last member below `min` or a
+    // first member above `max` select nothing.
+    if !r.nonempty() || !r.gte_min(&last.1) || !r.lte_max(&first.1) {
+        return Box::new(std::iter::empty());
     }
     let r1 = r.clone();
     let r2 = r.clone();
