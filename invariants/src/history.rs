@@ -55,7 +55,11 @@ pub enum OpKind {
     /// `SET key new`, `EXEC`. A successful EXEC (Ok(Done)) means no write touched the key between
     /// the WATCH and the EXEC, so the read and the write take effect as one atomic step at a
     /// point inside the op's interval. An aborted EXEC (nil) is recorded as Fail: it wrote nothing.
-    Cas { key: String, expect: Option<i64>, new: i64 },
+    Cas {
+        key: String,
+        expect: Option<i64>,
+        new: i64,
+    },
 }
 
 impl OpKind {
@@ -131,8 +135,16 @@ impl fmt::Display for Op {
             OpKind::Incr { key, by: 1 } => write!(f, "INCR {key:?}")?,
             OpKind::Incr { key, by } => write!(f, "INCRBY {key:?} {by}")?,
             OpKind::Del { key } => write!(f, "DEL {key:?}")?,
-            OpKind::Cas { key, expect: Some(e), new } => write!(f, "CAS {key:?} {e} -> {new}")?,
-            OpKind::Cas { key, expect: None, new } => write!(f, "CAS {key:?} (nil) -> {new}")?,
+            OpKind::Cas {
+                key,
+                expect: Some(e),
+                new,
+            } => write!(f, "CAS {key:?} {e} -> {new}")?,
+            OpKind::Cas {
+                key,
+                expect: None,
+                new,
+            } => write!(f, "CAS {key:?} (nil) -> {new}")?,
         }
         // Results are shown as redis-cli shows replies.
         match self.outcome {

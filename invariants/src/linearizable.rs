@@ -625,7 +625,11 @@ pub(crate) mod tests {
             client,
             invoke_ns,
             complete_ns: Some(complete_ns),
-            kind: OpKind::Cas { key: "c".into(), expect, new },
+            kind: OpKind::Cas {
+                key: "c".into(),
+                expect,
+                new,
+            },
             outcome: Outcome::Ok(Ret::Done),
         };
         let incr = |id, client, invoke_ns, complete_ns, result| Op {
@@ -633,14 +637,30 @@ pub(crate) mod tests {
             client,
             invoke_ns,
             complete_ns: Some(complete_ns),
-            kind: OpKind::Incr { key: "c".into(), by: 1 },
+            kind: OpKind::Incr {
+                key: "c".into(),
+                by: 1,
+            },
             outcome: Outcome::Ok(Ret::Int(result)),
         };
         // INCR to 1, then CAS 1 -> 2, then INCR sees 2 -> 3: fine.
-        let good = History { ops: vec![incr(1, 1, 0, 10, 1), cas(2, 2, 20, 30, Some(1), 2), incr(3, 1, 40, 50, 3)] };
+        let good = History {
+            ops: vec![
+                incr(1, 1, 0, 10, 1),
+                cas(2, 2, 20, 30, Some(1), 2),
+                incr(3, 1, 40, 50, 3),
+            ],
+        };
         assert!(check(&good).is_ok());
         // The planted WATCH bug: an INCR inside the CAS window is overwritten (lost update).
-        let lost = History { ops: vec![incr(1, 1, 0, 10, 1), cas(2, 2, 20, 60, Some(1), 2), incr(3, 1, 30, 40, 2), incr(4, 1, 70, 80, 3)] };
+        let lost = History {
+            ops: vec![
+                incr(1, 1, 0, 10, 1),
+                cas(2, 2, 20, 60, Some(1), 2),
+                incr(3, 1, 30, 40, 2),
+                incr(4, 1, 70, 80, 3),
+            ],
+        };
         assert_eq!(check(&lost).unwrap_err().invariant, INVARIANT);
     }
 

@@ -42,7 +42,19 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(trace: Trace) -> Cluster {
-        Cluster { handle: Handle::current(), servers: Vec::new(), clients: Vec::new(), trace, start: madsim::time::Instant::now(), clients_made: 0 }
+        Cluster {
+            handle: Handle::current(),
+            servers: Vec::new(),
+            clients: Vec::new(),
+            trace,
+            start: madsim::time::Instant::now(),
+            clients_made: 0,
+        }
+    }
+
+    /// The instant all recorded times count from.
+    pub fn start(&self) -> madsim::time::Instant {
+        self.start
     }
 
     /// Simulated nanoseconds since the cluster was created.
@@ -61,7 +73,12 @@ impl Cluster {
         let name = format!("server-{}", index + 1);
         let disk = Arc::new(SimDisk::new(DISK_BYTES));
         let clock = Clock::new();
-        let env = Env::simulated(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(index as u64), disk.clone(), clock.clone());
+        let env = Env::simulated(
+            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(index as u64),
+            disk.clone(),
+            clock.clone(),
+        );
         let text = format!("port {SERVER_PORT}\nbind 0.0.0.0\nprotected-mode no\nenable-debug-command yes\n{config_text}");
         let config = Config::parse(&text, &name).expect("simulation config is valid");
         let node = self
@@ -79,7 +96,14 @@ impl Cluster {
             })
             .build();
         self.record(format!("{name} started at {ip}"));
-        self.servers.push(ServerNode { name, ip, addr: format!("{ip}:{SERVER_PORT}"), node, disk, clock });
+        self.servers.push(ServerNode {
+            name,
+            ip,
+            addr: format!("{ip}:{SERVER_PORT}"),
+            node,
+            disk,
+            clock,
+        });
         index
     }
 
@@ -87,13 +111,22 @@ impl Cluster {
     pub fn client_node(&mut self, name: &str) -> NodeHandle {
         self.clients_made += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, self.clients_made));
-        let node = self.handle.create_node().name(name.to_string()).ip(ip).build();
+        let node = self
+            .handle
+            .create_node()
+            .name(name.to_string())
+            .ip(ip)
+            .build();
         self.clients.push((name.to_string(), node.id()));
         node
     }
 
     /// Connects to a server, retrying until it accepts or `deadline` passes.
-    pub async fn connect(addr: &str, io_timeout: Duration, deadline: Duration) -> Result<Client, String> {
+    pub async fn connect(
+        addr: &str,
+        io_timeout: Duration,
+        deadline: Duration,
+    ) -> Result<Client, String> {
         let start = madsim::time::Instant::now();
         loop {
             match Client::connect(addr, io_timeout).await {

@@ -31,7 +31,12 @@ pub struct Failure {
 }
 
 /// Runs one seed of one scenario, with the given planted bugs active.
-pub fn run_seed(scenario: &Scenario, seed: u64, verbose: bool, planted: &[String]) -> Result<Outcome, Failure> {
+pub fn run_seed(
+    scenario: &Scenario,
+    seed: u64,
+    verbose: bool,
+    planted: &[String],
+) -> Result<Outcome, Failure> {
     // Fault points, planted bugs and probes are per run; the scenario turns buggify on if its
     // swarm says so.
     store::fault::reset(false, planted);
@@ -48,17 +53,28 @@ pub fn run_seed(scenario: &Scenario, seed: u64, verbose: bool, planted: &[String
         })
     }));
     match result {
-        Ok((Ok(()), simulated)) => {
-            Ok(Outcome { trace_hash: trace.hash(), events: trace.count(), simulated, probes: store::fault::take_probes() })
-        }
-        Ok((Err(message), _)) => Err(Failure { message, tail: trace.tail(), trace_hash: trace.hash() }),
+        Ok((Ok(()), simulated)) => Ok(Outcome {
+            trace_hash: trace.hash(),
+            events: trace.count(),
+            simulated,
+            probes: store::fault::take_probes(),
+        }),
+        Ok((Err(message), _)) => Err(Failure {
+            message,
+            tail: trace.tail(),
+            trace_hash: trace.hash(),
+        }),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into());
-            Err(Failure { message: format!("panic: {message}"), tail: trace.tail(), trace_hash: trace.hash() })
+            Err(Failure {
+                message: format!("panic: {message}"),
+                tail: trace.tail(),
+                trace_hash: trace.hash(),
+            })
         }
     }
 }
@@ -72,12 +88,24 @@ fn report_failure(scenario: &str, seed: u64, f: &Failure) {
     eprintln!("reason: {}", f.message);
     eprintln!("trace hash: {:016x}", f.trace_hash);
     eprintln!("last events:");
-    for e in f.tail.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev() {
+    for e in f
+        .tail
+        .iter()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         eprintln!("  {}", e.line());
     }
     match crate::timeline::write(scenario, seed, &f.message, &f.tail) {
-        Ok((txt, html)) => eprintln!("timeline: {}
-          {}", txt.display(), html.display()),
+        Ok((txt, html)) => eprintln!(
+            "timeline: {}
+          {}",
+            txt.display(),
+            html.display()
+        ),
         Err(e) => eprintln!("could not write the timeline: {e}"),
     }
     eprintln!("replay with:\n  {}", replay_command(scenario, seed));
@@ -94,18 +122,32 @@ struct Args {
 }
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
-    let mut a = Args { command: args.first().cloned().unwrap_or_else(|| "sweep".into()), scenario: None, seeds: None, start: 0, seed: None, verbose: false, planted: Vec::new() };
+    let mut a = Args {
+        command: args.first().cloned().unwrap_or_else(|| "sweep".into()),
+        scenario: None,
+        seeds: None,
+        start: 0,
+        seed: None,
+        verbose: false,
+        planted: Vec::new(),
+    };
     let mut i = 1;
     let num = |v: Option<&String>, what: &str| -> Result<u64, String> {
-        v.ok_or(format!("{what} needs a value"))?.parse::<u64>().map_err(|e| format!("{what}: {e}"))
+        v.ok_or(format!("{what} needs a value"))?
+            .parse::<u64>()
+            .map_err(|e| format!("{what}: {e}"))
     };
     while i < args.len() {
         match args[i].as_str() {
-            "--scenario" => a.scenario = Some(args.get(i + 1).cloned().ok_or("--scenario needs a value")?),
+            "--scenario" => {
+                a.scenario = Some(args.get(i + 1).cloned().ok_or("--scenario needs a value")?)
+            }
             "--seeds" => a.seeds = Some(num(args.get(i + 1), "--seeds")?),
             "--start" => a.start = num(args.get(i + 1), "--start")?,
             "--seed" => a.seed = Some(num(args.get(i + 1), "--seed")?),
-            "--plant" => a.planted.push(args.get(i + 1).cloned().ok_or("--plant needs a bug name")?),
+            "--plant" => a
+                .planted
+                .push(args.get(i + 1).cloned().ok_or("--plant needs a bug name")?),
             "--verbose" => {
                 a.verbose = true;
                 i += 1;
@@ -139,7 +181,11 @@ pub fn main(args: &[String]) -> i32 {
             };
             match run_seed(sc, seed, a.verbose, &a.planted) {
                 Ok(o) => {
-                    println!("scenario={name} seed={seed} ok events={} simulated={:.3}s", o.events, o.simulated.as_secs_f64());
+                    println!(
+                        "scenario={name} seed={seed} ok events={} simulated={:.3}s",
+                        o.events,
+                        o.simulated.as_secs_f64()
+                    );
                     println!("trace hash: {:016x}", o.trace_hash);
                     0
                 }
@@ -168,11 +214,19 @@ pub fn main(args: &[String]) -> i32 {
 fn regression_seeds(scenario: &str) -> Vec<u64> {
     let dir = crate::launcher::workspace_root().join("seeds");
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else { return out };
-    let mut files: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return out;
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
     files.sort();
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("").trim();
             let mut parts = line.split_whitespace();
@@ -202,7 +256,11 @@ fn sweep(a: &Args) -> i32 {
     for sc in selected {
         let n = a.seeds.unwrap_or(sc.default_seeds);
         let regressions = regression_seeds(sc.name);
-        let seeds: Vec<u64> = regressions.iter().copied().chain(a.start..a.start + n).collect();
+        let seeds: Vec<u64> = regressions
+            .iter()
+            .copied()
+            .chain(a.start..a.start + n)
+            .collect();
         let wall = Instant::now();
         let mut simulated = Duration::ZERO;
         let mut events = 0;
@@ -238,18 +296,37 @@ fn sweep(a: &Args) -> i32 {
             simulated.as_secs_f64() / wall_s,
             events
         );
-        println!("coverage ({}): probe, seeds that reached it, total hits", sc.name);
+        println!(
+            "coverage ({}): probe, seeds that reached it, total hits",
+            sc.name
+        );
         for (probe, (seeds_hit, hits)) in &coverage {
-            let required = if sc.required_probes.contains(probe) { " (required)" } else { "" };
+            let required = if sc.required_probes.contains(probe) {
+                " (required)"
+            } else {
+                ""
+            };
             println!("  {probe:<36} {seeds_hit:>6} seeds {hits:>9} hits{required}");
         }
-        let missing: Vec<&&str> = sc.required_probes.iter().filter(|p| !coverage.contains_key(**p)).collect();
+        let missing: Vec<&&str> = sc
+            .required_probes
+            .iter()
+            .filter(|p| !coverage.contains_key(**p))
+            .collect();
         if !missing.is_empty() {
-            eprintln!("coverage FAILED for {}: required probes never reached: {:?}", sc.name, missing);
+            eprintln!(
+                "coverage FAILED for {}: required probes never reached: {:?}",
+                sc.name, missing
+            );
             return 1;
         }
         // Determinism self-check: every 100th seed (at least 3) runs again, hashes must agree.
-        let sample: Vec<(u64, u64)> = hashes.iter().copied().step_by((hashes.len() / 10).max(1)).take(10).collect();
+        let sample: Vec<(u64, u64)> = hashes
+            .iter()
+            .copied()
+            .step_by((hashes.len() / 10).max(1))
+            .take(10)
+            .collect();
         for (seed, hash) in &sample {
             match run_seed(sc, *seed, false, &[]) {
                 Ok(o) if o.trace_hash == *hash => {}
@@ -270,7 +347,12 @@ fn sweep(a: &Args) -> i32 {
                 }
             }
         }
-        println!("determinism: {} seeds re-run, trace hashes identical (e.g. seed {} -> {:016x})", sample.len(), sample[0].0, sample[0].1);
+        println!(
+            "determinism: {} seeds re-run, trace hashes identical (e.g. seed {} -> {:016x})",
+            sample.len(),
+            sample[0].0,
+            sample[0].1
+        );
     }
     0
 }
@@ -282,7 +364,10 @@ pub const PLANTED_SEEDS_MAX: u64 = 300;
 /// fails; succeeds only if every bug is caught within `PLANTED_SEEDS_MAX` seeds.
 fn planted(a: &Args) -> i32 {
     let bugs: Vec<String> = if a.planted.is_empty() {
-        store::fault::PLANTED_BUGS.iter().map(|(n, _)| n.to_string()).collect()
+        store::fault::PLANTED_BUGS
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
     } else {
         a.planted.clone()
     };
@@ -310,7 +395,10 @@ fn planted(a: &Args) -> i32 {
         }
     }
     if escaped.is_empty() {
-        println!("all {} planted bugs caught within {limit} seeds", bugs.len());
+        println!(
+            "all {} planted bugs caught within {limit} seeds",
+            bugs.len()
+        );
         0
     } else {
         eprintln!("planted bugs not caught: {escaped:?}");

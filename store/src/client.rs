@@ -94,7 +94,9 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> io::Result<Option<Resp
     if depth > REPLY_DEPTH_MAX {
         return Err(bad("reply nested too deeply"));
     }
-    let Some(&kind) = buf.get(*pos) else { return Ok(None) };
+    let Some(&kind) = buf.get(*pos) else {
+        return Ok(None);
+    };
     let Some((line, next)) = line_at(buf, *pos + 1) else {
         if buf.len() - *pos > 64 * 1024 {
             return Err(bad("reply line too long"));
@@ -174,7 +176,11 @@ impl Client {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        Ok(Client { stream, buf: BytesMut::with_capacity(4096), io_timeout: timeout })
+        Ok(Client {
+            stream,
+            buf: BytesMut::with_capacity(4096),
+            io_timeout: timeout,
+        })
     }
 
     /// Sends one command (written and flushed: under madsim nothing leaves before `flush`).
@@ -209,7 +215,10 @@ impl Client {
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by server"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed by server",
+                ));
             }
         }
     }
@@ -253,13 +262,22 @@ mod tests {
     #[test]
     fn parses_all_reply_kinds() {
         assert_eq!(parse(b"+OK\r\n").unwrap(), Some(Resp::Simple("OK".into())));
-        assert_eq!(parse(b"-ERR x\r\n").unwrap(), Some(Resp::Error("ERR x".into())));
+        assert_eq!(
+            parse(b"-ERR x\r\n").unwrap(),
+            Some(Resp::Error("ERR x".into()))
+        );
         assert_eq!(parse(b":-3\r\n").unwrap(), Some(Resp::Int(-3)));
         assert_eq!(parse(b"$-1\r\n").unwrap(), Some(Resp::Bulk(None)));
-        assert_eq!(parse(b"$3\r\nabc\r\n").unwrap(), Some(Resp::Bulk(Some(Bytes::from_static(b"abc")))));
+        assert_eq!(
+            parse(b"$3\r\nabc\r\n").unwrap(),
+            Some(Resp::Bulk(Some(Bytes::from_static(b"abc"))))
+        );
         assert_eq!(
             parse(b"*2\r\n:1\r\n*0\r\n").unwrap(),
-            Some(Resp::Array(Some(vec![Resp::Int(1), Resp::Array(Some(vec![]))])))
+            Some(Resp::Array(Some(vec![
+                Resp::Int(1),
+                Resp::Array(Some(vec![]))
+            ])))
         );
         assert_eq!(parse(b"*2\r\n:1\r\n").unwrap(), None);
         assert_eq!(parse(b"$3\r\nab").unwrap(), None);

@@ -49,7 +49,10 @@ const REDIS_DIRECTIVES: &[(&str, &str)] = &[
     ("bind-source-addr", ""),
     ("bio_cpulist", ""),
     ("busy-reply-threshold", "5000"),
-    ("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
+    (
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+    ),
     ("client-query-buffer-limit", "1073741824"),
     ("cluster-allow-pubsubshard-when-down", "yes"),
     ("cluster-allow-reads-when-down", "no"),
@@ -238,48 +241,113 @@ const ALIASES: &[(&str, &str)] = &[
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
-    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
 ];
 
 /// Directives CONFIG SET refuses, as Redis marks them immutable.
 const IMMUTABLE: &[&str] = &[
-    "port", "bind", "daemonize", "databases", "pidfile", "logfile", "supervised", "unixsocket",
-    "unixsocketperm", "io-threads", "io-threads-do-reads", "tcp-backlog", "cluster-enabled",
-    "cluster-config-file", "cluster-port", "syslog-enabled", "syslog-ident", "syslog-facility",
-    "aclfile", "appenddirname", "set-proc-title", "disable-thp", "enable-debug-command",
-    "enable-module-command", "enable-protected-configs", "always-show-logo", "replicaof",
-    "jemalloc-bg-thread", "tls-port", "crash-log-enabled", "crash-memcheck-enabled",
-    "bgsave_cpulist", "server_cpulist", "bio_cpulist", "aof_rewrite_cpulist",
+    "port",
+    "bind",
+    "daemonize",
+    "databases",
+    "pidfile",
+    "logfile",
+    "supervised",
+    "unixsocket",
+    "unixsocketperm",
+    "io-threads",
+    "io-threads-do-reads",
+    "tcp-backlog",
+    "cluster-enabled",
+    "cluster-config-file",
+    "cluster-port",
+    "syslog-enabled",
+    "syslog-ident",
+    "syslog-facility",
+    "aclfile",
+    "appenddirname",
+    "set-proc-title",
+    "disable-thp",
+    "enable-debug-command",
+    "enable-module-command",
+    "enable-protected-configs",
+    "always-show-logo",
+    "replicaof",
+    "jemalloc-bg-thread",
+    "tls-port",
+    "crash-log-enabled",
+    "crash-memcheck-enabled",
+    "bgsave_cpulist",
+    "server_cpulist",
+    "bio_cpulist",
+    "aof_rewrite_cpulist",
 ];
 
 const ENUMS: &[(&str, &[&str])] = &[
     ("loglevel", &["debug", "verbose", "notice", "warning"]),
     (
         "maxmemory-policy",
-        &["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"],
+        &[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ],
     ),
     ("appendfsync", &["everysec", "always", "no"]),
     ("supervised", &["upstart", "systemd", "auto", "no"]),
     ("repl-diskless-load", &["disabled", "on-empty-db", "swapdb"]),
-    ("propagation-error-behavior", &["ignore", "panic", "panic-on-replicas"]),
-    ("shutdown-on-sigint", &["default", "save", "nosave", "now", "force"]),
-    ("shutdown-on-sigterm", &["default", "save", "nosave", "now", "force"]),
+    (
+        "propagation-error-behavior",
+        &["ignore", "panic", "panic-on-replicas"],
+    ),
+    (
+        "shutdown-on-sigint",
+        &["default", "save", "nosave", "now", "force"],
+    ),
+    (
+        "shutdown-on-sigterm",
+        &["default", "save", "nosave", "now", "force"],
+    ),
     ("acl-pubsub-default", &["allchannels", "resetchannels"]),
-    ("cluster-preferred-endpoint-type", &["ip", "hostname", "unknown-endpoint"]),
+    (
+        "cluster-preferred-endpoint-type",
+        &["ip", "hostname", "unknown-endpoint"],
+    ),
     ("sanitize-dump-payload", &["no", "yes", "clients"]),
     ("enable-debug-command", &["no", "yes", "local"]),
     ("enable-module-command", &["no", "yes", "local"]),
     ("enable-protected-configs", &["no", "yes", "local"]),
     ("oom-score-adj", &["no", "yes", "relative", "absolute"]),
-    ("syslog-facility", &["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]),
+    (
+        "syslog-facility",
+        &[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ],
+    ),
 ];
 
 /// Memory-valued directives (accept `1gb`, `100mb`, `64k`...).
 const MEMORY: &[&str] = &[
-    "maxmemory", "proto-max-bulk-len", "client-query-buffer-limit", "repl-backlog-size",
-    "active-defrag-ignore-bytes", "auto-aof-rewrite-min-size", "maxmemory-clients",
-    "stream-node-max-bytes", "cluster-link-sendbuf-limit", "hll-sparse-max-bytes",
-    "hash-max-listpack-value", "zset-max-listpack-value",
+    "maxmemory",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "repl-backlog-size",
+    "active-defrag-ignore-bytes",
+    "auto-aof-rewrite-min-size",
+    "maxmemory-clients",
+    "stream-node-max-bytes",
+    "cluster-link-sendbuf-limit",
+    "hll-sparse-max-bytes",
+    "hash-max-listpack-value",
+    "zset-max-listpack-value",
 ];
 
 /// Integer ranges Redis enforces for the directives this server acts on.
@@ -345,8 +413,16 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     /// Formatted like Redis's fatal config error report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "\n*** FATAL CONFIG FILE ERROR (store {}) ***", env!("CARGO_PKG_VERSION"))?;
-        writeln!(f, "Reading the configuration file {}, at line {}", self.file, self.line_no)?;
+        writeln!(
+            f,
+            "\n*** FATAL CONFIG FILE ERROR (store {}) ***",
+            env!("CARGO_PKG_VERSION")
+        )?;
+        writeln!(
+            f,
+            "Reading the configuration file {}, at line {}",
+            self.file, self.line_no
+        )?;
         writeln!(f, ">>> '{}'", self.line)?;
         write!(f, "{}", self.reason)
     }
@@ -420,11 +496,19 @@ fn kind_of(name: &'static str) -> Kind {
 /// Parses `1gb`, `100mb`, `64k`, `123` into bytes, as Redis's `memtoull`.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let lower = s.to_ascii_lowercase();
-    let (num, mul) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1000), ("b", 1)]
-        .iter()
-        .find(|(suf, _)| lower.ends_with(suf))
-        .map(|(suf, m)| (&lower[..lower.len() - suf.len()], *m))
-        .unwrap_or((&lower[..], 1));
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find(|(suf, _)| lower.ends_with(suf))
+    .map(|(suf, m)| (&lower[..lower.len() - suf.len()], *m))
+    .unwrap_or((&lower[..], 1));
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -451,11 +535,15 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
     match kind {
         Kind::Bool => {
             let v = single()?;
-            parse_bool(v).map(|b| if b { "yes".into() } else { "no".into() }).ok_or_else(|| "argument must be 'yes' or 'no'".into())
+            parse_bool(v)
+                .map(|b| if b { "yes".into() } else { "no".into() })
+                .ok_or_else(|| "argument must be 'yes' or 'no'".into())
         }
         Kind::Int(lo, hi) => {
             let v = single()?;
-            let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            let n: i64 = v
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
@@ -467,18 +555,26 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
         }
         Kind::Memory => {
             let v = single()?;
-            parse_memory(v).map(|n| n.to_string()).ok_or_else(|| "argument must be a memory value".into())
+            parse_memory(v)
+                .map(|n| n.to_string())
+                .ok_or_else(|| "argument must be a memory value".into())
         }
         Kind::Enum(vals) => {
             let v = single()?.to_ascii_lowercase();
             if vals.contains(&v.as_str()) {
                 Ok(v)
             } else {
-                Err(format!("argument(s) must be one of the following: {}", vals.join(", ")))
+                Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    vals.join(", ")
+                ))
             }
         }
         Kind::Str => {
-            if args.len() > 1 && name != "oom-score-adj-values" && name != "latency-tracking-info-percentiles" {
+            if args.len() > 1
+                && name != "oom-score-adj-values"
+                && name != "latency-tracking-info-percentiles"
+            {
                 return Err("wrong number of arguments".into());
             }
             Ok(args.join(" "))
@@ -525,9 +621,14 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
             for chunk in joined.chunks(4) {
                 let class = chunk[0].to_ascii_lowercase();
                 if !["normal", "slave", "replica", "pubsub"].contains(&class.as_str()) {
-                    return Err("Invalid client class specified in buffer limit configuration.".into());
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    );
                 }
-                if parse_memory(chunk[1]).is_none() || parse_memory(chunk[2]).is_none() || chunk[3].parse::<u64>().is_err() {
+                if parse_memory(chunk[1]).is_none()
+                    || parse_memory(chunk[2]).is_none()
+                    || chunk[3].parse::<u64>().is_err()
+                {
                     return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into());
                 }
             }
@@ -552,7 +653,13 @@ impl Config {
         for (n, d) in OUR_DEFAULTS {
             values.insert(*n, d.to_string());
         }
-        let mut c = Config { values, renames: Vec::new(), file: None, file_lines: Vec::new(), hot: Hot::default() };
+        let mut c = Config {
+            values,
+            renames: Vec::new(),
+            file: None,
+            file_lines: Vec::new(),
+            hot: Hot::default(),
+        };
         c.refresh_hot();
         c
     }
@@ -572,7 +679,12 @@ impl Config {
         let mut saw_save = false;
         let mut saw_cobl = false;
         for (i, raw) in text.lines().enumerate() {
-            let err = |reason: String| ConfigError { file: file.to_string(), line_no: i + 1, line: raw.to_string(), reason };
+            let err = |reason: String| ConfigError {
+                file: file.to_string(),
+                line_no: i + 1,
+                line: raw.to_string(),
+                reason,
+            };
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -580,14 +692,20 @@ impl Config {
             let Some(parts) = split_args(line.as_bytes()) else {
                 return Err(err("Unbalanced quotes in configuration line".into()));
             };
-            let parts: Vec<String> = parts.into_iter().map(|p| String::from_utf8_lossy(&p).into_owned()).collect();
-            let Some((name, args)) = parts.split_first() else { continue };
+            let parts: Vec<String> = parts
+                .into_iter()
+                .map(|p| String::from_utf8_lossy(&p).into_owned())
+                .collect();
+            let Some((name, args)) = parts.split_first() else {
+                continue;
+            };
             let lname = name.to_ascii_lowercase();
             if lname == "rename-command" {
                 if args.len() != 2 {
                     return Err(err("wrong number of arguments".into()));
                 }
-                self.renames.push((args[0].to_ascii_lowercase(), args[1].to_ascii_lowercase()));
+                self.renames
+                    .push((args[0].to_ascii_lowercase(), args[1].to_ascii_lowercase()));
                 continue;
             }
             let Some(canon) = canonical(&lname) else {
@@ -597,7 +715,11 @@ impl Config {
             match canon {
                 "save" if saw_save && !normalised.is_empty() => {
                     let prev = self.values.get("save").cloned().unwrap_or_default();
-                    let merged = if prev.is_empty() { normalised } else { format!("{prev} {normalised}") };
+                    let merged = if prev.is_empty() {
+                        normalised
+                    } else {
+                        format!("{prev} {normalised}")
+                    };
                     self.values.insert(canon, merged);
                 }
                 "client-output-buffer-limit" if saw_cobl => {
@@ -620,7 +742,11 @@ impl Config {
         let num = |k: &str| g(k).parse::<i64>().unwrap_or(0);
         let pass = g("requirepass");
         self.hot = Hot {
-            requirepass: if pass.is_empty() { None } else { Some(pass.into_bytes()) },
+            requirepass: if pass.is_empty() {
+                None
+            } else {
+                Some(pass.into_bytes())
+            },
             maxmemory: num("maxmemory") as u64,
             proto_max_bulk_len: num("proto-max-bulk-len"),
             client_query_buffer_limit: num("client-query-buffer-limit") as usize,
@@ -665,7 +791,9 @@ impl Config {
     fn display_value(&self, name: &str, value: &str) -> String {
         match name {
             // Redis reports `dir` as an absolute path.
-            "dir" if value == "." => std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| value.to_string()),
+            "dir" if value == "." => std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| value.to_string()),
             _ => value.to_string(),
         }
     }
@@ -675,10 +803,15 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), SetError> {
         let canon = canonical(name).ok_or(SetError::Unknown)?;
         if IMMUTABLE.contains(&canon) {
-            return Err(SetError::Invalid(canon, "can't set immutable config".into()));
+            return Err(SetError::Invalid(
+                canon,
+                "can't set immutable config".into(),
+            ));
         }
         let args: Vec<String> = match kind_of(canon) {
-            Kind::Save | Kind::ClientOutputBufferLimit | Kind::Bind => value.split_whitespace().map(String::from).collect(),
+            Kind::Save | Kind::ClientOutputBufferLimit | Kind::Bind => {
+                value.split_whitespace().map(String::from).collect()
+            }
             _ => vec![value.to_string()],
         };
         let normalised = normalise(canon, &args).map_err(|e| SetError::Invalid(canon, e))?;
@@ -716,7 +849,10 @@ impl Config {
                 continue;
             }
             let parts = split_args(line.as_bytes()).unwrap_or_default();
-            let name = parts.first().map(|p| String::from_utf8_lossy(p).to_ascii_lowercase()).unwrap_or_default();
+            let name = parts
+                .first()
+                .map(|p| String::from_utf8_lossy(p).to_ascii_lowercase())
+                .unwrap_or_default();
             if name == "rename-command" {
                 if !renames_done {
                     out.extend(self.rename_lines());
@@ -745,7 +881,8 @@ impl Config {
             appended.extend(self.rename_lines());
         }
         // Trailing blank lines collapse before the generated block, as Redis does.
-        while out.last().is_some_and(|l| l.trim().is_empty()) && !appended.is_empty() && !has_marker {
+        while out.last().is_some_and(|l| l.trim().is_empty()) && !appended.is_empty() && !has_marker
+        {
             out.pop();
         }
         if !appended.is_empty() {
@@ -760,7 +897,10 @@ impl Config {
     }
 
     fn rename_lines(&self) -> Vec<String> {
-        self.renames.iter().map(|(a, b)| format!("rename-command {} {}", quote(a), quote(b))).collect()
+        self.renames
+            .iter()
+            .map(|(a, b)| format!("rename-command {} {}", quote(a), quote(b)))
+            .collect()
     }
 
     fn option_lines(&self, name: &'static str) -> Vec<String> {
@@ -771,11 +911,17 @@ impl Config {
                     return vec!["save \"\"".into()];
                 }
                 let parts: Vec<&str> = value.split(' ').collect();
-                parts.chunks(2).map(|c| format!("save {} {}", c[0], c[1])).collect()
+                parts
+                    .chunks(2)
+                    .map(|c| format!("save {} {}", c[0], c[1]))
+                    .collect()
             }
             Kind::ClientOutputBufferLimit => {
                 let parts: Vec<&str> = value.split(' ').collect();
-                parts.chunks(4).map(|c| format!("{name} {}", c.join(" "))).collect()
+                parts
+                    .chunks(4)
+                    .map(|c| format!("{name} {}", c.join(" ")))
+                    .collect()
             }
             Kind::ReplicaOf if value.is_empty() => vec![],
             Kind::ReplicaOf | Kind::Bind => vec![format!("{name} {value}")],
@@ -786,7 +932,11 @@ impl Config {
 
 /// Quotes a value for a config line when it is empty or has spaces or quotes.
 fn quote(v: &str) -> String {
-    if !v.is_empty() && !v.bytes().any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b == b'\\') {
+    if !v.is_empty()
+        && !v
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b == b'\\')
+    {
         return v.to_string();
     }
     let mut s = String::from("\"");
@@ -843,8 +993,14 @@ mod tests {
     fn runtime_set_respects_mutability_and_types() {
         let mut c = Config::new();
         assert_eq!(c.set("nosuch", "1"), Err(SetError::Unknown));
-        assert!(matches!(c.set("daemonize", "yes"), Err(SetError::Invalid("daemonize", _))));
-        assert!(matches!(c.set("maxmemory", "x"), Err(SetError::Invalid(..))));
+        assert!(matches!(
+            c.set("daemonize", "yes"),
+            Err(SetError::Invalid("daemonize", _))
+        ));
+        assert!(matches!(
+            c.set("maxmemory", "x"),
+            Err(SetError::Invalid(..))
+        ));
         c.set("maxmemory", "1gb").unwrap();
         assert_eq!(c.get("maxmemory"), Some("1073741824"));
         c.set("min-slaves-to-write", "2").unwrap();
@@ -855,14 +1011,20 @@ mod tests {
 
     #[test]
     fn rewrite_keeps_comments_and_replaces_changed_lines() {
-        let text = "# my comment\nport 6380\n\n# persistence\nsave 900 1\nsave 300 10\nmaxmemory 1mb\n";
+        let text =
+            "# my comment\nport 6380\n\n# persistence\nsave 900 1\nsave 300 10\nmaxmemory 1mb\n";
         let mut c = Config::parse(text, "r.conf").unwrap();
         c.set("maxmemory", "2mb").unwrap();
         c.set("save", "60 5").unwrap();
         c.set_internal("replicaof", "10.0.0.1 6379");
         c.set("requirepass", "s3cret pass").unwrap();
         let out = c.rewrite();
-        assert!(out.starts_with("# my comment\nport 6380\n\n# persistence\nsave 60 5\nmaxmemory 2097152\n"), "{out}");
+        assert!(
+            out.starts_with(
+                "# my comment\nport 6380\n\n# persistence\nsave 60 5\nmaxmemory 2097152\n"
+            ),
+            "{out}"
+        );
         assert!(out.contains("# Generated by CONFIG REWRITE\n"));
         assert!(out.contains("replicaof 10.0.0.1 6379\n"));
         assert!(out.contains("requirepass \"s3cret pass\"\n"));

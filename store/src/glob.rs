@@ -5,7 +5,13 @@
 //! O(pattern × string) rather than exponential time.
 
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     let (mut p, mut s) = (0usize, 0usize);
     // Where to resume after the most recent `*`: (pattern index after it, string index).
     let mut star: Option<(usize, usize)> = None;

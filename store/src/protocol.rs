@@ -29,7 +29,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { bulk_len_max: 512 * 1024 * 1024 }
+        Limits {
+            bulk_len_max: 512 * 1024 * 1024,
+        }
     }
 }
 
@@ -73,17 +75,24 @@ impl RequestParser {
 
     /// Parses the next request from the front of `buf`. On success the request's bytes are
     /// removed from `buf`. `Ok(None)` means more bytes are needed.
-    pub fn next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<Request>, ProtocolError> {
         loop {
             match self.stage {
                 Stage::Start => {
                     debug_assert_eq!(self.pos, 0);
                     debug_assert!(self.args.is_empty());
-                    let Some(&first) = buf.first() else { return Ok(None) };
+                    let Some(&first) = buf.first() else {
+                        return Ok(None);
+                    };
                     if first != b'*' {
                         return parse_inline(buf);
                     }
-                    let Some((count, next)) = read_line_int(buf, 1, "too big mbulk count string")? else {
+                    let Some((count, next)) = read_line_int(buf, 1, "too big mbulk count string")?
+                    else {
                         return Ok(None);
                     };
                     if count > MULTIBULK_COUNT_MAX {
@@ -97,21 +106,30 @@ impl RequestParser {
                     // Reserve for the ranges, but never more than a small bound: a client that
                     // claims a million arguments must send them before we pay for them.
                     self.args.reserve((count as usize).min(1024));
-                    self.stage = Stage::Multibulk { remaining: count as usize };
+                    self.stage = Stage::Multibulk {
+                        remaining: count as usize,
+                    };
                 }
                 Stage::Multibulk { remaining: 0 } => {
                     let frozen = buf.split_to(self.pos).freeze();
-                    let args = self.args.drain(..).map(|(s, e)| frozen.slice(s..e)).collect();
+                    let args = self
+                        .args
+                        .drain(..)
+                        .map(|(s, e)| frozen.slice(s..e))
+                        .collect();
                     self.pos = 0;
                     self.stage = Stage::Start;
                     return Ok(Some(Request::Command(args)));
                 }
                 Stage::Multibulk { remaining } => {
-                    let Some(&b) = buf.get(self.pos) else { return Ok(None) };
+                    let Some(&b) = buf.get(self.pos) else {
+                        return Ok(None);
+                    };
                     if b != b'$' {
                         return Err(protocol_expected_dollar(b));
                     }
-                    let Some((len, data_start)) = read_line_int(buf, self.pos + 1, "too big bulk count string")?
+                    let Some((len, data_start)) =
+                        read_line_int(buf, self.pos + 1, "too big bulk count string")?
                     else {
                         return Ok(None);
                     };
@@ -125,7 +143,9 @@ impl RequestParser {
                     }
                     self.args.push((data_start, data_end));
                     self.pos = data_end + 2;
-                    self.stage = Stage::Multibulk { remaining: remaining - 1 };
+                    self.stage = Stage::Multibulk {
+                        remaining: remaining - 1,
+                    };
                 }
             }
         }
@@ -142,7 +162,11 @@ fn protocol_expected_dollar(got: u8) -> ProtocolError {
 }
 
 /// Reads a `<int>\r\n` starting at `start`; returns the value and the offset after the CRLF.
-fn read_line_int(buf: &[u8], start: usize, too_big: &'static str) -> Result<Option<(i64, usize)>, ProtocolError> {
+fn read_line_int(
+    buf: &[u8],
+    start: usize,
+    too_big: &'static str,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
     let window = &buf[start.min(buf.len())..];
     let Some(nl) = memchr(b'\r', window) else {
         if window.len() > INLINE_MAX_BYTES {
@@ -174,7 +198,11 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
-    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
     if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) || (neg && digits == b"0") {
         return None;
     }
@@ -184,7 +212,11 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
             return None;
         }
         let digit = (d - b'0') as i64;
-        v = if neg { v.checked_mul(10)?.checked_sub(digit)? } else { v.checked_mul(10)?.checked_add(digit)? };
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(digit)?
+        } else {
+            v.checked_mul(10)?.checked_add(digit)?
+        };
     }
     Some(v)
 }
@@ -209,7 +241,9 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
     if args.is_empty() {
         return Ok(Some(Request::Empty));
     }
-    Ok(Some(Request::Command(args.into_iter().map(Bytes::from).collect())))
+    Ok(Some(Request::Command(
+        args.into_iter().map(Bytes::from).collect(),
+    )))
 }
 
 /// Splits a line into arguments like Redis's `sdssplitargs`: whitespace separates, `"..."`
@@ -235,7 +269,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -395,7 +434,11 @@ pub fn format_double(v: f64) -> String {
         return "nan".into();
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     const P: i32 = 17;
     // Scientific form with P significant digits gives the decimal exponent after rounding.
@@ -485,17 +528,30 @@ mod tests {
     }
 
     fn cmd(args: &[&str]) -> Request {
-        Request::Command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
+        Request::Command(
+            args.iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect(),
+        )
     }
 
     #[test]
     fn multibulk_and_inline() {
-        assert_eq!(parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap(), vec![cmd(&["GET", "k"])]);
+        assert_eq!(
+            parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap(),
+            vec![cmd(&["GET", "k"])]
+        );
         assert_eq!(parse_all(b"PING\r\n").unwrap(), vec![cmd(&["PING"])]);
-        assert_eq!(parse_all(b"set \"a b\" 'c d'\n").unwrap(), vec![cmd(&["set", "a b", "c d"])]);
+        assert_eq!(
+            parse_all(b"set \"a b\" 'c d'\n").unwrap(),
+            vec![cmd(&["set", "a b", "c d"])]
+        );
         assert_eq!(parse_all(b"\r\n").unwrap(), vec![Request::Empty]);
         assert_eq!(parse_all(b"*0\r\n").unwrap(), vec![Request::Empty]);
-        assert_eq!(parse_all(b"set \"\\x41\\n\" v\n").unwrap(), vec![cmd(&["set", "A\n", "v"])]);
+        assert_eq!(
+            parse_all(b"set \"\\x41\\n\" v\n").unwrap(),
+            vec![cmd(&["set", "A\n", "v"])]
+        );
     }
 
     #[test]
@@ -504,21 +560,46 @@ mod tests {
         for split in 0..full.len() {
             let mut p = RequestParser::new();
             let mut buf = BytesMut::from(&full[..split]);
-            assert_eq!(p.next(&mut buf, &Limits::default()).unwrap(), None, "split {split}");
+            assert_eq!(
+                p.next(&mut buf, &Limits::default()).unwrap(),
+                None,
+                "split {split}"
+            );
             buf.extend_from_slice(&full[split..]);
-            assert_eq!(p.next(&mut buf, &Limits::default()).unwrap(), Some(cmd(&["SET", "key", "value"])));
+            assert_eq!(
+                p.next(&mut buf, &Limits::default()).unwrap(),
+                Some(cmd(&["SET", "key", "value"]))
+            );
             assert!(buf.is_empty());
         }
     }
 
     #[test]
     fn errors_have_redis_texts() {
-        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
-        assert_eq!(parse_all(b"*2000000\r\n").unwrap_err().0, "invalid multibulk length");
-        assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "invalid bulk length");
-        assert_eq!(parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0, "invalid bulk length");
-        assert!(parse_all(b"*1\r\n+foo\r\n").unwrap_err().0.starts_with("expected '$'"));
-        assert_eq!(parse_all(b"set \"abc\n").unwrap_err().0, "unbalanced quotes in request");
+        assert_eq!(
+            parse_all(b"*x\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*2000000\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-5\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert!(parse_all(b"*1\r\n+foo\r\n")
+            .unwrap_err()
+            .0
+            .starts_with("expected '$'"));
+        assert_eq!(
+            parse_all(b"set \"abc\n").unwrap_err().0,
+            "unbalanced quotes in request"
+        );
         let long = vec![b'a'; INLINE_MAX_BYTES + 1];
         assert_eq!(parse_all(&long).unwrap_err().0, "too big inline request");
     }
@@ -529,7 +610,17 @@ mod tests {
         assert_eq!(parse_i64_strict(b"-12"), Some(-12));
         assert_eq!(parse_i64_strict(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64_strict(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b""[..], b"+1", b"01", b"-0", b" 1", b"1 ", b"9223372036854775808", b"1a", b"-"] {
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"01",
+            b"-0",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"1a",
+            b"-",
+        ] {
             assert_eq!(parse_i64_strict(bad), None, "{:?}", bad);
         }
     }
@@ -562,8 +653,19 @@ mod tests {
             b"*-1\r\n*0\r\n\r\n",
             b"*2\r\n$999999999999\r\n",
         ];
-        let splices: [&[u8]; 8] = [b"*", b"$", b"\r\n", b"-1", b"2147483648", b"9999999999999999999", b"\"", b"\\x4"];
-        let limits = Limits { bulk_len_max: 1 << 20 };
+        let splices: [&[u8]; 8] = [
+            b"*",
+            b"$",
+            b"\r\n",
+            b"-1",
+            b"2147483648",
+            b"9999999999999999999",
+            b"\"",
+            b"\\x4",
+        ];
+        let limits = Limits {
+            bulk_len_max: 1 << 20,
+        };
         for _ in 0..1_000_000 {
             let mut input = seeds[rng.gen_range(0..seeds.len())].to_vec();
             for _ in 0..rng.gen_range(0..4) {
@@ -604,7 +706,10 @@ mod tests {
                         Err(_) => break 'feed,
                     }
                 }
-                assert!(parser.args.len() <= input.len(), "argument slots bounded by input");
+                assert!(
+                    parser.args.len() <= input.len(),
+                    "argument slots bounded by input"
+                );
             }
         }
     }

@@ -127,7 +127,12 @@ impl Server {
     /// Builds the state and binds the configured addresses.
     pub async fn bind(config: Config, env: Env) -> std::io::Result<Server> {
         let port = config.get_i64("port") as u16;
-        let binds: Vec<String> = config.get("bind").unwrap_or("127.0.0.1").split_whitespace().map(String::from).collect();
+        let binds: Vec<String> = config
+            .get("bind")
+            .unwrap_or("127.0.0.1")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         let mut listeners = Vec::new();
         for b in &binds {
             // A leading '-' marks an optional address (bind failure is not fatal), as in Redis.
@@ -136,16 +141,38 @@ impl Server {
                 None => (false, b.as_str()),
             };
             let addr = if addr == "*" { "0.0.0.0" } else { addr };
-            let sock = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
+            let sock = if addr.contains(':') {
+                format!("[{addr}]:{port}")
+            } else {
+                format!("{addr}:{port}")
+            };
             match TcpListener::bind(sock.as_str()).await {
                 Ok(l) => listeners.push(l),
-                Err(e) if optional => tracing::warn!("Could not create server TCP listening socket {sock}: {e}"),
-                Err(e) => return Err(std::io::Error::new(e.kind(), format!("Could not create server TCP listening socket {sock}: {e}"))),
+                Err(e) if optional => {
+                    tracing::warn!("Could not create server TCP listening socket {sock}: {e}")
+                }
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("Could not create server TCP listening socket {sock}: {e}"),
+                    ))
+                }
             }
         }
-        let actual_port = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
+        let actual_port = listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+            .unwrap_or(port);
         let state = State::new(config, &env, actual_port);
-        Ok(Server { shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }), listeners })
+        Ok(Server {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                env,
+                shutdown_notify: Notify::new(),
+            }),
+            listeners,
+        })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -190,7 +217,12 @@ impl Server {
 
 impl State {
     pub fn new(config: Config, env: &Env, port: u16) -> State {
-        let seeds = [env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64()];
+        let seeds = [
+            env.rng.next_u64(),
+            env.rng.next_u64(),
+            env.rng.next_u64(),
+            env.rng.next_u64(),
+        ];
         let mut ks = Keyspace::new(config.hot.databases.max(1), seeds);
         ks.policy = crate::db::ExpirePolicy::Delete;
         let commands = CommandTable::new(&config.renames);

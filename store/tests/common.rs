@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A server process killed on drop.
@@ -45,15 +49,32 @@ fn wait_ready(port: u16) {
 
 pub fn start_store(extra: &[&str]) -> Proc {
     let port = free_port();
-    let mut args = vec!["--port".to_string(), port.to_string(), "--save".into(), "".into(), "--loglevel".into(), "warning".into(), "--enable-debug-command".into(), "yes".into()];
+    let mut args = vec![
+        "--port".to_string(),
+        port.to_string(),
+        "--save".into(),
+        "".into(),
+        "--loglevel".into(),
+        "warning".into(),
+        "--enable-debug-command".into(),
+        "yes".into(),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_store-server")).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start store-server");
+    let child = Command::new(env!("CARGO_BIN_EXE_store-server"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start store-server");
     wait_ready(port);
     Proc { child, port }
 }
 
 pub fn redis_server_available() -> bool {
-    Command::new("redis-server").arg("--version").output().is_ok()
+    Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok()
 }
 
 /// On CI a missing peer is an error (CI installs it); elsewhere the test says it skipped.
@@ -71,7 +92,18 @@ pub fn require_or_skip(available: bool, what: &str) -> bool {
 pub fn start_redis() -> Proc {
     let port = free_port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--loglevel", "warning", "--enable-debug-command", "yes"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
+            "--enable-debug-command",
+            "yes",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -2,6 +2,7 @@
 //! cluster, drives a workload, checks what it observed, and returns an error describing the
 //! first violation.
 
+pub mod register;
 pub mod smoke;
 
 use std::future::Future;
@@ -21,13 +22,42 @@ pub struct Scenario {
     pub run: RunFn,
 }
 
-pub const ALL: &[Scenario] = &[Scenario {
+pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "register",
+        about: "one server, clients sharing keys (GET/SET/INCR/DEL/WATCH-CAS) under the nemesis; linearizability per epoch, liveness after heal",
+        default_seeds: 1000,
+        required_probes: &[
+            "fault.kill",
+            "fault.restart",
+            "fault.pause",
+            "fault.partition.split",
+            "fault.partition.isolate",
+            "fault.partition.one_way",
+            "fault.clog",
+            "fault.latency",
+            "fault.loss",
+            "fault.clock_jump",
+            "fault.disk.fsync_error",
+            "fault.disk.full",
+            "buggify.conn.tiny_reads",
+            "buggify.conn.delay_flush",
+            "multi.exec_aborted_by_watch",
+            "op.unknown",
+            "op.cas_committed",
+            "check.epochs_split_at_kill",
+            "liveness.converged",
+        ],
+        run: |seed, trace| Box::pin(register::run(seed, trace)),
+    },
+    Scenario {
     name: "smoke",
     about: "one server, 1-4 clients on their own keys; every reply checked against a sequential model",
     default_seeds: 1000,
     required_probes: &["conn.pipelined_batch"],
     run: |seed, trace| Box::pin(smoke::run(seed, trace)),
-}];
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
     ALL.iter().find(|s| s.name == name)

@@ -6,14 +6,62 @@ use super::*;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "ping", arity: -1, flags: FAST | SUB_OK | STALE, keys: (0, 0, 0), handler: ping },
-    CommandSpec { name: "echo", arity: 2, flags: FAST, keys: (0, 0, 0), handler: echo },
-    CommandSpec { name: "auth", arity: -2, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: auth },
-    CommandSpec { name: "select", arity: 2, flags: FAST | LOADING | STALE, keys: (0, 0, 0), handler: select },
-    CommandSpec { name: "quit", arity: -1, flags: FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING, keys: (0, 0, 0), handler: quit },
-    CommandSpec { name: "hello", arity: -1, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: hello },
-    CommandSpec { name: "reset", arity: 1, flags: FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING, keys: (0, 0, 0), handler: reset },
-    CommandSpec { name: "client", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: client },
+    CommandSpec {
+        name: "ping",
+        arity: -1,
+        flags: FAST | SUB_OK | STALE,
+        keys: (0, 0, 0),
+        handler: ping,
+    },
+    CommandSpec {
+        name: "echo",
+        arity: 2,
+        flags: FAST,
+        keys: (0, 0, 0),
+        handler: echo,
+    },
+    CommandSpec {
+        name: "auth",
+        arity: -2,
+        flags: FAST | NO_AUTH | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: auth,
+    },
+    CommandSpec {
+        name: "select",
+        arity: 2,
+        flags: FAST | LOADING | STALE,
+        keys: (0, 0, 0),
+        handler: select,
+    },
+    CommandSpec {
+        name: "quit",
+        arity: -1,
+        flags: FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: quit,
+    },
+    CommandSpec {
+        name: "hello",
+        arity: -1,
+        flags: FAST | NO_AUTH | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: hello,
+    },
+    CommandSpec {
+        name: "reset",
+        arity: 1,
+        flags: FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: reset,
+    },
+    CommandSpec {
+        name: "client",
+        arity: -2,
+        flags: ADMIN | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: client,
+    },
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) {
@@ -54,7 +102,11 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) {
         }
         return ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
     };
-    let (user, given) = if args.len() == 3 { (&args[1][..], &args[2][..]) } else { (&b"default"[..], &args[1][..]) };
+    let (user, given) = if args.len() == 3 {
+        (&args[1][..], &args[2][..])
+    } else {
+        (&b"default"[..], &args[1][..])
+    };
     // Constant-time comparison: the password check must not leak the matching prefix length.
     if user == b"default" && constant_time_eq(given, &pass) {
         ctx.client.authenticated = true;
@@ -93,7 +145,9 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
     if let Some(v) = args.get(1) {
         match crate::protocol::parse_i64_strict(v) {
             Some(2) => {}
-            Some(3) => return ctx.error("NOPROTO this server does not support the RESP3 protocol yet"),
+            Some(3) => {
+                return ctx.error("NOPROTO this server does not support the RESP3 protocol yet")
+            }
             Some(_) => return ctx.error("NOPROTO unsupported protocol version"),
             None => return ctx.error("ERR Protocol version is not an integer or out of range"),
         }
@@ -118,7 +172,10 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.client.name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned());
             i += 2;
         } else {
-            return ctx.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])));
+            return ctx.error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            ));
         }
     }
     if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated {
@@ -174,7 +231,11 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
             if let Err(e) = validate_name(&args[2]) {
                 return ctx.error(e);
             }
-            ctx.client.name = if args[2].is_empty() { None } else { Some(String::from_utf8_lossy(&args[2]).into_owned()) };
+            ctx.client.name = if args[2].is_empty() {
+                None
+            } else {
+                Some(String::from_utf8_lossy(&args[2]).into_owned())
+            };
             ctx.ok()
         }
         ("list", _) => client_list(ctx, args),
@@ -189,22 +250,33 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
         ("help", 2) => {
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GETNAME", "    Return the name of the current connection.",
-                "ID", "    Return the ID of the current connection.",
-                "INFO", "    Return information about the current client connection.",
-                "KILL <ip:port>", "    Kill connection made from <ip:port>.",
-                "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID, ADDR, LADDR, SKIPME.",
-                "LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
-                "SETNAME <name>", "    Assign the name <name> to the current connection.",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "KILL <ip:port>",
+                "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]",
+                "    Kill connections. Options are: ID, ADDR, LADDR, SKIPME.",
+                "LIST [options ...]",
+                "    Return information about client connections. Options: TYPE, ID.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
             ];
             Reply::array_len(ctx.out, lines.len());
             for l in lines {
                 Reply::simple(ctx.out, l);
             }
         }
-        ("getname" | "id" | "setname" | "info" | "setinfo" | "reply" | "no-evict" | "no-touch" | "help", _) => {
-            ctx.error(&format!("ERR wrong number of arguments for 'client|{sub}' command"))
-        }
+        (
+            "getname" | "id" | "setname" | "info" | "setinfo" | "reply" | "no-evict" | "no-touch"
+            | "help",
+            _,
+        ) => ctx.error(&format!(
+            "ERR wrong number of arguments for 'client|{sub}' command"
+        )),
         _ => ctx.error(&format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(&args[1])
@@ -216,20 +288,39 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
 fn client_line(ctx: &mut Ctx, id: u64) -> String {
     // The calling client's registry entry is refreshed after the batch; use the live session.
     let now = ctx.now_ms;
-    let Some(c) = ctx.st.clients.get(&id) else { return String::new() };
+    let Some(c) = ctx.st.clients.get(&id) else {
+        return String::new();
+    };
     let (name, db, sub, psub, multi, cmd) = if id == ctx.client.id {
         (
             ctx.client.name.clone().unwrap_or_default(),
             ctx.client.db,
             ctx.client.channels.len(),
             ctx.client.patterns.len(),
-            ctx.client.multi.as_ref().map(|m| m.queue.len() as i64).unwrap_or(-1),
+            ctx.client
+                .multi
+                .as_ref()
+                .map(|m| m.queue.len() as i64)
+                .unwrap_or(-1),
             "client|list".to_string(),
         )
     } else {
-        (c.name.clone().unwrap_or_default(), c.db, c.sub, c.psub, c.multi, c.last_cmd.clone())
+        (
+            c.name.clone().unwrap_or_default(),
+            c.db,
+            c.sub,
+            c.psub,
+            c.multi,
+            c.last_cmd.clone(),
+        )
     };
-    let flags = if sub + psub > 0 { "P" } else if multi >= 0 { "x" } else { "N" };
+    let flags = if sub + psub > 0 {
+        "P"
+    } else if multi >= 0 {
+        "x"
+    } else {
+        "N"
+    };
     format!(
         "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp=2",
         c.id,
@@ -289,7 +380,13 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) {
     // Old form: CLIENT KILL addr:port -> +OK or error.
     if args.len() == 3 {
         let target = String::from_utf8_lossy(&args[2]).into_owned();
-        let found: Vec<u64> = ctx.st.clients.values().filter(|c| c.addr == target).map(|c| c.id).collect();
+        let found: Vec<u64> = ctx
+            .st
+            .clients
+            .values()
+            .filter(|c| c.addr == target)
+            .map(|c| c.id)
+            .collect();
         if found.is_empty() {
             return ctx.error("ERR No such client");
         }

@@ -21,22 +21,118 @@ use super::*;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "lpush", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: lpush },
-    CommandSpec { name: "rpush", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: rpush },
-    CommandSpec { name: "lpushx", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: lpushx },
-    CommandSpec { name: "rpushx", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: rpushx },
-    CommandSpec { name: "lpop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: lpop },
-    CommandSpec { name: "rpop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: rpop },
-    CommandSpec { name: "llen", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: llen },
-    CommandSpec { name: "lindex", arity: 3, flags: READONLY, keys: (1, 1, 1), handler: lindex },
-    CommandSpec { name: "lset", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: lset },
-    CommandSpec { name: "lrange", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: lrange },
-    CommandSpec { name: "ltrim", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: ltrim },
-    CommandSpec { name: "lrem", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: lrem },
-    CommandSpec { name: "linsert", arity: 5, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: linsert },
-    CommandSpec { name: "lpos", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: lpos },
-    CommandSpec { name: "rpoplpush", arity: 3, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: rpoplpush },
-    CommandSpec { name: "lmove", arity: 5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: lmove },
+    CommandSpec {
+        name: "lpush",
+        arity: -3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: lpush,
+    },
+    CommandSpec {
+        name: "rpush",
+        arity: -3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: rpush,
+    },
+    CommandSpec {
+        name: "lpushx",
+        arity: -3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: lpushx,
+    },
+    CommandSpec {
+        name: "rpushx",
+        arity: -3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: rpushx,
+    },
+    CommandSpec {
+        name: "lpop",
+        arity: -2,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: lpop,
+    },
+    CommandSpec {
+        name: "rpop",
+        arity: -2,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: rpop,
+    },
+    CommandSpec {
+        name: "llen",
+        arity: 2,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: llen,
+    },
+    CommandSpec {
+        name: "lindex",
+        arity: 3,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: lindex,
+    },
+    CommandSpec {
+        name: "lset",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        keys: (1, 1, 1),
+        handler: lset,
+    },
+    CommandSpec {
+        name: "lrange",
+        arity: 4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: lrange,
+    },
+    CommandSpec {
+        name: "ltrim",
+        arity: 4,
+        flags: WRITE,
+        keys: (1, 1, 1),
+        handler: ltrim,
+    },
+    CommandSpec {
+        name: "lrem",
+        arity: 4,
+        flags: WRITE,
+        keys: (1, 1, 1),
+        handler: lrem,
+    },
+    CommandSpec {
+        name: "linsert",
+        arity: 5,
+        flags: WRITE | DENYOOM,
+        keys: (1, 1, 1),
+        handler: linsert,
+    },
+    CommandSpec {
+        name: "lpos",
+        arity: -3,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: lpos,
+    },
+    CommandSpec {
+        name: "rpoplpush",
+        arity: 3,
+        flags: WRITE | DENYOOM,
+        keys: (1, 2, 1),
+        handler: rpoplpush,
+    },
+    CommandSpec {
+        name: "lmove",
+        arity: 5,
+        flags: WRITE | DENYOOM,
+        keys: (1, 2, 1),
+        handler: lmove,
+    },
 ];
 
 /// Which end of a list.
@@ -185,10 +281,15 @@ fn rpushx(ctx: &mut Ctx, args: &[Bytes]) {
 /// if missing, empty array for count 0), as Redis 7.
 fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End, name: &str) {
     if args.len() > 3 {
-        return ctx.error(&format!("ERR wrong number of arguments for '{name}' command"));
+        return ctx.error(&format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ));
     }
     let count = if args.len() == 3 {
-        let Some(c) = positive_arg(ctx, &args[2], "ERR value is out of range, must be positive") else { return };
+        let Some(c) = positive_arg(ctx, &args[2], "ERR value is out of range, must be positive")
+        else {
+            return;
+        };
         Some(c)
     } else {
         None
@@ -197,7 +298,11 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End, name: &str) {
     let (popped, empty) = match write_list(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => {
-            return if count.is_some() { Reply::null_array(ctx.out) } else { ctx.null() };
+            return if count.is_some() {
+                Reply::null_array(ctx.out)
+            } else {
+                ctx.null()
+            };
         }
         Ok(Some(_)) if count == Some(0) => return Reply::array_len(ctx.out, 0),
         Ok(Some(l)) => {
@@ -231,15 +336,21 @@ fn rpop(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn llen(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(l) = read_list(ctx, &args[1]) else { return };
+    let Ok(l) = read_list(ctx, &args[1]) else {
+        return;
+    };
     ctx.int(l.map_or(0, |l| l.len() as i64))
 }
 
 fn lindex(ctx: &mut Ctx, args: &[Bytes]) {
     // Redis looks the key up before parsing the index.
-    let Ok(l) = read_list(ctx, &args[1]) else { return };
+    let Ok(l) = read_list(ctx, &args[1]) else {
+        return;
+    };
     let Some(l) = l else { return ctx.null() };
-    let Some(index) = arg_i64(ctx, &args[2]) else { return };
+    let Some(index) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
     match resolve_index(index, l.len()) {
         Some(i) => ctx.bulk(&l[i]),
         None => ctx.null(),
@@ -253,7 +364,9 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) {
         Some("list") => {}
         Some(_) => return ctx.error(WRONGTYPE),
     }
-    let Some(index) = arg_i64(ctx, &args[2]) else { return };
+    let Some(index) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
     let done = match write_list(ctx, key) {
         Ok(Some(l)) => match resolve_index(index, l.len()) {
             Some(i) => {
@@ -272,10 +385,18 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn lrange(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(start) = arg_i64(ctx, &args[2]) else { return };
-    let Some(end) = arg_i64(ctx, &args[3]) else { return };
-    let Ok(l) = read_list(ctx, &args[1]) else { return };
-    let Some(l) = l else { return Reply::array_len(ctx.out, 0) };
+    let Some(start) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
+    let Some(end) = arg_i64(ctx, &args[3]) else {
+        return;
+    };
+    let Ok(l) = read_list(ctx, &args[1]) else {
+        return;
+    };
+    let Some(l) = l else {
+        return Reply::array_len(ctx.out, 0);
+    };
     match resolve_range(start, end, l.len()) {
         Some((s, e)) => Reply::bulk_array(ctx.out, l.range(s..=e)),
         None => Reply::array_len(ctx.out, 0),
@@ -283,8 +404,12 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn ltrim(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(start) = arg_i64(ctx, &args[2]) else { return };
-    let Some(end) = arg_i64(ctx, &args[3]) else { return };
+    let Some(start) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
+    let Some(end) = arg_i64(ctx, &args[3]) else {
+        return;
+    };
     let key = &args[1];
     let (removed, empty) = match write_list(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
@@ -307,7 +432,9 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn lrem(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(count) = arg_i64(ctx, &args[2]) else { return };
+    let Some(count) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
     let key = &args[1];
     let elem = &args[3][..];
     let (removed, empty) = match write_list(ctx, key) {
@@ -315,7 +442,11 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(None) => return ctx.int(0),
         Ok(Some(l)) => {
             let before = l.len();
-            let limit = if count == 0 { usize::MAX } else { count.unsigned_abs().min(before as u64) as usize };
+            let limit = if count == 0 {
+                usize::MAX
+            } else {
+                count.unsigned_abs().min(before as u64) as usize
+            };
             if count >= 0 {
                 let mut n = 0;
                 l.retain(|e| {
@@ -394,7 +525,9 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) {
         let more = j + 1 < args.len();
         if eq_ic(&args[j], "rank") && more {
             j += 1;
-            let Some(r) = arg_i64(ctx, &args[j]) else { return };
+            let Some(r) = arg_i64(ctx, &args[j]) else {
+                return;
+            };
             if r == 0 {
                 return ctx.error(
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... \
@@ -404,11 +537,15 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) {
             rank = r;
         } else if eq_ic(&args[j], "count") && more {
             j += 1;
-            let Some(c) = positive_arg(ctx, &args[j], "ERR COUNT can't be negative") else { return };
+            let Some(c) = positive_arg(ctx, &args[j], "ERR COUNT can't be negative") else {
+                return;
+            };
             count = c;
         } else if eq_ic(&args[j], "maxlen") && more {
             j += 1;
-            let Some(m) = positive_arg(ctx, &args[j], "ERR MAXLEN can't be negative") else { return };
+            let Some(m) = positive_arg(ctx, &args[j], "ERR MAXLEN can't be negative") else {
+                return;
+            };
             maxlen = m;
         } else {
             return ctx.error(SYNTAX);
@@ -421,14 +558,24 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) {
     if from_tail {
         rank = rank.wrapping_neg();
     }
-    let Ok(l) = read_list(ctx, &args[1]) else { return };
+    let Ok(l) = read_list(ctx, &args[1]) else {
+        return;
+    };
     let Some(l) = l else {
-        return if count == -1 { ctx.null() } else { Reply::array_len(ctx.out, 0) };
+        return if count == -1 {
+            ctx.null()
+        } else {
+            Reply::array_len(ctx.out, 0)
+        };
     };
     let len = l.len();
     let mut found: Vec<i64> = Vec::new();
     let mut matches: i64 = 0;
-    let scan_len = if maxlen == 0 { len } else { (maxlen as u64).min(len as u64) as usize };
+    let scan_len = if maxlen == 0 {
+        len
+    } else {
+        (maxlen as u64).min(len as u64) as usize
+    };
     for index in 0..scan_len {
         let pos = if from_tail { len - 1 - index } else { index };
         if &l[pos][..] != elem {
@@ -482,7 +629,9 @@ fn lmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) {
         // Rotation within one list (never empties it).
         match write_list(ctx, src) {
             Ok(Some(l)) => {
-                let Some(v) = pop(l, from) else { return ctx.null() };
+                let Some(v) = pop(l, from) else {
+                    return ctx.null();
+                };
                 push(l, to, v.clone());
                 v
             }

@@ -73,7 +73,11 @@ impl CommandSpec {
         if first <= 0 || step <= 0 {
             return Vec::new();
         }
-        let last = if last < 0 { args.len() as i32 + last } else { last };
+        let last = if last < 0 {
+            args.len() as i32 + last
+        } else {
+            last
+        };
         let mut out = Vec::new();
         let mut i = first;
         while i <= last && (i as usize) < args.len() {
@@ -191,7 +195,10 @@ pub struct Session {
 /// the connection writes the command's reply when it completes, before running the next request.
 pub enum Deferred {
     /// CONFIG REWRITE: write the file through the disk seam.
-    WriteConfig { path: std::path::PathBuf, text: String },
+    WriteConfig {
+        path: std::path::PathBuf,
+        text: String,
+    },
     /// DEBUG SLEEP: hold this client (not the server) for a while, then +OK.
     Sleep(std::time::Duration),
 }
@@ -346,7 +353,10 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     debug_assert!(!args.is_empty());
     let name = &args[0];
     let Some(spec) = ctx.st.commands.lookup(name) else {
-        let mut msg = format!("ERR unknown command '{}', with args beginning with: ", truncate(&lossy(name), 128));
+        let mut msg = format!(
+            "ERR unknown command '{}', with args beginning with: ",
+            truncate(&lossy(name), 128)
+        );
         for a in args.iter().skip(1).take(32) {
             msg.push_str(&format!("'{}' ", truncate(&lossy(a), 128)));
         }
@@ -357,10 +367,16 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
         flag_multi_failed(ctx);
-        ctx.error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
+        ctx.error(&format!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.name
+        ));
         return;
     }
-    if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated && spec.flags & NO_AUTH == 0 {
+    if ctx.st.config.hot.requirepass.is_some()
+        && !ctx.client.authenticated
+        && spec.flags & NO_AUTH == 0
+    {
         flag_multi_failed(ctx);
         ctx.error("NOAUTH Authentication required.");
         return;

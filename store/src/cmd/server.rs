@@ -14,16 +14,76 @@ use crate::protocol::Reply;
 use crate::server::ShutdownMode;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "info", arity: -1, flags: STALE | LOADING, keys: (0, 0, 0), handler: info },
-    CommandSpec { name: "config", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: config },
-    CommandSpec { name: "dbsize", arity: 1, flags: READONLY | FAST, keys: (0, 0, 0), handler: dbsize },
-    CommandSpec { name: "flushdb", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushdb },
-    CommandSpec { name: "flushall", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushall },
-    CommandSpec { name: "time", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: time },
-    CommandSpec { name: "command", arity: -1, flags: STALE | LOADING, keys: (0, 0, 0), handler: command },
-    CommandSpec { name: "shutdown", arity: -1, flags: ADMIN | NO_QUEUE | STALE | LOADING, keys: (0, 0, 0), handler: shutdown },
-    CommandSpec { name: "debug", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: debug },
-    CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
+    CommandSpec {
+        name: "info",
+        arity: -1,
+        flags: STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: info,
+    },
+    CommandSpec {
+        name: "config",
+        arity: -2,
+        flags: ADMIN | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: config,
+    },
+    CommandSpec {
+        name: "dbsize",
+        arity: 1,
+        flags: READONLY | FAST,
+        keys: (0, 0, 0),
+        handler: dbsize,
+    },
+    CommandSpec {
+        name: "flushdb",
+        arity: -1,
+        flags: WRITE,
+        keys: (0, 0, 0),
+        handler: flushdb,
+    },
+    CommandSpec {
+        name: "flushall",
+        arity: -1,
+        flags: WRITE,
+        keys: (0, 0, 0),
+        handler: flushall,
+    },
+    CommandSpec {
+        name: "time",
+        arity: 1,
+        flags: FAST | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: time,
+    },
+    CommandSpec {
+        name: "command",
+        arity: -1,
+        flags: STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: command,
+    },
+    CommandSpec {
+        name: "shutdown",
+        arity: -1,
+        flags: ADMIN | NO_QUEUE | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: shutdown,
+    },
+    CommandSpec {
+        name: "debug",
+        arity: -2,
+        flags: ADMIN | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: debug,
+    },
+    CommandSpec {
+        name: "lastsave",
+        arity: 1,
+        flags: FAST | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: lastsave,
+    },
 ];
 
 fn human_bytes(n: u64) -> String {
@@ -45,7 +105,11 @@ fn rss_bytes() -> u64 {
     {
         // Reading procfs is an OS query, not persistence; it is compiled out of the simulator.
         if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
-            if let Some(pages) = s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()) {
+            if let Some(pages) = s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+            {
                 return pages * 4096;
             }
         }
@@ -55,7 +119,10 @@ fn rss_bytes() -> u64 {
 
 /// Builds the INFO text for the requested sections (Redis's names and order).
 pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
-    let all = sections.is_empty() || sections.iter().any(|s| s == "all" || s == "everything" || s == "default");
+    let all = sections.is_empty()
+        || sections
+            .iter()
+            .any(|s| s == "all" || s == "everything" || s == "default");
     let want = |s: &str| all || sections.iter().any(|x| x == s);
     let mut o = String::new();
     let uptime = ((now_ms - st.start_ms) / 1000).max(0);
@@ -141,7 +208,13 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         o.push_str("# Keyspace\r\n");
         for (i, db) in st.ks.dbs.iter().enumerate() {
             if !db.is_empty() {
-                let _ = write!(o, "db{}:keys={},expires={},avg_ttl=0\r\n", i, db.len(), db.expires_len());
+                let _ = write!(
+                    o,
+                    "db{}:keys={},expires={},avg_ttl=0\r\n",
+                    i,
+                    db.len(),
+                    db.expires_len()
+                );
             }
         }
         o.push_str("\r\n");
@@ -154,7 +227,10 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
 }
 
 fn info(ctx: &mut Ctx, args: &[Bytes]) {
-    let sections: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let sections: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
     let text = info_text(ctx.st, ctx.now_ms, &sections);
     ctx.bulk(text.as_bytes())
 }
@@ -182,11 +258,13 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 match next.set(&name, &value) {
                     Ok(()) => {}
                     Err(SetError::Unknown) => {
-                        return ctx.error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
+                        return ctx.error(&format!(
+                            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                        ))
                     }
-                    Err(SetError::Invalid(canon, reason)) => {
-                        return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{canon}') - {reason}"))
-                    }
+                    Err(SetError::Invalid(canon, reason)) => return ctx.error(&format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{canon}') - {reason}"
+                    )),
                 }
             }
             ctx.st.config = next;
@@ -197,7 +275,10 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 return ctx.error("ERR The server is running without a config file");
             };
             let text = ctx.st.config.rewrite();
-            ctx.client.deferred = Some(Deferred::WriteConfig { path: path.into(), text });
+            ctx.client.deferred = Some(Deferred::WriteConfig {
+                path: path.into(),
+                text,
+            });
         }
         "resetstat" if args.len() == 2 => {
             ctx.st.stats = Default::default();
@@ -220,10 +301,13 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::simple(ctx.out, l);
             }
         }
-        "get" | "set" | "rewrite" | "resetstat" => {
-            ctx.error(&format!("ERR wrong number of arguments for 'config|{sub}' command"))
-        }
-        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(&args[1]))),
+        "get" | "set" | "rewrite" | "resetstat" => ctx.error(&format!(
+            "ERR wrong number of arguments for 'config|{sub}' command"
+        )),
+        _ => ctx.error(&format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }
 
@@ -340,7 +424,10 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) {
             }
             None => ctx.error("ERR Invalid command specified"),
         },
-        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&args[1]))),
+        _ => ctx.error(&format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }
 
@@ -398,14 +485,18 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
             }
         }
         "sleep" if args.len() == 3 => {
-            let Some(secs) = parse_f64(&args[2]) else { return ctx.error(NOT_FLOAT) };
+            let Some(secs) = parse_f64(&args[2]) else {
+                return ctx.error(NOT_FLOAT);
+            };
             let ms = (secs * 1000.0).clamp(0.0, 3_600_000.0) as u64;
             ctx.client.deferred = Some(Deferred::Sleep(Duration::from_millis(ms)));
         }
         "set-active-expire" if args.len() == 3 => ctx.ok(),
         "object" if args.len() == 3 => {
             let db = ctx.client.db;
-            let Some(v) = ctx.st.ks.lookup(db, &args[2], ctx.now_ms) else { return ctx.error(NO_SUCH_KEY) };
+            let Some(v) = ctx.st.ks.lookup(db, &args[2], ctx.now_ms) else {
+                return ctx.error(NO_SUCH_KEY);
+            };
             let enc = match v {
                 Value::Str(s) if crate::protocol::parse_i64_strict(s).is_some() => "int",
                 Value::Str(s) if s.len() <= 44 => "embstr",
@@ -418,12 +509,21 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
             Reply::simple(ctx.out, &line)
         }
         "help" => {
-            let lines = ["DEBUG <subcommand>. Subcommands are:", "DIGEST", "DIGEST-VALUE <key> ...", "OBJECT <key>", "SLEEP <seconds>"];
+            let lines = [
+                "DEBUG <subcommand>. Subcommands are:",
+                "DIGEST",
+                "DIGEST-VALUE <key> ...",
+                "OBJECT <key>",
+                "SLEEP <seconds>",
+            ];
             Reply::array_len(ctx.out, lines.len());
             for l in lines {
                 Reply::simple(ctx.out, l);
             }
         }
-        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(&args[1]))),
+        _ => ctx.error(&format!(
+            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }

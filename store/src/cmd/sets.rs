@@ -33,24 +33,126 @@ use crate::env::Rng;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "sadd", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: sadd },
-    CommandSpec { name: "srem", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: srem },
-    CommandSpec { name: "smembers", arity: 2, flags: READONLY, keys: (1, 1, 1), handler: smembers },
-    CommandSpec { name: "sismember", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: sismember },
-    CommandSpec { name: "smismember", arity: -3, flags: READONLY | FAST, keys: (1, 1, 1), handler: smismember },
-    CommandSpec { name: "scard", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: scard },
-    CommandSpec { name: "spop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: spop },
-    CommandSpec { name: "srandmember", arity: -2, flags: READONLY, keys: (1, 1, 1), handler: srandmember },
-    CommandSpec { name: "sinter", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sinter },
-    CommandSpec { name: "sunion", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sunion },
-    CommandSpec { name: "sdiff", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sdiff },
-    CommandSpec { name: "sinterstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sinterstore },
-    CommandSpec { name: "sunionstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sunionstore },
-    CommandSpec { name: "sdiffstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sdiffstore },
-    CommandSpec { name: "smove", arity: 4, flags: WRITE | FAST, keys: (1, 2, 1), handler: smove },
+    CommandSpec {
+        name: "sadd",
+        arity: -3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: sadd,
+    },
+    CommandSpec {
+        name: "srem",
+        arity: -3,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: srem,
+    },
+    CommandSpec {
+        name: "smembers",
+        arity: 2,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: smembers,
+    },
+    CommandSpec {
+        name: "sismember",
+        arity: 3,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: sismember,
+    },
+    CommandSpec {
+        name: "smismember",
+        arity: -3,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: smismember,
+    },
+    CommandSpec {
+        name: "scard",
+        arity: 2,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: scard,
+    },
+    CommandSpec {
+        name: "spop",
+        arity: -2,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: spop,
+    },
+    CommandSpec {
+        name: "srandmember",
+        arity: -2,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: srandmember,
+    },
+    CommandSpec {
+        name: "sinter",
+        arity: -2,
+        flags: READONLY,
+        keys: (1, -1, 1),
+        handler: sinter,
+    },
+    CommandSpec {
+        name: "sunion",
+        arity: -2,
+        flags: READONLY,
+        keys: (1, -1, 1),
+        handler: sunion,
+    },
+    CommandSpec {
+        name: "sdiff",
+        arity: -2,
+        flags: READONLY,
+        keys: (1, -1, 1),
+        handler: sdiff,
+    },
+    CommandSpec {
+        name: "sinterstore",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        keys: (1, -1, 1),
+        handler: sinterstore,
+    },
+    CommandSpec {
+        name: "sunionstore",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        keys: (1, -1, 1),
+        handler: sunionstore,
+    },
+    CommandSpec {
+        name: "sdiffstore",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        keys: (1, -1, 1),
+        handler: sdiffstore,
+    },
+    CommandSpec {
+        name: "smove",
+        arity: 4,
+        flags: WRITE | FAST,
+        keys: (1, 2, 1),
+        handler: smove,
+    },
     // Keys follow `numkeys` (movable keys): Redis reports (0, 0, 0) too.
-    CommandSpec { name: "sintercard", arity: -3, flags: READONLY, keys: (0, 0, 0), handler: sintercard },
-    CommandSpec { name: "sscan", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: sscan },
+    CommandSpec {
+        name: "sintercard",
+        arity: -3,
+        flags: READONLY,
+        keys: (0, 0, 0),
+        handler: sintercard,
+    },
+    CommandSpec {
+        name: "sscan",
+        arity: -3,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: sscan,
+    },
 ];
 
 /// The most samples a negative-count SRANDMEMBER/HRANDFIELD/ZRANDMEMBER may ask for.
@@ -68,7 +170,9 @@ type SetS = HashSetS<Sds>;
 pub(super) fn range_arg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64) -> Option<i64> {
     let v = arg_i64(ctx, arg)?;
     if v < min || v > max {
-        ctx.error(&format!("ERR value is out of range, value must between {min} and {max}"));
+        ctx.error(&format!(
+            "ERR value is out of range, value must between {min} and {max}"
+        ));
         return None;
     }
     Some(v)
@@ -76,7 +180,13 @@ pub(super) fn range_arg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64) -> Option
 
 /// Parses an integer in `[min, max]`; a non-integer or out-of-range value both get `msg`
 /// (Redis's `get*LongFromObjectOrReply` with a message).
-pub(super) fn range_arg_msg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64, msg: &str) -> Option<i64> {
+pub(super) fn range_arg_msg(
+    ctx: &mut Ctx,
+    arg: &[u8],
+    min: i64,
+    max: i64,
+    msg: &str,
+) -> Option<i64> {
     match parse_i64_strict(arg) {
         Some(v) if v >= min && v <= max => Some(v),
         _ => {
@@ -153,7 +263,10 @@ impl ScanOpts {
 }
 
 pub(super) fn scan_opts(ctx: &mut Ctx, args: &[Bytes]) -> Option<ScanOpts> {
-    let mut opts = ScanOpts { pattern: None, count: 10 };
+    let mut opts = ScanOpts {
+        pattern: None,
+        count: 10,
+    };
     let mut i = 0;
     while i < args.len() {
         let more = args.len() - i >= 2;
@@ -165,7 +278,11 @@ pub(super) fn scan_opts(ctx: &mut Ctx, args: &[Bytes]) -> Option<ScanOpts> {
             }
             opts.count = usize::try_from(c).unwrap_or(usize::MAX);
         } else if eq_ic(&args[i], "match") && more {
-            opts.pattern = if &args[i + 1][..] == b"*" { None } else { Some(args[i + 1].clone()) };
+            opts.pattern = if &args[i + 1][..] == b"*" {
+                None
+            } else {
+                Some(args[i + 1].clone())
+            };
         } else {
             ctx.error(SYNTAX);
             return None;
@@ -202,7 +319,11 @@ pub(super) fn scan_page<'a, T: Copy>(
     }
     cands.select_nth_unstable_by_key(count, |c| c.0);
     let mut next = cands[count].0;
-    let mut page: Vec<(u64, &'a Sds, T)> = cands[..count].iter().filter(|c| c.0 < next).copied().collect();
+    let mut page: Vec<(u64, &'a Sds, T)> = cands[..count]
+        .iter()
+        .filter(|c| c.0 < next)
+        .copied()
+        .collect();
     if page.is_empty() {
         // More than `count` items share one position: return them all at once.
         page = cands.iter().filter(|c| c.0 == next).copied().collect();
@@ -315,7 +436,10 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) {
     let (removed, empty) = match write_set(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => return ctx.int(0),
-        Ok(Some(s)) => (args[2..].iter().filter(|m| s.remove(&m[..])).count(), s.is_empty()),
+        Ok(Some(s)) => (
+            args[2..].iter().filter(|m| s.remove(&m[..])).count(),
+            s.is_empty(),
+        ),
     };
     delete_if_empty(ctx, key, empty);
     ctx.dirty(removed as u64);
@@ -323,7 +447,9 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn smembers(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(s) = read_set(ctx, &args[1]) else { return };
+    let Ok(s) = read_set(ctx, &args[1]) else {
+        return;
+    };
     match s {
         Some(s) => reply_members(ctx.out, s.iter().collect()),
         None => Reply::array_len(ctx.out, 0),
@@ -331,20 +457,29 @@ fn smembers(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn sismember(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(s) = read_set(ctx, &args[1]) else { return };
+    let Ok(s) = read_set(ctx, &args[1]) else {
+        return;
+    };
     ctx.int(s.is_some_and(|s| s.contains(&args[2][..])) as i64)
 }
 
 fn smismember(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(s) = read_set(ctx, &args[1]) else { return };
+    let Ok(s) = read_set(ctx, &args[1]) else {
+        return;
+    };
     Reply::array_len(ctx.out, args.len() - 2);
     for m in &args[2..] {
-        Reply::int(ctx.out, s.as_ref().is_some_and(|s| s.contains(&m[..])) as i64);
+        Reply::int(
+            ctx.out,
+            s.as_ref().is_some_and(|s| s.contains(&m[..])) as i64,
+        );
     }
 }
 
 fn scard(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(s) = read_set(ctx, &args[1]) else { return };
+    let Ok(s) = read_set(ctx, &args[1]) else {
+        return;
+    };
     ctx.int(s.map_or(0, |s| s.len() as i64))
 }
 
@@ -354,7 +489,9 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let count = if args.len() == 3 {
         let msg = "ERR value is out of range, must be positive";
-        let Some(c) = range_arg_msg(ctx, &args[2], 0, i64::MAX, msg) else { return };
+        let Some(c) = range_arg_msg(ctx, &args[2], 0, i64::MAX, msg) else {
+            return;
+        };
         Some(c as u64)
     } else {
         None
@@ -363,7 +500,13 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) {
     let env = ctx.env;
     let (popped, empty) = match write_set(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
-        Ok(None) => return if count.is_some() { Reply::array_len(ctx.out, 0) } else { ctx.null() },
+        Ok(None) => {
+            return if count.is_some() {
+                Reply::array_len(ctx.out, 0)
+            } else {
+                ctx.null()
+            }
+        }
         Ok(Some(_)) if count == Some(0) => return Reply::array_len(ctx.out, 0),
         Ok(Some(s)) => {
             let n = count.unwrap_or(1).min(s.len() as u64) as usize;
@@ -399,12 +542,16 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error(SYNTAX);
     }
     let count = if args.len() == 3 {
-        let Some(c) = range_arg(ctx, &args[2], -i64::MAX, i64::MAX) else { return };
+        let Some(c) = range_arg(ctx, &args[2], -i64::MAX, i64::MAX) else {
+            return;
+        };
         Some(c)
     } else {
         None
     };
-    let Ok(s) = read_set(ctx, &args[1]) else { return };
+    let Ok(s) = read_set(ctx, &args[1]) else {
+        return;
+    };
     let env = ctx.env;
     let rng = &env.rng;
     let Some(count) = count else {
@@ -416,7 +563,9 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) {
             None => ctx.null(),
         };
     };
-    let Some(s) = s else { return Reply::array_len(ctx.out, 0) };
+    let Some(s) = s else {
+        return Reply::array_len(ctx.out, 0);
+    };
     if count == 0 {
         return Reply::array_len(ctx.out, 0);
     }
@@ -489,7 +638,9 @@ enum Output<'a> {
 
 fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output) {
     let stats = !matches!(output, Output::Store(_));
-    let Ok(sets) = source_sets(ctx, keys, stats) else { return };
+    let Ok(sets) = source_sets(ctx, keys, stats) else {
+        return;
+    };
     let mut sets: Vec<Arc<SetS>> = match sets.into_iter().collect::<Option<Vec<_>>>() {
         Some(s) => s,
         None => {
@@ -529,12 +680,19 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output) {
 
 fn sunion_diff_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output, diff: bool) {
     let stats = !matches!(output, Output::Store(_));
-    let Ok(sets) = source_sets(ctx, keys, stats) else { return };
+    let Ok(sets) = source_sets(ctx, keys, stats) else {
+        return;
+    };
     let mut result = new_set(ctx);
     if diff {
         if let Some(Some(first)) = sets.first() {
             let others: Vec<&Arc<SetS>> = sets[1..].iter().flatten().collect();
-            result.extend(first.iter().filter(|m| !others.iter().any(|o| o.contains(&m[..]))).cloned());
+            result.extend(
+                first
+                    .iter()
+                    .filter(|m| !others.iter().any(|o| o.contains(&m[..])))
+                    .cloned(),
+            );
         }
     } else {
         for s in sets.iter().flatten() {
@@ -572,7 +730,13 @@ fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn sintercard(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(numkeys) = range_arg_msg(ctx, &args[1], 1, i64::MAX, "ERR numkeys should be greater than 0") else {
+    let Some(numkeys) = range_arg_msg(
+        ctx,
+        &args[1],
+        1,
+        i64::MAX,
+        "ERR numkeys should be greater than 0",
+    ) else {
         return;
     };
     if numkeys > (args.len() - 2) as i64 {
@@ -584,7 +748,10 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) {
     while j < args.len() {
         if eq_ic(&args[j], "limit") && j + 1 < args.len() {
             j += 1;
-            let Some(l) = range_arg_msg(ctx, &args[j], 0, i64::MAX, "ERR LIMIT can't be negative") else { return };
+            let Some(l) = range_arg_msg(ctx, &args[j], 0, i64::MAX, "ERR LIMIT can't be negative")
+            else {
+                return;
+            };
             limit = usize::try_from(l).unwrap_or(usize::MAX);
         } else {
             return ctx.error(SYNTAX);
@@ -598,7 +765,9 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) {
     let (src, dst, member) = (&args[1], &args[2], &args[3][..]);
     let src_type = type_of(ctx, src);
     let dst_type = type_of(ctx, dst);
-    let Some(src_type) = src_type else { return ctx.int(0) };
+    let Some(src_type) = src_type else {
+        return ctx.int(0);
+    };
     if src_type != "set" || dst_type.is_some_and(|t| t != "set") {
         return ctx.error(WRONGTYPE);
     }
@@ -631,10 +800,18 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn sscan(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(cursor) = scan_cursor(ctx, &args[2]) else { return };
-    let Ok(s) = read_set(ctx, &args[1]) else { return };
-    let Some(s) = s else { return reply_empty_scan(ctx.out) };
-    let Some(opts) = scan_opts(ctx, &args[3..]) else { return };
+    let Some(cursor) = scan_cursor(ctx, &args[2]) else {
+        return;
+    };
+    let Ok(s) = read_set(ctx, &args[1]) else {
+        return;
+    };
+    let Some(s) = s else {
+        return reply_empty_scan(ctx.out);
+    };
+    let Some(opts) = scan_opts(ctx, &args[3..]) else {
+        return;
+    };
     let all_ints = s.len() <= INTSET_MAX && s.iter().all(|m| parse_i64_strict(m).is_some());
     let (mut items, next): (Vec<&Sds>, u64) = if all_ints {
         // Redis returns a whole intset in one call, sorted.
@@ -658,7 +835,9 @@ mod tests {
     #[test]
     fn scan_pages_cover_everything_once() {
         let hasher = Hasher::with_seeds(1, 2, 3, 4);
-        let items: Vec<Sds> = (0..1000).map(|i| Sds::from(format!("m{i}").as_str())).collect();
+        let items: Vec<Sds> = (0..1000)
+            .map(|i| Sds::from(format!("m{i}").as_str()))
+            .collect();
         let mut seen = std::collections::BTreeSet::new();
         let mut cursor = 0;
         loop {

@@ -7,27 +7,153 @@ use super::*;
 use crate::protocol::{format_double_human, parse_i64_strict, Reply};
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "get", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: get },
-    CommandSpec { name: "set", arity: -3, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: set },
-    CommandSpec { name: "setnx", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: setnx },
-    CommandSpec { name: "setex", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: setex },
-    CommandSpec { name: "psetex", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: psetex },
-    CommandSpec { name: "getset", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: getset },
-    CommandSpec { name: "getdel", arity: 2, flags: WRITE | FAST, keys: (1, 1, 1), handler: getdel },
-    CommandSpec { name: "getex", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: getex },
-    CommandSpec { name: "mset", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 2), handler: mset },
-    CommandSpec { name: "msetnx", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 2), handler: msetnx },
-    CommandSpec { name: "mget", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: mget },
-    CommandSpec { name: "incr", arity: 2, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incr },
-    CommandSpec { name: "decr", arity: 2, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: decr },
-    CommandSpec { name: "incrby", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incrby },
-    CommandSpec { name: "decrby", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: decrby },
-    CommandSpec { name: "incrbyfloat", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incrbyfloat },
-    CommandSpec { name: "append", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: append },
-    CommandSpec { name: "strlen", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: strlen },
-    CommandSpec { name: "getrange", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: getrange },
-    CommandSpec { name: "substr", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: getrange },
-    CommandSpec { name: "setrange", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: setrange },
+    CommandSpec {
+        name: "get",
+        arity: 2,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: get,
+    },
+    CommandSpec {
+        name: "set",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        keys: (1, 1, 1),
+        handler: set,
+    },
+    CommandSpec {
+        name: "setnx",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: setnx,
+    },
+    CommandSpec {
+        name: "setex",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        keys: (1, 1, 1),
+        handler: setex,
+    },
+    CommandSpec {
+        name: "psetex",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        keys: (1, 1, 1),
+        handler: psetex,
+    },
+    CommandSpec {
+        name: "getset",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: getset,
+    },
+    CommandSpec {
+        name: "getdel",
+        arity: 2,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: getdel,
+    },
+    CommandSpec {
+        name: "getex",
+        arity: -2,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: getex,
+    },
+    CommandSpec {
+        name: "mset",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        keys: (1, -1, 2),
+        handler: mset,
+    },
+    CommandSpec {
+        name: "msetnx",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        keys: (1, -1, 2),
+        handler: msetnx,
+    },
+    CommandSpec {
+        name: "mget",
+        arity: -2,
+        flags: READONLY | FAST,
+        keys: (1, -1, 1),
+        handler: mget,
+    },
+    CommandSpec {
+        name: "incr",
+        arity: 2,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: incr,
+    },
+    CommandSpec {
+        name: "decr",
+        arity: 2,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: decr,
+    },
+    CommandSpec {
+        name: "incrby",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: incrby,
+    },
+    CommandSpec {
+        name: "decrby",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: decrby,
+    },
+    CommandSpec {
+        name: "incrbyfloat",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: incrbyfloat,
+    },
+    CommandSpec {
+        name: "append",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: append,
+    },
+    CommandSpec {
+        name: "strlen",
+        arity: 2,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: strlen,
+    },
+    CommandSpec {
+        name: "getrange",
+        arity: 4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: getrange,
+    },
+    CommandSpec {
+        name: "substr",
+        arity: 4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: getrange,
+    },
+    CommandSpec {
+        name: "setrange",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        keys: (1, 1, 1),
+        handler: setrange,
+    },
 ];
 
 /// Reads a string value: Ok(None) if missing, Err after replying WRONGTYPE.
@@ -91,7 +217,9 @@ fn expiry_at(ctx: &mut Ctx, opt: &str, val: &[u8], cmd: &str) -> Option<i64> {
         return None;
     }
     let at = match opt {
-        "ex" => v.checked_mul(1000).and_then(|ms| ms.checked_add(ctx.now_ms)),
+        "ex" => v
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(ctx.now_ms)),
         "px" => v.checked_add(ctx.now_ms),
         "exat" => v.checked_mul(1000),
         _ => Some(v),
@@ -114,7 +242,9 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
             "get" => get_old = true,
             "keepttl" if expiry == Expiry::None => expiry = Expiry::KeepTtl,
             "ex" | "px" | "exat" | "pxat" if expiry == Expiry::None && i + 1 < args.len() => {
-                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "set") else { return };
+                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "set") else {
+                    return;
+                };
                 expiry = Expiry::At(at);
                 i += 1;
             }
@@ -134,7 +264,11 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
     let db = ctx.client.db;
     let exists = ctx.st.ks.exists(db, key, ctx.now_ms);
     if (nx && exists) || (xx && !exists) {
-        return if get_old { reply_opt(ctx, old) } else { Reply::null(ctx.out) };
+        return if get_old {
+            reply_opt(ctx, old)
+        } else {
+            Reply::null(ctx.out)
+        };
     }
     store(ctx, key, &args[2], expiry == Expiry::KeepTtl);
     if let Expiry::At(at) = expiry {
@@ -166,7 +300,9 @@ fn setnx(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn setex_generic(ctx: &mut Ctx, args: &[Bytes], opt: &str, cmd: &str) {
-    let Some(at) = expiry_at(ctx, opt, &args[2], cmd) else { return };
+    let Some(at) = expiry_at(ctx, opt, &args[2], cmd) else {
+        return;
+    };
     store(ctx, &args[1], &args[3], false);
     let db = ctx.client.db;
     ctx.st.ks.dbs[db].set_expire(&args[1], at);
@@ -183,7 +319,9 @@ fn psetex(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn getset(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(old) = read_str(ctx, &args[1]) else { return };
+    let Ok(old) = read_str(ctx, &args[1]) else {
+        return;
+    };
     store(ctx, &args[1], &args[2], false);
     ctx.dirty(1);
     if crate::fault::planted("getset-returns-new") {
@@ -193,7 +331,9 @@ fn getset(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn getdel(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(old) = read_str(ctx, &args[1]) else { return };
+    let Ok(old) = read_str(ctx, &args[1]) else {
+        return;
+    };
     if old.is_some() {
         let db = ctx.client.db;
         ctx.st.ks.delete(db, &args[1]);
@@ -210,7 +350,9 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) {
         match opt.as_str() {
             "persist" if expiry == Expiry::None => expiry = Expiry::Persist,
             "ex" | "px" | "exat" | "pxat" if expiry == Expiry::None && i + 1 < args.len() => {
-                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "getex") else { return };
+                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "getex") else {
+                    return;
+                };
                 expiry = Expiry::At(at);
                 i += 1;
             }
@@ -218,11 +360,15 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) {
         }
         i += 1;
     }
-    let Ok(val) = read_str(ctx, &args[1]) else { return };
+    let Ok(val) = read_str(ctx, &args[1]) else {
+        return;
+    };
     if val.is_some() {
         let db = ctx.client.db;
         match expiry {
-            Expiry::At(at) if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete => {
+            Expiry::At(at)
+                if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete =>
+            {
                 ctx.st.ks.delete(db, &args[1]);
                 ctx.dirty(1);
             }
@@ -257,7 +403,10 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error("ERR wrong number of arguments for 'msetnx' command");
     }
     let db = ctx.client.db;
-    if args[1..].chunks(2).any(|p| ctx.st.ks.exists(db, &p[0], ctx.now_ms)) {
+    if args[1..]
+        .chunks(2)
+        .any(|p| ctx.st.ks.exists(db, &p[0], ctx.now_ms))
+    {
         return ctx.int(0);
     }
     for pair in args[1..].chunks(2) {
@@ -294,7 +443,9 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) {
             None => return ctx.error(NOT_INTEGER),
         },
     };
-    let Some(mut next) = base.checked_add(delta) else { return ctx.error(OVERFLOW) };
+    let Some(mut next) = base.checked_add(delta) else {
+        return ctx.error(OVERFLOW);
+    };
     if next % 7 == 0 && crate::fault::planted("incr-off-by-one") {
         next += 1;
     }
@@ -313,19 +464,29 @@ fn decr(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn incrby(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(d) = arg_i64(ctx, &args[2]) else { return };
+    let Some(d) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
     incr_by(ctx, &args[1], d)
 }
 
 fn decrby(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(d) = arg_i64(ctx, &args[2]) else { return };
-    let Some(neg) = d.checked_neg() else { return ctx.error("ERR decrement would overflow") };
+    let Some(d) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
+    let Some(neg) = d.checked_neg() else {
+        return ctx.error("ERR decrement would overflow");
+    };
     incr_by(ctx, &args[1], neg)
 }
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(delta) = arg_f64(ctx, &args[2]) else { return };
-    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let Some(delta) = arg_f64(ctx, &args[2]) else {
+        return;
+    };
+    let Ok(cur) = read_str(ctx, &args[1]) else {
+        return;
+    };
     let base = match cur {
         None => 0.0,
         Some(s) => match parse_f64(&s) {
@@ -344,7 +505,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn append(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let Ok(cur) = read_str(ctx, &args[1]) else {
+        return;
+    };
     let mut v = cur.map(|s| s.to_vec()).unwrap_or_default();
     if !check_size(ctx, v.len() + args[2].len()) {
         return;
@@ -358,14 +521,22 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn strlen(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let Ok(cur) = read_str(ctx, &args[1]) else {
+        return;
+    };
     ctx.int(cur.map(|s| s.len()).unwrap_or(0) as i64)
 }
 
 fn getrange(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(start) = arg_i64(ctx, &args[2]) else { return };
-    let Some(end) = arg_i64(ctx, &args[3]) else { return };
-    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let Some(start) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
+    let Some(end) = arg_i64(ctx, &args[3]) else {
+        return;
+    };
+    let Ok(cur) = read_str(ctx, &args[1]) else {
+        return;
+    };
     let s = cur.map(|s| s.to_vec()).unwrap_or_default();
     let len = s.len() as i64;
     if start < 0 && end < 0 && start > end {
@@ -385,11 +556,15 @@ fn getrange(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(offset) = arg_i64(ctx, &args[2]) else { return };
+    let Some(offset) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
     if offset < 0 {
         return ctx.error("ERR offset is out of range");
     }
-    let Ok(cur) = read_str(ctx, &args[1]) else { return };
+    let Ok(cur) = read_str(ctx, &args[1]) else {
+        return;
+    };
     let value = &args[3];
     let Some(new_len) = (offset as usize).checked_add(value.len()) else {
         return ctx.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");

@@ -27,37 +27,183 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::sets::{pick, range_arg, range_arg_msg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor};
+use super::sets::{
+    pick, range_arg, range_arg_msg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor,
+};
 use super::sets::{scan_opts, scan_page, RANDOM_REPLY_MAX};
 use super::*;
 use crate::db::{Score, ZSet};
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "zadd", arity: -4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: zadd },
-    CommandSpec { name: "zincrby", arity: 4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: zincrby },
-    CommandSpec { name: "zrem", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: zrem },
-    CommandSpec { name: "zscore", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zscore },
-    CommandSpec { name: "zmscore", arity: -3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zmscore },
-    CommandSpec { name: "zcard", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: zcard },
-    CommandSpec { name: "zcount", arity: 4, flags: READONLY | FAST, keys: (1, 1, 1), handler: zcount },
-    CommandSpec { name: "zlexcount", arity: 4, flags: READONLY | FAST, keys: (1, 1, 1), handler: zlexcount },
-    CommandSpec { name: "zrank", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zrank },
-    CommandSpec { name: "zrevrank", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zrevrank },
-    CommandSpec { name: "zrange", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrange },
-    CommandSpec { name: "zrevrange", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrange },
-    CommandSpec { name: "zrangebyscore", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrangebyscore },
-    CommandSpec { name: "zrevrangebyscore", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebyscore },
-    CommandSpec { name: "zrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrangebylex },
-    CommandSpec { name: "zrevrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebylex },
-    CommandSpec { name: "zrangestore", arity: -5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: zrangestore },
-    CommandSpec { name: "zremrangebyrank", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyrank },
-    CommandSpec { name: "zremrangebyscore", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyscore },
-    CommandSpec { name: "zremrangebylex", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebylex },
-    CommandSpec { name: "zpopmin", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmin },
-    CommandSpec { name: "zpopmax", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmax },
-    CommandSpec { name: "zrandmember", arity: -2, flags: READONLY, keys: (1, 1, 1), handler: zrandmember },
-    CommandSpec { name: "zscan", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: zscan },
+    CommandSpec {
+        name: "zadd",
+        arity: -4,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: zadd,
+    },
+    CommandSpec {
+        name: "zincrby",
+        arity: 4,
+        flags: WRITE | DENYOOM | FAST,
+        keys: (1, 1, 1),
+        handler: zincrby,
+    },
+    CommandSpec {
+        name: "zrem",
+        arity: -3,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: zrem,
+    },
+    CommandSpec {
+        name: "zscore",
+        arity: 3,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: zscore,
+    },
+    CommandSpec {
+        name: "zmscore",
+        arity: -3,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: zmscore,
+    },
+    CommandSpec {
+        name: "zcard",
+        arity: 2,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: zcard,
+    },
+    CommandSpec {
+        name: "zcount",
+        arity: 4,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: zcount,
+    },
+    CommandSpec {
+        name: "zlexcount",
+        arity: 4,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: zlexcount,
+    },
+    CommandSpec {
+        name: "zrank",
+        arity: 3,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: zrank,
+    },
+    CommandSpec {
+        name: "zrevrank",
+        arity: 3,
+        flags: READONLY | FAST,
+        keys: (1, 1, 1),
+        handler: zrevrank,
+    },
+    CommandSpec {
+        name: "zrange",
+        arity: -4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zrange,
+    },
+    CommandSpec {
+        name: "zrevrange",
+        arity: -4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zrevrange,
+    },
+    CommandSpec {
+        name: "zrangebyscore",
+        arity: -4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zrangebyscore,
+    },
+    CommandSpec {
+        name: "zrevrangebyscore",
+        arity: -4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zrevrangebyscore,
+    },
+    CommandSpec {
+        name: "zrangebylex",
+        arity: -4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zrangebylex,
+    },
+    CommandSpec {
+        name: "zrevrangebylex",
+        arity: -4,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zrevrangebylex,
+    },
+    CommandSpec {
+        name: "zrangestore",
+        arity: -5,
+        flags: WRITE | DENYOOM,
+        keys: (1, 2, 1),
+        handler: zrangestore,
+    },
+    CommandSpec {
+        name: "zremrangebyrank",
+        arity: 4,
+        flags: WRITE,
+        keys: (1, 1, 1),
+        handler: zremrangebyrank,
+    },
+    CommandSpec {
+        name: "zremrangebyscore",
+        arity: 4,
+        flags: WRITE,
+        keys: (1, 1, 1),
+        handler: zremrangebyscore,
+    },
+    CommandSpec {
+        name: "zremrangebylex",
+        arity: 4,
+        flags: WRITE,
+        keys: (1, 1, 1),
+        handler: zremrangebylex,
+    },
+    CommandSpec {
+        name: "zpopmin",
+        arity: -2,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: zpopmin,
+    },
+    CommandSpec {
+        name: "zpopmax",
+        arity: -2,
+        flags: WRITE | FAST,
+        keys: (1, 1, 1),
+        handler: zpopmax,
+    },
+    CommandSpec {
+        name: "zrandmember",
+        arity: -2,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zrandmember,
+    },
+    CommandSpec {
+        name: "zscan",
+        arity: -3,
+        flags: READONLY,
+        keys: (1, 1, 1),
+        handler: zscan,
+    },
 ];
 
 /// Redis's `zset-max-listpack-entries` / `zset-max-listpack-value` defaults.
@@ -167,7 +313,12 @@ impl ScoreRange {
         };
         let (min, minex) = bound(min)?;
         let (max, maxex) = bound(max)?;
-        Some(ScoreRange { min, max, minex, maxex })
+        Some(ScoreRange {
+            min,
+            max,
+            minex,
+            maxex,
+        })
     }
 
     /// The B-tree bounds of the interval; None when it is certainly empty.
@@ -224,7 +375,10 @@ impl LexBound {
 
 impl LexRange {
     fn parse(min: &[u8], max: &[u8]) -> Option<LexRange> {
-        Some(LexRange { min: LexBound::parse(min)?, max: LexBound::parse(max)? })
+        Some(LexRange {
+            min: LexBound::parse(min)?,
+            max: LexBound::parse(max)?,
+        })
     }
 
     /// False for ranges that are always empty (`min > max`, or equal with an exclusive end).
@@ -276,7 +430,11 @@ fn safe_range<'a>(
     if let (Included(a) | Excluded(a), Included(b) | Excluded(b)) = (&lo, &hi) {
         match a.cmp(b) {
             std::cmp::Ordering::Greater => return None,
-            std::cmp::Ordering::Equal if !(matches!(lo, Included(_)) && matches!(hi, Included(_))) => return None,
+            std::cmp::Ordering::Equal
+                if !(matches!(lo, Included(_)) && matches!(hi, Included(_))) =>
+            {
+                return None
+            }
             _ => {}
         }
     }
@@ -285,11 +443,18 @@ fn safe_range<'a>(
 
 /// Members with scores in `r`, in ascending order (reversible).
 fn score_iter<'a>(z: &'a ZSet, r: &ScoreRange) -> impl DoubleEndedIterator<Item = &'a Entry> + 'a {
-    r.bounds().and_then(|(lo, hi)| safe_range(&z.ordered, lo, hi)).into_iter().flatten()
+    r.bounds()
+        .and_then(|(lo, hi)| safe_range(&z.ordered, lo, hi))
+        .into_iter()
+        .flatten()
 }
 
 /// Members in lex range `r`, ascending or (with `reverse`) descending.
-fn lex_iter<'a>(z: &'a ZSet, r: &LexRange, reverse: bool) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+fn lex_iter<'a>(
+    z: &'a ZSet,
+    r: &LexRange,
+    reverse: bool,
+) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
     let (Some(first), Some(last)) = (z.ordered.first(), z.ordered.last()) else {
         return Box::new(std::iter::empty());
     };
@@ -309,7 +474,11 @@ fn lex_iter<'a>(z: &'a ZSet, r: &LexRange, reverse: bool) -> Box<dyn Iterator<It
             LexBound::Excl(x) => Excluded((s, x.clone())),
         };
         let range = safe_range(&z.ordered, lo, hi).into_iter().flatten();
-        return if reverse { Box::new(range.rev()) } else { Box::new(range) };
+        return if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
     }
     // Redis's `zslIsInLexRange` pre-checks: an inverted range, a last member below `min` or a
     // first member above `max` select nothing.
@@ -319,9 +488,20 @@ fn lex_iter<'a>(z: &'a ZSet, r: &LexRange, reverse: bool) -> Box<dyn Iterator<It
     let r1 = r.clone();
     let r2 = r.clone();
     if reverse {
-        Box::new(z.ordered.iter().rev().skip_while(move |e| !r1.lte_max(&e.1)).take_while(move |e| r2.gte_min(&e.1)))
+        Box::new(
+            z.ordered
+                .iter()
+                .rev()
+                .skip_while(move |e| !r1.lte_max(&e.1))
+                .take_while(move |e| r2.gte_min(&e.1)),
+        )
     } else {
-        Box::new(z.ordered.iter().skip_while(move |e| !r1.gte_min(&e.1)).take_while(move |e| r2.lte_max(&e.1)))
+        Box::new(
+            z.ordered
+                .iter()
+                .skip_while(move |e| !r1.gte_min(&e.1))
+                .take_while(move |e| r2.lte_max(&e.1)),
+        )
     }
 }
 
@@ -350,7 +530,13 @@ fn resolve_rank(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 
 /// The entries a range selects, in reply order. `offset`/`limit` apply to score and lex ranges
 /// with Redis's semantics: a negative offset selects nothing, a negative limit means no limit.
-fn select<'a>(z: &'a ZSet, spec: &RangeSpec, reverse: bool, offset: i64, limit: i64) -> Vec<&'a Entry> {
+fn select<'a>(
+    z: &'a ZSet,
+    spec: &RangeSpec,
+    reverse: bool,
+    offset: i64,
+    limit: i64,
+) -> Vec<&'a Entry> {
     let (start, end) = match spec {
         RangeSpec::Rank(s, e) => match resolve_rank(*s, *e, z.len()) {
             Some(r) => r,
@@ -363,7 +549,11 @@ fn select<'a>(z: &'a ZSet, spec: &RangeSpec, reverse: bool, offset: i64, limit: 
             (0, 0)
         }
     };
-    let take = if limit < 0 { usize::MAX } else { usize::try_from(limit).unwrap_or(usize::MAX) };
+    let take = if limit < 0 {
+        usize::MAX
+    } else {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    };
     let skip = offset as usize;
     match spec {
         RangeSpec::Rank(..) => {
@@ -472,7 +662,10 @@ fn zadd_one(z: &mut ZSet, score: f64, member: &[u8], f: &ZaddFlags) -> Result<Za
 }
 
 fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
-    let mut f = ZaddFlags { incr, ..ZaddFlags::default() };
+    let mut f = ZaddFlags {
+        incr,
+        ..ZaddFlags::default()
+    };
     let mut ch = false;
     let mut idx = 2;
     while idx < args.len() {
@@ -510,7 +703,9 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
     let pairs = &args[idx..];
     let mut scores = Vec::with_capacity(pairs.len() / 2);
     for p in pairs.chunks_exact(2) {
-        let Some(s) = arg_score(ctx, &p[0]) else { return };
+        let Some(s) = arg_score(ctx, &p[0]) else {
+            return;
+        };
         scores.push(s);
     }
     let key = &args[1];
@@ -585,7 +780,10 @@ fn zrem(ctx: &mut Ctx, args: &[Bytes]) {
     let (removed, empty) = match write_zset(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => return ctx.int(0),
-        Ok(Some(z)) => (args[2..].iter().filter(|m| z.remove(m).is_some()).count(), z.is_empty()),
+        Ok(Some(z)) => (
+            args[2..].iter().filter(|m| z.remove(m).is_some()).count(),
+            z.is_empty(),
+        ),
     };
     delete_if_empty(ctx, key, empty);
     ctx.dirty(removed as u64);
@@ -593,7 +791,9 @@ fn zrem(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn zscore(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     match z.as_ref().and_then(|z| z.scores.get(&args[2][..])) {
         Some(&s) => ctx.bulk(format_score(s).as_bytes()),
         None => ctx.null(),
@@ -601,7 +801,9 @@ fn zscore(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn zmscore(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     Reply::array_len(ctx.out, args.len() - 2);
     for m in &args[2..] {
         match z.as_ref().and_then(|z| z.scores.get(&m[..])) {
@@ -612,25 +814,40 @@ fn zmscore(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn zcard(ctx: &mut Ctx, args: &[Bytes]) {
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     ctx.int(z.map_or(0, |z| z.len() as i64))
 }
 
 fn zcount(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(r) = ScoreRange::parse(&args[2], &args[3]) else { return ctx.error(NOT_FLOAT_RANGE) };
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Some(r) = ScoreRange::parse(&args[2], &args[3]) else {
+        return ctx.error(NOT_FLOAT_RANGE);
+    };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     ctx.int(z.map_or(0, |z| score_iter(&z, &r).count() as i64))
 }
 
 fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(r) = LexRange::parse(&args[2], &args[3]) else { return ctx.error(NOT_LEX_RANGE) };
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Some(r) = LexRange::parse(&args[2], &args[3]) else {
+        return ctx.error(NOT_LEX_RANGE);
+    };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     ctx.int(z.map_or(0, |z| lex_iter(&z, &r, false).count() as i64))
 }
 
 fn zrank_generic(ctx: &mut Ctx, args: &[Bytes], reverse: bool) {
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
-    let rank = z.as_ref().and_then(|z| z.rank(&args[2]).map(|r| if reverse { z.len() - 1 - r } else { r }));
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
+    let rank = z.as_ref().and_then(|z| {
+        z.rank(&args[2])
+            .map(|r| if reverse { z.len() - 1 - r } else { r })
+    });
     match rank {
         Some(r) => ctx.int(r as i64),
         None => ctx.null(),
@@ -705,7 +922,14 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet) {
 
 /// Redis's `zrangeGenericCommand`: `first` is the index of the source key (ZRANGESTORE's is 2),
 /// `rt`/`dir` are fixed by the legacy commands and `Auto` for ZRANGE/ZRANGESTORE.
-fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut rt: RangeType, mut dir: Direction) {
+fn zrange_generic(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    first: usize,
+    store: bool,
+    mut rt: RangeType,
+    mut dir: Direction,
+) {
     let key = &args[first];
     let (mut minidx, mut maxidx) = (first + 1, first + 2);
     let mut withscores = false;
@@ -717,8 +941,12 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut 
         if !store && eq_ic(a, "withscores") {
             withscores = true;
         } else if eq_ic(a, "limit") && left >= 2 {
-            let Some(o) = arg_i64(ctx, &args[j + 1]) else { return };
-            let Some(l) = arg_i64(ctx, &args[j + 2]) else { return };
+            let Some(o) = arg_i64(ctx, &args[j + 1]) else {
+                return;
+            };
+            let Some(l) = arg_i64(ctx, &args[j + 2]) else {
+                return;
+            };
             offset = o;
             limit = l;
             j += 2;
@@ -738,7 +966,9 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut 
         rt = RangeType::Rank;
     }
     if limit != -1 && rt == RangeType::Rank {
-        return ctx.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+        return ctx.error(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        );
     }
     if withscores && rt == RangeType::Lex {
         return ctx.error("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
@@ -747,7 +977,9 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut 
         // The range is given as max, min.
         std::mem::swap(&mut minidx, &mut maxidx);
     }
-    let Some(spec) = parse_spec(ctx, rt, &args[minidx], &args[maxidx]) else { return };
+    let Some(spec) = parse_spec(ctx, rt, &args[minidx], &args[maxidx]) else {
+        return;
+    };
     let z = if store {
         let db = ctx.db();
         match ctx.st.ks.lookup(db, key, ctx.now_ms) {
@@ -761,7 +993,10 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut 
             Err(()) => return,
         }
     };
-    let items = z.as_ref().map(|z| select(z, &spec, reverse, offset, limit)).unwrap_or_default();
+    let items = z
+        .as_ref()
+        .map(|z| select(z, &spec, reverse, offset, limit))
+        .unwrap_or_default();
     if store {
         let mut out = ZSet::new(ctx.st.ks.hasher());
         for (s, m) in items {
@@ -807,13 +1042,18 @@ fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn zremrange_generic(ctx: &mut Ctx, args: &[Bytes], rt: RangeType) {
-    let Some(spec) = parse_spec(ctx, rt, &args[2], &args[3]) else { return };
+    let Some(spec) = parse_spec(ctx, rt, &args[2], &args[3]) else {
+        return;
+    };
     let key = &args[1];
     let (removed, empty) = match write_zset(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => return ctx.int(0),
         Ok(Some(z)) => {
-            let victims: Vec<Sds> = select(z, &spec, false, 0, -1).into_iter().map(|(_, m)| m.clone()).collect();
+            let victims: Vec<Sds> = select(z, &spec, false, 0, -1)
+                .into_iter()
+                .map(|(_, m)| m.clone())
+                .collect();
             for m in &victims {
                 z.remove(m);
             }
@@ -846,7 +1086,9 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
     }
     let count = if args.len() == 3 {
         let msg = "ERR value is out of range, must be positive";
-        let Some(c) = range_arg_msg(ctx, &args[2], 0, i64::MAX, msg) else { return };
+        let Some(c) = range_arg_msg(ctx, &args[2], 0, i64::MAX, msg) else {
+            return;
+        };
         c as u64
     } else {
         1
@@ -860,7 +1102,11 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
             let n = count.min(z.len() as u64) as usize;
             let mut popped = Vec::with_capacity(n);
             for _ in 0..n {
-                let e = if max { z.ordered.last() } else { z.ordered.first() };
+                let e = if max {
+                    z.ordered.last()
+                } else {
+                    z.ordered.first()
+                };
                 let Some((s, m)) = e.cloned() else { break };
                 z.remove(&m);
                 popped.push((m, s.0));
@@ -898,13 +1144,20 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
     let env = ctx.env;
     let rng = &env.rng;
     if args.len() < 3 {
-        let Ok(z) = read_zset(ctx, &args[1]) else { return };
-        return match z.as_ref().and_then(|z| z.ordered.iter().nth(pick(rng, z.len()))) {
+        let Ok(z) = read_zset(ctx, &args[1]) else {
+            return;
+        };
+        return match z
+            .as_ref()
+            .and_then(|z| z.ordered.iter().nth(pick(rng, z.len())))
+        {
             Some((_, m)) => Reply::bulk(ctx.out, m),
             None => ctx.null(),
         };
     }
-    let Some(count) = range_arg(ctx, &args[2], -i64::MAX, i64::MAX) else { return };
+    let Some(count) = range_arg(ctx, &args[2], -i64::MAX, i64::MAX) else {
+        return;
+    };
     if args.len() > 4 || (args.len() == 4 && !eq_ic(&args[3], "withscores")) {
         return ctx.error(SYNTAX);
     }
@@ -912,8 +1165,12 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
     if withscores && !(-i64::MAX / 2..=i64::MAX / 2).contains(&count) {
         return ctx.error("ERR value is out of range");
     }
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
-    let Some(z) = z else { return Reply::array_len(ctx.out, 0) };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
+    let Some(z) = z else {
+        return Reply::array_len(ctx.out, 0);
+    };
     if count == 0 {
         return Reply::array_len(ctx.out, 0);
     }
@@ -941,16 +1198,30 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(cursor) = scan_cursor(ctx, &args[2]) else { return };
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
-    let Some(z) = z else { return reply_empty_scan(ctx.out) };
-    let Some(opts) = scan_opts(ctx, &args[3..]) else { return };
-    let compact = z.len() <= LISTPACK_MAX_ENTRIES && z.scores.keys().all(|m| m.len() <= LISTPACK_MAX_VALUE);
+    let Some(cursor) = scan_cursor(ctx, &args[2]) else {
+        return;
+    };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
+    let Some(z) = z else {
+        return reply_empty_scan(ctx.out);
+    };
+    let Some(opts) = scan_opts(ctx, &args[3..]) else {
+        return;
+    };
+    let compact =
+        z.len() <= LISTPACK_MAX_ENTRIES && z.scores.keys().all(|m| m.len() <= LISTPACK_MAX_VALUE);
     let (page, next): (Vec<(&Sds, f64)>, u64) = if compact {
         (z.ordered.iter().map(|(s, m)| (m, s.0)).collect(), 0)
     } else {
         let hasher = ctx.st.ks.hasher();
-        scan_page(&hasher, z.scores.iter().map(|(m, &s)| (m, s)), cursor, opts.count)
+        scan_page(
+            &hasher,
+            z.scores.iter().map(|(m, &s)| (m, s)),
+            cursor,
+            opts.count,
+        )
     };
     let mut flat: Vec<Vec<u8>> = Vec::with_capacity(page.len() * 2);
     for (m, s) in page {
@@ -1008,7 +1279,14 @@ mod tests {
         for (i, m) in ["a", "b", "c"].iter().enumerate() {
             z.insert(Sds::from(*m), i as f64);
         }
-        for (min, max) in [("(1", "(1"), ("2", "1"), ("(1", "1"), ("+inf", "-inf"), ("(inf", "inf"), ("-inf", "(-inf")] {
+        for (min, max) in [
+            ("(1", "(1"),
+            ("2", "1"),
+            ("(1", "1"),
+            ("+inf", "-inf"),
+            ("(inf", "inf"),
+            ("-inf", "(-inf"),
+        ] {
             let r = ScoreRange::parse(min.as_bytes(), max.as_bytes()).unwrap();
             assert_eq!(score_iter(&z, &r).count(), 0, "{min} {max}");
         }
@@ -1018,7 +1296,14 @@ mod tests {
         for m in ["a", "b", "c"] {
             same.insert(Sds::from(m), 0.0);
         }
-        for (min, max, n) in [("(b", "(b", 0), ("[b", "[b", 1), ("[c", "[a", 0), ("-", "+", 3), ("+", "-", 0), ("(a", "+", 2)] {
+        for (min, max, n) in [
+            ("(b", "(b", 0),
+            ("[b", "[b", 1),
+            ("[c", "[a", 0),
+            ("-", "+", 3),
+            ("+", "-", 0),
+            ("(a", "+", 2),
+        ] {
             let r = LexRange::parse(min.as_bytes(), max.as_bytes()).unwrap();
             assert_eq!(lex_iter(&same, &r, false).count(), n, "{min} {max}");
             assert_eq!(lex_iter(&same, &r, true).count(), n, "{min} {max}");

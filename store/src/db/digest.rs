@@ -16,7 +16,11 @@ use super::{Db, Value};
 /// 160 bits as three lanes (the last truncated to 32 bits when printed).
 pub type Digest = [u64; 3];
 
-const LANE_KEYS: [(u64, u64); 3] = [(0x5ee0_d1e5, 0x0123), (0xabad_cafe, 0x4567), (0xfeed_f00d, 0x89ab)];
+const LANE_KEYS: [(u64, u64); 3] = [
+    (0x5ee0_d1e5, 0x0123),
+    (0xabad_cafe, 0x4567),
+    (0xfeed_f00d, 0x89ab),
+];
 
 fn hash_parts(parts: &[&[u8]]) -> Digest {
     let mut d = [0u64; 3];
@@ -64,7 +68,10 @@ fn value_digest(v: &Value) -> Digest {
         Value::ZSet(z) => {
             xor_into(&mut acc, hash_parts(&[b"zset"]));
             for (m, s) in z.scores.iter() {
-                xor_into(&mut acc, hash_parts(&[b"zset-member", m, &s.to_bits().to_le_bytes()]));
+                xor_into(
+                    &mut acc,
+                    hash_parts(&[b"zset-member", m, &s.to_bits().to_le_bytes()]),
+                );
             }
         }
     }
@@ -114,10 +121,18 @@ mod tests {
         let mut a = Keyspace::new(2, [1, 1, 1, 1]);
         let mut b = Keyspace::new(2, [9, 8, 7, 6]); // different hasher: different table order
         for i in 0..100 {
-            a.dbs[0].insert(Sds::from(format!("k{i}").as_str()), Value::Str(Sds::from("v")), false);
+            a.dbs[0].insert(
+                Sds::from(format!("k{i}").as_str()),
+                Value::Str(Sds::from("v")),
+                false,
+            );
         }
         for i in (0..100).rev() {
-            b.dbs[0].insert(Sds::from(format!("k{i}").as_str()), Value::Str(Sds::from("v")), false);
+            b.dbs[0].insert(
+                Sds::from(format!("k{i}").as_str()),
+                Value::Str(Sds::from("v")),
+                false,
+            );
         }
         assert_eq!(digest_all(&a.dbs), digest_all(&b.dbs));
         b.dbs[0].set_expire(b"k1", 5);

@@ -56,7 +56,10 @@ pub struct Shard {
 
 impl Shard {
     fn new(hasher: &Hasher) -> Shard {
-        Shard { map: HashMap::with_hasher(hasher.clone()), expires: HashMap::with_hasher(hasher.clone()) }
+        Shard {
+            map: HashMap::with_hasher(hasher.clone()),
+            expires: HashMap::with_hasher(hasher.clone()),
+        }
     }
 }
 
@@ -79,14 +82,24 @@ pub struct DbSnapshot {
 
 impl DbSnapshot {
     pub fn iter(&self) -> impl Iterator<Item = (&Sds, &Value, Option<i64>)> {
-        self.shards.iter().flat_map(|s| s.map.iter().map(move |(k, v)| (k, v, s.expires.get(k).copied())))
+        self.shards.iter().flat_map(|s| {
+            s.map
+                .iter()
+                .map(move |(k, v)| (k, v, s.expires.get(k).copied()))
+        })
     }
 }
 
 impl Db {
     pub fn new(hasher: Hasher) -> Db {
         let empty = Arc::new(Shard::new(&hasher));
-        Db { shards: vec![empty; SHARDS], hasher, len: 0, expires_len: 0, expire_cursor: 0 }
+        Db {
+            shards: vec![empty; SHARDS],
+            hasher,
+            len: 0,
+            expires_len: 0,
+            expire_cursor: 0,
+        }
     }
 
     pub fn hasher(&self) -> &Hasher {
@@ -196,7 +209,9 @@ impl Db {
     }
 
     pub fn snapshot(&self) -> DbSnapshot {
-        DbSnapshot { shards: self.shards.clone() }
+        DbSnapshot {
+            shards: self.shards.clone(),
+        }
     }
 
     /// All keys (raw, including logically expired ones), in deterministic order.
@@ -231,8 +246,12 @@ impl Db {
         while shard < SHARDS {
             let s = &self.shards[shard];
             if !s.map.is_empty() {
-                let mut keyed: Vec<(u32, &Sds)> =
-                    s.map.keys().map(|k| (self.hasher.hash_one(&k[..]) as u32, k)).filter(|(h, _)| *h as u64 >= pos).collect();
+                let mut keyed: Vec<(u32, &Sds)> = s
+                    .map
+                    .keys()
+                    .map(|k| (self.hasher.hash_one(&k[..]) as u32, k))
+                    .filter(|(h, _)| *h as u64 >= pos)
+                    .collect();
                 keyed.sort_unstable();
                 let mut i = 0;
                 while i < keyed.len() {
@@ -402,7 +421,9 @@ mod tests {
         }
         k.dbs[0].remove(b"k1");
         assert_eq!(snap.iter().count(), 5000);
-        assert!(snap.iter().all(|(_, v, _)| matches!(v, Value::Str(x) if &x[..] == b"a")));
+        assert!(snap
+            .iter()
+            .all(|(_, v, _)| matches!(v, Value::Str(x) if &x[..] == b"a")));
         assert_eq!(k.dbs[0].len(), 4999);
         k.dbs[0].check_invariants();
     }
@@ -463,7 +484,10 @@ mod tests {
             }
         }
         for i in 0..2000 {
-            assert!(seen.contains(format!("stable{i}").as_bytes()), "missed stable{i}");
+            assert!(
+                seen.contains(format!("stable{i}").as_bytes()),
+                "missed stable{i}"
+            );
         }
     }
 
