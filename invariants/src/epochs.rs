@@ -59,9 +59,7 @@ pub fn split_at_restarts(history: &History, restarts_ns: &[u128]) -> Vec<History
         let mut op = op.clone();
         if let Some(&restart_ns) = restarts_ns.get(epoch) {
             assert!(op.invoke_ns < restart_ns);
-            let spans_restart = op
-                .complete_ns
-                .is_none_or(|complete_ns| complete_ns >= restart_ns);
+            let spans_restart = op.complete_ns.is_none_or(|complete_ns| complete_ns >= restart_ns);
             if spans_restart && op.outcome != Outcome::Fail {
                 op.outcome = Outcome::Unknown;
                 op.complete_ns = None;
@@ -72,10 +70,7 @@ pub fn split_at_restarts(history: &History, restarts_ns: &[u128]) -> Vec<History
         }
         epochs[epoch].ops.push(op);
     }
-    assert_eq!(
-        epochs.iter().map(|epoch| epoch.ops.len()).sum::<usize>(),
-        history.ops.len()
-    );
+    assert_eq!(epochs.iter().map(|epoch| epoch.ops.len()).sum::<usize>(), history.ops.len());
     epochs
 }
 
@@ -168,11 +163,8 @@ mod tests {
             set("x", 5, 40, 99),
         ]);
         let epochs = split_at_restarts(&history, &[100]);
-        let outcomes: Vec<(Outcome, Option<u128>)> = epochs[0]
-            .ops
-            .iter()
-            .map(|op| (op.outcome, op.complete_ns))
-            .collect();
+        let outcomes: Vec<(Outcome, Option<u128>)> =
+            epochs[0].ops.iter().map(|op| (op.outcome, op.complete_ns)).collect();
         assert_eq!(
             outcomes,
             [
@@ -215,12 +207,7 @@ mod tests {
         let violation = check_epochs(&history, &[100]).expect_err("x survived the restart");
         assert_eq!(violation.invariant, linearizable::INVARIANT);
         assert_eq!(violation.at_ns, Some(210));
-        assert!(
-            violation
-                .message
-                .starts_with("epoch 1 of 2 (from the restart at 100 ns to the end"),
-            "{violation}"
-        );
+        assert!(violation.message.starts_with("epoch 1 of 2 (from the restart at 100 ns to the end"), "{violation}");
     }
 
     #[test]

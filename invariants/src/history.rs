@@ -55,11 +55,7 @@ pub enum OpKind {
     /// `SET key new`, `EXEC`. A successful EXEC (Ok(Done)) means no write touched the key between
     /// the WATCH and the EXEC, so the read and the write take effect as one atomic step at a
     /// point inside the op's interval. An aborted EXEC (nil) is recorded as Fail: it wrote nothing.
-    Cas {
-        key: String,
-        expect: Option<i64>,
-        new: i64,
-    },
+    Cas { key: String, expect: Option<i64>, new: i64 },
 }
 
 impl OpKind {
@@ -119,11 +115,7 @@ impl Op {
 /// `#12 client 3 [1000 ns, 2500 ns] INCRBY "k" 5 -> (integer) 7`.
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "#{} client {} [{} ns, ",
-            self.id, self.client, self.invoke_ns
-        )?;
+        write!(f, "#{} client {} [{} ns, ", self.id, self.client, self.invoke_ns)?;
         match self.complete_ns {
             Some(complete_ns) => write!(f, "{complete_ns} ns] ")?,
             None => write!(f, "?] ")?,
@@ -135,16 +127,8 @@ impl fmt::Display for Op {
             OpKind::Incr { key, by: 1 } => write!(f, "INCR {key:?}")?,
             OpKind::Incr { key, by } => write!(f, "INCRBY {key:?} {by}")?,
             OpKind::Del { key } => write!(f, "DEL {key:?}")?,
-            OpKind::Cas {
-                key,
-                expect: Some(e),
-                new,
-            } => write!(f, "CAS {key:?} {e} -> {new}")?,
-            OpKind::Cas {
-                key,
-                expect: None,
-                new,
-            } => write!(f, "CAS {key:?} (nil) -> {new}")?,
+            OpKind::Cas { key, expect: Some(e), new } => write!(f, "CAS {key:?} {e} -> {new}")?,
+            OpKind::Cas { key, expect: None, new } => write!(f, "CAS {key:?} (nil) -> {new}")?,
         }
         // Results are shown as redis-cli shows replies.
         match self.outcome {
@@ -183,10 +167,7 @@ impl History {
         if self.ops.len() > HISTORY_OPS_MAX {
             return Err(malformed(
                 None,
-                format!(
-                    "history has {} ops, more than HISTORY_OPS_MAX = {HISTORY_OPS_MAX}",
-                    self.ops.len()
-                ),
+                format!("history has {} ops, more than HISTORY_OPS_MAX = {HISTORY_OPS_MAX}", self.ops.len()),
             ));
         }
         let mut ids = HashSet::with_capacity(self.ops.len());
@@ -197,23 +178,12 @@ impl History {
             match (op.outcome, op.complete_ns) {
                 (Outcome::Unknown, None) => {}
                 (Outcome::Unknown, Some(_)) => {
-                    return Err(malformed(
-                        Some(op),
-                        "op with unknown outcome has a completion time".to_string(),
-                    ))
+                    return Err(malformed(Some(op), "op with unknown outcome has a completion time".to_string()))
                 }
-                (_, None) => {
-                    return Err(malformed(
-                        Some(op),
-                        "op with a reply has no completion time".to_string(),
-                    ))
-                }
+                (_, None) => return Err(malformed(Some(op), "op with a reply has no completion time".to_string())),
                 (_, Some(complete_ns)) => {
                     if complete_ns < op.invoke_ns {
-                        return Err(malformed(
-                            Some(op),
-                            "op completes before it is invoked".to_string(),
-                        ));
+                        return Err(malformed(Some(op), "op completes before it is invoked".to_string()));
                     }
                 }
             }
@@ -227,10 +197,7 @@ impl History {
                     _ => false,
                 };
                 if !shape_ok {
-                    return Err(malformed(
-                        Some(op),
-                        "reply has a shape this command never replies with".to_string(),
-                    ));
+                    return Err(malformed(Some(op), "reply has a shape this command never replies with".to_string()));
                 }
             }
         }
@@ -283,14 +250,7 @@ pub(crate) mod build {
 
     fn op(kind: OpKind, ret: Ret, invoke_ns: u128, complete_ns: u128) -> Op {
         assert!(invoke_ns <= complete_ns);
-        Op {
-            id: 0,
-            client: 0,
-            invoke_ns,
-            complete_ns: Some(complete_ns),
-            kind,
-            outcome: Outcome::Ok(ret),
-        }
+        Op { id: 0, client: 0, invoke_ns, complete_ns: Some(complete_ns), kind, outcome: Outcome::Ok(ret) }
     }
 
     pub fn get(key: &str, value: Option<i64>, invoke_ns: u128, complete_ns: u128) -> Op {
@@ -299,18 +259,12 @@ pub(crate) mod build {
     }
 
     pub fn set(key: &str, value: i64, invoke_ns: u128, complete_ns: u128) -> Op {
-        let kind = OpKind::Set {
-            key: key.into(),
-            value,
-        };
+        let kind = OpKind::Set { key: key.into(), value };
         op(kind, Ret::Done, invoke_ns, complete_ns)
     }
 
     pub fn incr(key: &str, by: i64, new: i64, invoke_ns: u128, complete_ns: u128) -> Op {
-        let kind = OpKind::Incr {
-            key: key.into(),
-            by,
-        };
+        let kind = OpKind::Incr { key: key.into(), by };
         op(kind, Ret::Int(new), invoke_ns, complete_ns)
     }
 
@@ -320,18 +274,11 @@ pub(crate) mod build {
     }
 
     pub fn unknown(op: Op) -> Op {
-        Op {
-            complete_ns: None,
-            outcome: Outcome::Unknown,
-            ..op
-        }
+        Op { complete_ns: None, outcome: Outcome::Unknown, ..op }
     }
 
     pub fn failed(op: Op) -> Op {
-        Op {
-            outcome: Outcome::Fail,
-            ..op
-        }
+        Op { outcome: Outcome::Fail, ..op }
     }
 
     /// Numbers the ops 1.. in the order given; each op gets its own client.
@@ -339,11 +286,7 @@ pub(crate) mod build {
         let ops = ops
             .into_iter()
             .enumerate()
-            .map(|(index, op)| Op {
-                id: index as u64 + 1,
-                client: index as u32 + 1,
-                ..op
-            })
+            .map(|(index, op)| Op { id: index as u64 + 1, client: index as u32 + 1, ..op })
             .collect();
         History { ops }
     }
@@ -386,12 +329,8 @@ mod tests {
 
     #[test]
     fn groups_by_key_in_invocation_order() {
-        let history = history(vec![
-            set("b", 1, 30, 40),
-            set("a", 1, 20, 25),
-            get("b", None, 10, 50),
-            get("a", None, 5, 6),
-        ]);
+        let history =
+            history(vec![set("b", 1, 30, 40), set("a", 1, 20, 25), get("b", None, 10, 50), get("a", None, 5, 6)]);
         let by_key = history.ops_by_key();
         assert_eq!(by_key.keys().copied().collect::<Vec<_>>(), ["a", "b"]);
         let ids = |ops: &Vec<&Op>| ops.iter().map(|op| op.id).collect::<Vec<_>>();

@@ -68,11 +68,7 @@ pub struct Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.at_ns {
-            Some(at_ns) => write!(
-                f,
-                "invariant {} violated at {} ns: {}",
-                self.invariant, at_ns, self.message
-            ),
+            Some(at_ns) => write!(f, "invariant {} violated at {} ns: {}", self.invariant, at_ns, self.message),
             None => write!(f, "invariant {} violated: {}", self.invariant, self.message),
         }
     }
@@ -86,22 +82,9 @@ mod tests {
 
     #[test]
     fn violation_display_names_invariant_and_time() {
-        let violation = Violation {
-            invariant: "linearizable",
-            message: "stale read".to_string(),
-            at_ns: Some(42),
-        };
-        assert_eq!(
-            violation.to_string(),
-            "invariant linearizable violated at 42 ns: stale read"
-        );
-        let violation = Violation {
-            at_ns: None,
-            ..violation
-        };
-        assert_eq!(
-            violation.to_string(),
-            "invariant linearizable violated: stale read"
-        );
+        let violation = Violation { invariant: "linearizable", message: "stale read".to_string(), at_ns: Some(42) };
+        assert_eq!(violation.to_string(), "invariant linearizable violated at 42 ns: stale read");
+        let violation = Violation { at_ns: None, ..violation };
+        assert_eq!(violation.to_string(), "invariant linearizable violated: stale read");
     }
 }

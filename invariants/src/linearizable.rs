@@ -103,10 +103,7 @@ pub fn check(history: &History) -> Result<CheckStats, Violation> {
 
 /// Checks that `history` is linearizable with each key starting at its value in `initial`
 /// (absent when not there), such as a dataset restored from an RDB file at start-up.
-pub fn check_from(
-    history: &History,
-    initial: &BTreeMap<String, i64>,
-) -> Result<CheckStats, Violation> {
+pub fn check_from(history: &History, initial: &BTreeMap<String, i64>) -> Result<CheckStats, Violation> {
     check_with_budget(history, initial, SEARCH_STEPS_MAX)
 }
 
@@ -134,11 +131,7 @@ pub(crate) fn check_with_budget(
         }
         assert!(stats.search_steps <= search_steps_max);
         let initial_state = initial.get(key).copied();
-        let search = search(
-            &key_ops,
-            initial_state,
-            search_steps_max - stats.search_steps,
-        );
+        let search = search(&key_ops, initial_state, search_steps_max - stats.search_steps);
         stats.search_steps += search.steps;
         assert!(stats.search_steps <= search_steps_max);
         match search.verdict {
@@ -206,12 +199,7 @@ impl<'a> KeyOp<'a> {
             None => Instant::Never,
         };
         assert_eq!(expected.is_none(), complete == Instant::Never);
-        Some(KeyOp {
-            op,
-            invoke: Instant::At(op.invoke_ns),
-            complete,
-            expected,
-        })
+        Some(KeyOp { op, invoke: Instant::At(op.invoke_ns), complete, expected })
     }
 }
 
@@ -295,9 +283,7 @@ impl Entries {
         sorted.sort_unstable();
         let nodes = sorted.len() + 1;
         let mut entries = Entries {
-            next: (1..=nodes)
-                .map(|n| if n < nodes { n } else { NIL })
-                .collect(),
+            next: (1..=nodes).map(|n| if n < nodes { n } else { NIL }).collect(),
             prev: (0..nodes).map(|n| n.wrapping_sub(1)).collect(),
             op: Vec::with_capacity(nodes),
             is_call: Vec::with_capacity(nodes),
@@ -360,10 +346,7 @@ struct Linearized {
 
 impl Linearized {
     fn new(ops_count: usize) -> Linearized {
-        Linearized {
-            words: vec![0; ops_count.div_ceil(64)],
-            hash: 0,
-        }
+        Linearized { words: vec![0; ops_count.div_ceil(64)], hash: 0 }
     }
 
     fn contains(&self, index: usize) -> bool {
@@ -409,20 +392,12 @@ struct Cache {
 impl Cache {
     /// Inserts the pair; false if it was already there.
     fn insert(&mut self, linearized: &Linearized, state: State) -> bool {
-        let bucket = self
-            .buckets
-            .entry(mix(linearized.hash ^ state_hash(state)))
-            .or_default();
-        let seen = bucket
-            .iter()
-            .any(|entry| entry.state == state && *entry.linearized == *linearized.words);
+        let bucket = self.buckets.entry(mix(linearized.hash ^ state_hash(state))).or_default();
+        let seen = bucket.iter().any(|entry| entry.state == state && *entry.linearized == *linearized.words);
         if seen {
             return false;
         }
-        bucket.push(CacheEntry {
-            linearized: linearized.words.clone().into_boxed_slice(),
-            state,
-        });
+        bucket.push(CacheEntry { linearized: linearized.words.clone().into_boxed_slice(), state });
         // The words, the state, and an estimate of the map's own overhead per entry.
         self.bytes += linearized.words.len() * 8 + 64;
         true
@@ -432,10 +407,7 @@ impl Cache {
 fn search(ops: &[KeyOp], initial_state: State, steps_max: u64) -> Search {
     let mut entries = Entries::new(ops);
     let mut linearized = Linearized::new(ops.len());
-    let mut cache = Cache {
-        buckets: HashMap::new(),
-        bytes: 0,
-    };
+    let mut cache = Cache { buckets: HashMap::new(), bytes: 0 };
     let mut state = initial_state;
     // The linearized calls, in order, each with the state before it (to backtrack to).
     let mut calls: Vec<(usize, State)> = Vec::with_capacity(ops.len());
@@ -482,15 +454,11 @@ fn search(ops: &[KeyOp], initial_state: State, steps_max: u64) -> Search {
                 // at +infinity: every op with a reply is linearized. The remaining unknown ops
                 // can take effect after all of them (with any result), or never.
                 assert!(ops[index].expected.is_none());
-                assert!((0..ops.len())
-                    .all(|other| ops[other].expected.is_none() || linearized.contains(other)));
+                assert!((0..ops.len()).all(|other| ops[other].expected.is_none() || linearized.contains(other)));
                 break Verdict::Linearizable;
             }
             // The op returning here had to take effect by now and did not.
-            if witness
-                .as_ref()
-                .is_none_or(|witness| calls.len() > witness.prefix.len())
-            {
+            if witness.as_ref().is_none_or(|witness| calls.len() > witness.prefix.len()) {
                 witness = Some(witness_of(&calls, &entries, state, index));
             }
             let Some((call, state_before)) = calls.pop() else {
@@ -506,12 +474,7 @@ fn search(ops: &[KeyOp], initial_state: State, steps_max: u64) -> Search {
     Search { steps, verdict }
 }
 
-fn witness_of(
-    calls: &[(usize, State)],
-    entries: &Entries,
-    state: State,
-    blocked: usize,
-) -> Witness {
+fn witness_of(calls: &[(usize, State)], entries: &Entries, state: State, blocked: usize) -> Witness {
     let prefix = calls
         .iter()
         .enumerate()
@@ -538,31 +501,17 @@ fn render_state(state: State) -> String {
     }
 }
 
-fn report(
-    key: &str,
-    all_ops: &[&Op],
-    key_ops: &[KeyOp],
-    initial_state: State,
-    witness: &Witness,
-) -> Violation {
+fn report(key: &str, all_ops: &[&Op], key_ops: &[KeyOp], initial_state: State, witness: &Witness) -> Violation {
     let blocked = key_ops[witness.blocked].op;
     let at_ns = blocked.complete_ns;
     assert!(at_ns.is_some(), "unknown ops never block");
     let mut message = String::new();
     let left_out = all_ops.len() - key_ops.len();
-    let _ = write!(
-        message,
-        "key {key:?}: no linearization of its {} ops exists",
-        key_ops.len()
-    );
+    let _ = write!(message, "key {key:?}: no linearization of its {} ops exists", key_ops.len());
     if left_out > 0 {
         let _ = write!(message, " ({left_out} failed ops or unknown GETs left out)");
     }
-    let _ = writeln!(
-        message,
-        ", the key starting {}.",
-        render_initial(initial_state)
-    );
+    let _ = writeln!(message, ", the key starting {}.", render_initial(initial_state));
     let _ = writeln!(
         message,
         "longest linearizable prefix found ({} ops, each with the value after it):",
@@ -573,12 +522,7 @@ fn report(
         let _ = writeln!(message, "  ... {skipped} earlier ops");
     }
     for &(index, state_after) in &witness.prefix[skipped..] {
-        let _ = writeln!(
-            message,
-            "  {}   => {}",
-            key_ops[index].op,
-            render_state(state_after)
-        );
+        let _ = writeln!(message, "  {}   => {}", key_ops[index].op, render_state(state_after));
     }
     let _ = writeln!(
         message,
@@ -587,33 +531,20 @@ fn report(
     );
     let _ = writeln!(message, "ops of key {key:?} in invocation order:");
     // A window of the ops around the blocked one, which is where the contradiction lies.
-    let position = all_ops
-        .iter()
-        .position(|op| op.id == blocked.id)
-        .expect("the blocked op is an op of this key");
-    let start = position
-        .saturating_sub(WITNESS_OPS_MAX / 2)
-        .min(all_ops.len().saturating_sub(WITNESS_OPS_MAX));
+    let position = all_ops.iter().position(|op| op.id == blocked.id).expect("the blocked op is an op of this key");
+    let start = position.saturating_sub(WITNESS_OPS_MAX / 2).min(all_ops.len().saturating_sub(WITNESS_OPS_MAX));
     let end = (start + WITNESS_OPS_MAX).min(all_ops.len());
     if start > 0 {
         let _ = writeln!(message, "  ... {start} earlier ops");
     }
     for op in &all_ops[start..end] {
-        let marker = if op.id == blocked.id {
-            " <- blocked"
-        } else {
-            ""
-        };
+        let marker = if op.id == blocked.id { " <- blocked" } else { "" };
         let _ = writeln!(message, "  {op}{marker}");
     }
     if end < all_ops.len() {
         let _ = writeln!(message, "  ... {} later ops", all_ops.len() - end);
     }
-    Violation {
-        invariant: INVARIANT,
-        message: message.trim_end().to_string(),
-        at_ns,
-    }
+    Violation { invariant: INVARIANT, message: message.trim_end().to_string(), at_ns }
 }
 
 #[cfg(test)]
@@ -625,11 +556,7 @@ pub(crate) mod tests {
             client,
             invoke_ns,
             complete_ns: Some(complete_ns),
-            kind: OpKind::Cas {
-                key: "c".into(),
-                expect,
-                new,
-            },
+            kind: OpKind::Cas { key: "c".into(), expect, new },
             outcome: Outcome::Ok(Ret::Done),
         };
         let incr = |id, client, invoke_ns, complete_ns, result| Op {
@@ -637,20 +564,11 @@ pub(crate) mod tests {
             client,
             invoke_ns,
             complete_ns: Some(complete_ns),
-            kind: OpKind::Incr {
-                key: "c".into(),
-                by: 1,
-            },
+            kind: OpKind::Incr { key: "c".into(), by: 1 },
             outcome: Outcome::Ok(Ret::Int(result)),
         };
         // INCR to 1, then CAS 1 -> 2, then INCR sees 2 -> 3: fine.
-        let good = History {
-            ops: vec![
-                incr(1, 1, 0, 10, 1),
-                cas(2, 2, 20, 30, Some(1), 2),
-                incr(3, 1, 40, 50, 3),
-            ],
-        };
+        let good = History { ops: vec![incr(1, 1, 0, 10, 1), cas(2, 2, 20, 30, Some(1), 2), incr(3, 1, 40, 50, 3)] };
         assert!(check(&good).is_ok());
         // The planted WATCH bug: an INCR inside the CAS window is overwritten (lost update).
         let lost = History {
@@ -677,10 +595,7 @@ pub(crate) mod tests {
 
     fn assert_not_linearizable(history: &History) -> Violation {
         match check(history) {
-            Ok(stats) => panic!(
-                "expected a violation, got {stats:?} for:\n{}",
-                history.render()
-            ),
+            Ok(stats) => panic!("expected a violation, got {stats:?} for:\n{}", history.render()),
             Err(violation) => {
                 assert_eq!(violation.invariant, INVARIANT, "{violation}");
                 violation
@@ -783,11 +698,7 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_write_cannot_appear_then_vanish() {
-        let history = history(vec![
-            unknown(set("x", 7, 0, 0)),
-            get("x", Some(7), 10, 20),
-            get("x", None, 30, 40),
-        ]);
+        let history = history(vec![unknown(set("x", 7, 0, 0)), get("x", Some(7), 10, 20), get("x", None, 30, 40)]);
         assert_not_linearizable(&history);
     }
 
@@ -862,27 +773,13 @@ pub(crate) mod tests {
 
     #[test]
     fn stale_read_after_completed_write_fails() {
-        let history = history(vec![
-            set("x", 1, 0, 10),
-            set("x", 2, 20, 30),
-            get("x", Some(1), 40, 50),
-        ]);
+        let history = history(vec![set("x", 1, 0, 10), set("x", 2, 20, 30), get("x", Some(1), 40, 50)]);
         let violation = assert_not_linearizable(&history);
         assert_eq!(violation.at_ns, Some(50));
         assert!(violation.message.contains("key \"x\""), "{violation}");
-        assert!(
-            violation
-                .message
-                .contains("#3 client 3 [40 ns, 50 ns] GET \"x\" -> \"1\" <- blocked"),
-            "{violation}"
-        );
+        assert!(violation.message.contains("#3 client 3 [40 ns, 50 ns] GET \"x\" -> \"1\" <- blocked"), "{violation}");
         // The longest prefix: both writes.
-        assert!(
-            violation
-                .message
-                .contains("longest linearizable prefix found (2 ops"),
-            "{violation}"
-        );
+        assert!(violation.message.contains("longest linearizable prefix found (2 ops"), "{violation}");
     }
 
     #[test]
@@ -898,12 +795,7 @@ pub(crate) mod tests {
         let history = history(vec![get("x", Some(1), 0, 10), set("x", 1, 20, 30)]);
         let violation = assert_not_linearizable(&history);
         assert_eq!(violation.at_ns, Some(10));
-        assert!(
-            violation
-                .message
-                .contains("longest linearizable prefix found (0 ops"),
-            "{violation}"
-        );
+        assert!(violation.message.contains("longest linearizable prefix found (0 ops"), "{violation}");
     }
 
     #[test]
@@ -912,11 +804,7 @@ pub(crate) mod tests {
         assert_not_linearizable(&history);
         let history = self::history(vec![set("x", 1, 0, 10), del("x", 0, 20, 30)]);
         assert_not_linearizable(&history);
-        let history = self::history(vec![
-            set("x", 1, 0, 10),
-            del("x", 1, 20, 30),
-            del("x", 1, 40, 50),
-        ]);
+        let history = self::history(vec![set("x", 1, 0, 10), del("x", 1, 20, 30), del("x", 1, 40, 50)]);
         assert_not_linearizable(&history);
     }
 
@@ -950,12 +838,8 @@ pub(crate) mod tests {
         assert_not_linearizable(&history);
         let initial = BTreeMap::from([("x".to_string(), 5)]);
         assert!(check_from(&history, &initial).is_ok());
-        let violation =
-            check_from(&history, &BTreeMap::from([("x".to_string(), 4)])).expect_err("starts at 4");
-        assert!(
-            violation.message.contains("the key starting at \"4\""),
-            "{violation}"
-        );
+        let violation = check_from(&history, &BTreeMap::from([("x".to_string(), 4)])).expect_err("starts at 4");
+        assert!(violation.message.contains("the key starting at \"4\""), "{violation}");
     }
 
     #[test]
@@ -968,9 +852,7 @@ pub(crate) mod tests {
 
     #[test]
     fn too_many_ops_on_one_key_is_a_search_limit() {
-        let ops = (0..=OPS_PER_KEY_MAX as u128)
-            .map(|i| set("x", 1, i * 10, i * 10 + 5))
-            .collect();
+        let ops = (0..=OPS_PER_KEY_MAX as u128).map(|i| set("x", 1, i * 10, i * 10 + 5)).collect();
         let violation = check(&history(ops)).expect_err("over the limit");
         assert_eq!(violation.invariant, INVARIANT_SEARCH_LIMIT);
         assert!(violation.message.contains("OPS_PER_KEY_MAX"), "{violation}");
@@ -978,9 +860,7 @@ pub(crate) mod tests {
 
     #[test]
     fn long_sequential_history_at_the_limit_is_cheap() {
-        let ops = (0..OPS_PER_KEY_MAX as u128)
-            .map(|i| incr("x", 1, i as i64 + 1, i * 10, i * 10 + 5))
-            .collect();
+        let ops = (0..OPS_PER_KEY_MAX as u128).map(|i| incr("x", 1, i as i64 + 1, i * 10, i * 10 + 5)).collect();
         let stats = assert_linearizable(&history(ops));
         assert_eq!(stats.ops_checked, OPS_PER_KEY_MAX as u64);
         assert!(stats.search_steps <= 4 * OPS_PER_KEY_MAX as u64);
@@ -989,9 +869,7 @@ pub(crate) mod tests {
     /// Many concurrent writes and a read of a value none of them wrote: refuting it needs
     /// exploring every subset of the writes, so a small budget runs out.
     fn hard_history(writes: usize) -> History {
-        let mut ops: Vec<Op> = (0..writes)
-            .map(|i| set("x", i as i64, i as u128, 1000))
-            .collect();
+        let mut ops: Vec<Op> = (0..writes).map(|i| set("x", i as i64, i as u128, 1000)).collect();
         ops.push(get("x", Some(-1), 500, 2000));
         history(ops)
     }
@@ -999,13 +877,9 @@ pub(crate) mod tests {
     #[test]
     fn search_step_limit_is_reported_not_hung() {
         let history = hard_history(10);
-        let violation =
-            check_with_budget(&history, &BTreeMap::new(), 1000).expect_err("over budget");
+        let violation = check_with_budget(&history, &BTreeMap::new(), 1000).expect_err("over budget");
         assert_eq!(violation.invariant, INVARIANT_SEARCH_LIMIT);
-        assert!(
-            violation.message.contains("SEARCH_STEPS_MAX = 1000"),
-            "{violation}"
-        );
+        assert!(violation.message.contains("SEARCH_STEPS_MAX = 1000"), "{violation}");
         assert_eq!(violation.at_ns, None);
         // With the full budget the same history is refuted: memoization collapses the orders
         // of the writes into subsets (2^10 of them), well within the budget.
@@ -1015,16 +889,11 @@ pub(crate) mod tests {
 
     #[test]
     fn budget_is_shared_by_all_keys() {
-        let history = history(vec![
-            set("a", 1, 0, 10),
-            set("b", 1, 0, 10),
-            get("a", Some(1), 20, 30),
-            get("b", Some(1), 20, 30),
-        ]);
+        let history =
+            history(vec![set("a", 1, 0, 10), set("b", 1, 0, 10), get("a", Some(1), 20, 30), get("b", Some(1), 20, 30)]);
         let stats = assert_linearizable(&history);
         let budget = stats.search_steps - 1;
-        let violation =
-            check_with_budget(&history, &BTreeMap::new(), budget).expect_err("over budget");
+        let violation = check_with_budget(&history, &BTreeMap::new(), budget).expect_err("over budget");
         assert_eq!(violation.invariant, INVARIANT_SEARCH_LIMIT);
         assert!(violation.message.contains("key \"b\""), "{violation}");
     }
@@ -1066,17 +935,7 @@ pub(crate) mod tests {
     pub(crate) type OpPlan = (OpKind, Fate, u64, u64, u64, u32);
 
     pub(crate) fn plan_strategy() -> impl Strategy<Value = Vec<OpPlan>> {
-        prop::collection::vec(
-            (
-                kind_strategy(),
-                fate_strategy(),
-                1u64..10,
-                0u64..25,
-                0u64..25,
-                0u32..4,
-            ),
-            1..40,
-        )
+        prop::collection::vec((kind_strategy(), fate_strategy(), 1u64..10, 0u64..25, 0u64..25, 0u32..4), 1..40)
     }
 
     /// Runs the plan on the model, one op at a time at increasing linearization points, and
@@ -1092,10 +951,7 @@ pub(crate) mod tests {
     /// `restart_before` flag is set; returns the restart times too. No op is invoked before a
     /// restart and takes effect after it: a restart drops every connection, so an op invoked
     /// before it either took effect before it or never.
-    pub(crate) fn execute_with_restarts(
-        plan: &[OpPlan],
-        restart_before: &[bool],
-    ) -> (History, Vec<u128>) {
+    pub(crate) fn execute_with_restarts(plan: &[OpPlan], restart_before: &[bool]) -> (History, Vec<u128>) {
         let mut states: BTreeMap<String, i64> = BTreeMap::new();
         let mut point_ns: u128 = 1000;
         let mut epoch_start_ns: u128 = 0;
@@ -1122,13 +978,9 @@ pub(crate) mod tests {
                 };
             }
             let (complete_ns, outcome) = match (fate, applied) {
-                (Fate::Replied, Some((_, ret))) => {
-                    (Some(point_ns + u128::from(*lag_ns)), Outcome::Ok(ret))
-                }
+                (Fate::Replied, Some((_, ret))) => (Some(point_ns + u128::from(*lag_ns)), Outcome::Ok(ret)),
                 // The model refused it (overflow): the server replies with an error.
-                (Fate::Replied, None) | (Fate::Refused, _) => {
-                    (Some(point_ns + u128::from(*lag_ns)), Outcome::Fail)
-                }
+                (Fate::Replied, None) | (Fate::Refused, _) => (Some(point_ns + u128::from(*lag_ns)), Outcome::Fail),
                 (Fate::LostReply | Fate::LostRequest, _) => (None, Outcome::Unknown),
             };
             ops.push(Op {

@@ -21,7 +21,20 @@ pub const SERVER_PORT: u16 = 6379;
 /// Simulated disk size per node.
 pub const DISK_BYTES: u64 = 1 << 30;
 
+/// Observations kept per node (oldest dropped first).
+pub const OBSERVATIONS_MAX: usize = 100_000;
+
+/// What a server node reported through the observation sink.
+#[derive(Default)]
+pub struct Observed {
+    pub log: std::collections::VecDeque<store::observe::Observation>,
+    pub dropped: u64,
+    /// The dataset digest after the latest observed change.
+    pub last_digest: Option<store::db::digest::Digest>,
+}
+
 pub struct ServerNode {
+    pub observed: Arc<std::sync::Mutex<Observed>>,
     pub name: String,
     pub ip: IpAddr,
     pub addr: String,
@@ -73,13 +86,31 @@ impl Cluster {
         let name = format!("server-{}", index + 1);
         let disk = Arc::new(SimDisk::new(DISK_BYTES));
         let clock = Clock::new();
-        let env = Env::simulated(
-            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .wrapping_add(index as u64),
+        let mut env = Env::simulated(
+            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(index as u64),
             disk.clone(),
             clock.clone(),
         );
-        let text = format!("port {SERVER_PORT}\nbind 0.0.0.0\nprotected-mode no\nenable-debug-command yes\n{config_text}");
+        let observed = Arc::new(std::sync::Mutex::new(Observed::default()));
+        let sink = observed.clone();
+        // Every write is verified against a full digest recomputation: datasets are small here.
+        env.observer = Some(store::observe::Observer::new(
+            move |o| {
+                let mut s = sink.lock().expect("observed");
+                s.last_digest = Some(match &o {
+                    store::observe::Observation::Write { digest, .. }
+                    | store::observe::Observation::Expired { digest, .. } => *digest,
+                });
+                if s.log.len() == OBSERVATIONS_MAX {
+                    s.log.pop_front();
+                    s.dropped += 1;
+                }
+                s.log.push_back(o);
+            },
+            true,
+        ));
+        let text =
+            format!("port {SERVER_PORT}\nbind 0.0.0.0\nprotected-mode no\nenable-debug-command yes\n{config_text}");
         let config = Config::parse(&text, &name).expect("simulation config is valid");
         let node = self
             .handle
@@ -96,14 +127,7 @@ impl Cluster {
             })
             .build();
         self.record(format!("{name} started at {ip}"));
-        self.servers.push(ServerNode {
-            name,
-            ip,
-            addr: format!("{ip}:{SERVER_PORT}"),
-            node,
-            disk,
-            clock,
-        });
+        self.servers.push(ServerNode { observed, name, ip, addr: format!("{ip}:{SERVER_PORT}"), node, disk, clock });
         index
     }
 
@@ -111,22 +135,13 @@ impl Cluster {
     pub fn client_node(&mut self, name: &str) -> NodeHandle {
         self.clients_made += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, self.clients_made));
-        let node = self
-            .handle
-            .create_node()
-            .name(name.to_string())
-            .ip(ip)
-            .build();
+        let node = self.handle.create_node().name(name.to_string()).ip(ip).build();
         self.clients.push((name.to_string(), node.id()));
         node
     }
 
     /// Connects to a server, retrying until it accepts or `deadline` passes.
-    pub async fn connect(
-        addr: &str,
-        io_timeout: Duration,
-        deadline: Duration,
-    ) -> Result<Client, String> {
+    pub async fn connect(addr: &str, io_timeout: Duration, deadline: Duration) -> Result<Client, String> {
         let start = madsim::time::Instant::now();
         loop {
             match Client::connect(addr, io_timeout).await {

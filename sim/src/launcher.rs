@@ -11,10 +11,7 @@ use std::process::{Command, ExitStatus};
 
 /// The workspace root (the parent of this crate's manifest directory).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("sim lives in the workspace")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("sim lives in the workspace").to_path_buf()
 }
 
 /// Where the madsim flavour is built.
@@ -41,8 +38,5 @@ pub fn build_sim() -> Result<PathBuf, String> {
 /// Builds the simulator and runs it with `args`.
 pub fn run_sim(args: &[String]) -> Result<ExitStatus, String> {
     let bin = build_sim()?;
-    Command::new(&bin)
-        .args(args)
-        .status()
-        .map_err(|e| format!("running {}: {e}", bin.display()))
+    Command::new(&bin).args(args).status().map_err(|e| format!("running {}: {e}", bin.display()))
 }

@@ -44,11 +44,7 @@ fn not_int() -> Resp {
 
 fn parse_int(v: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(v).ok()?;
-    if s.is_empty()
-        || s.starts_with('+')
-        || (s.len() > 1 && s.starts_with('0'))
-        || s.starts_with("-0")
-    {
+    if s.is_empty() || s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) || s.starts_with("-0") {
         return None;
     }
     s.parse().ok()
@@ -69,16 +65,14 @@ impl Model {
             "set" => {
                 // SET k v [EX secs]
                 let ttl = args.len() > 3;
-                self.keys
-                    .insert(key(1), (MValue::Str(args[2].clone()), ttl));
+                self.keys.insert(key(1), (MValue::Str(args[2].clone()), ttl));
                 ok()
             }
             "setnx" => {
                 if self.keys.contains_key(&key(1)) {
                     Resp::Int(0)
                 } else {
-                    self.keys
-                        .insert(key(1), (MValue::Str(args[2].clone()), false));
+                    self.keys.insert(key(1), (MValue::Str(args[2].clone()), false));
                     Resp::Int(1)
                 }
             }
@@ -88,8 +82,7 @@ impl Model {
                     Some((MValue::Str(v), _)) => bulk(v),
                     Some(_) => return Some(wrongtype()),
                 };
-                self.keys
-                    .insert(key(1), (MValue::Str(args[2].clone()), false));
+                self.keys.insert(key(1), (MValue::Str(args[2].clone()), false));
                 old
             }
             "del" => {
@@ -101,11 +94,7 @@ impl Model {
                 }
                 Resp::Int(n)
             }
-            "exists" => Resp::Int(
-                (1..args.len())
-                    .filter(|&i| self.keys.contains_key(&key(i)))
-                    .count() as i64,
-            ),
+            "exists" => Resp::Int((1..args.len()).filter(|&i| self.keys.contains_key(&key(i))).count() as i64),
             "incr" | "incrby" | "decr" => {
                 let delta = match name.as_str() {
                     "incr" => 1,
@@ -121,19 +110,13 @@ impl Model {
                     Some(_) => return Some(wrongtype()),
                 };
                 let Some(next) = cur.checked_add(delta) else {
-                    return Some(Resp::Error(
-                        "ERR increment or decrement would overflow".into(),
-                    ));
+                    return Some(Resp::Error("ERR increment or decrement would overflow".into()));
                 };
-                self.keys
-                    .insert(key(1), (MValue::Str(next.to_string().into_bytes()), ttl));
+                self.keys.insert(key(1), (MValue::Str(next.to_string().into_bytes()), ttl));
                 Resp::Int(next)
             }
             "append" => {
-                let entry = self
-                    .keys
-                    .entry(key(1))
-                    .or_insert((MValue::Str(Vec::new()), false));
+                let entry = self.keys.entry(key(1)).or_insert((MValue::Str(Vec::new()), false));
                 match &mut entry.0 {
                     MValue::Str(v) => {
                         v.extend_from_slice(&args[2]);
@@ -178,10 +161,7 @@ impl Model {
                 _ => Resp::Int(0),
             },
             "rpush" | "lpush" => {
-                let entry = self
-                    .keys
-                    .entry(key(1))
-                    .or_insert((MValue::List(VecDeque::new()), false));
+                let entry = self.keys.entry(key(1)).or_insert((MValue::List(VecDeque::new()), false));
                 match &mut entry.0 {
                     MValue::List(l) => {
                         for v in &args[2..] {
@@ -201,11 +181,7 @@ impl Model {
                 let r = match self.keys.get_mut(&k) {
                     None => nil(),
                     Some((MValue::List(l), _)) => {
-                        let v = if name == "lpop" {
-                            l.pop_front()
-                        } else {
-                            l.pop_back()
-                        };
+                        let v = if name == "lpop" { l.pop_front() } else { l.pop_back() };
                         bulk(&v.expect("lists are never empty"))
                     }
                     Some(_) => wrongtype(),
@@ -221,10 +197,7 @@ impl Model {
                 Some(_) => wrongtype(),
             },
             "hset" => {
-                let entry = self
-                    .keys
-                    .entry(key(1))
-                    .or_insert((MValue::Hash(BTreeMap::new()), false));
+                let entry = self.keys.entry(key(1)).or_insert((MValue::Hash(BTreeMap::new()), false));
                 match &mut entry.0 {
                     MValue::Hash(h) => {
                         let mut added = 0;
@@ -244,14 +217,9 @@ impl Model {
                 Some(_) => wrongtype(),
             },
             "sadd" => {
-                let entry = self
-                    .keys
-                    .entry(key(1))
-                    .or_insert((MValue::Set(BTreeSet::new()), false));
+                let entry = self.keys.entry(key(1)).or_insert((MValue::Set(BTreeSet::new()), false));
                 match &mut entry.0 {
-                    MValue::Set(s) => {
-                        Resp::Int(args[2..].iter().filter(|m| s.insert((*m).clone())).count() as i64)
-                    }
+                    MValue::Set(s) => Resp::Int(args[2..].iter().filter(|m| s.insert((*m).clone())).count() as i64),
                     _ => wrongtype(),
                 }
             }
@@ -294,10 +262,7 @@ mod tests {
         assert_eq!(m.apply(0, &a(&["APPEND", "x", "0"])), Some(Resp::Int(2)));
         assert_eq!(m.apply(0, &a(&["INCRBY", "x", "5"])), Some(Resp::Int(15)));
         assert_eq!(m.apply(0, &a(&["LPUSH", "x", "a"])), Some(wrongtype()));
-        assert_eq!(
-            m.apply(0, &a(&["RPUSH", "l", "a", "b"])),
-            Some(Resp::Int(2))
-        );
+        assert_eq!(m.apply(0, &a(&["RPUSH", "l", "a", "b"])), Some(Resp::Int(2)));
         assert_eq!(m.apply(0, &a(&["LPOP", "l"])), Some(bulk(b"a")));
         assert_eq!(m.apply(0, &a(&["RPOP", "l"])), Some(bulk(b"b")));
         assert_eq!(m.apply(0, &a(&["EXISTS", "l"])), Some(Resp::Int(0)));

@@ -24,8 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cluster::Cluster;
 
 /// madsim's default one-way latency range, restored when faults heal.
-const DEFAULT_LATENCY: std::ops::Range<Duration> =
-    Duration::from_millis(1)..Duration::from_millis(10);
+const DEFAULT_LATENCY: std::ops::Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
 /// Active faults at once, at most.
 pub const ACTIVE_FAULTS_MAX: usize = 4;
 
@@ -50,11 +49,7 @@ impl Swarm {
     /// Draws which faults are on for this seed; one seed in ten runs with none at all.
     pub fn draw(rng: &mut ChaCha8Rng, allow_kill: bool) -> Swarm {
         if rng.gen_bool(0.1) {
-            return Swarm {
-                interval_ms: (1000, 1000),
-                duration_ms: (100, 100),
-                ..Swarm::default()
-            };
+            return Swarm { interval_ms: (1000, 1000), duration_ms: (100, 100), ..Swarm::default() };
         }
         let fast = rng.gen_bool(0.5);
         Swarm {
@@ -167,12 +162,7 @@ pub struct Nemesis {
 
 impl Nemesis {
     pub fn new(swarm: Swarm, rng: ChaCha8Rng) -> Nemesis {
-        Nemesis {
-            swarm,
-            rng,
-            active: Vec::new(),
-            kills_ns: Vec::new(),
-        }
+        Nemesis { swarm, rng, active: Vec::new(), kills_ns: Vec::new() }
     }
 
     /// Injects faults until `run_for` has passed, then heals everything (the liveness phase).
@@ -180,9 +170,7 @@ impl Nemesis {
         let kinds = self.swarm.kinds();
         let end = madsim::time::Instant::now() + run_for;
         while madsim::time::Instant::now() < end {
-            let wait = self
-                .rng
-                .gen_range(self.swarm.interval_ms.0..=self.swarm.interval_ms.1);
+            let wait = self.rng.gen_range(self.swarm.interval_ms.0..=self.swarm.interval_ms.1);
             madsim::time::sleep(Duration::from_millis(wait)).await;
             self.heal_due(cluster, false);
             if kinds.is_empty() || self.active.len() >= ACTIVE_FAULTS_MAX {
@@ -195,19 +183,12 @@ impl Nemesis {
     }
 
     fn heal_at(&mut self) -> madsim::time::Instant {
-        let d = self
-            .rng
-            .gen_range(self.swarm.duration_ms.0..=self.swarm.duration_ms.1);
+        let d = self.rng.gen_range(self.swarm.duration_ms.0..=self.swarm.duration_ms.1);
         madsim::time::Instant::now() + Duration::from_millis(d)
     }
 
     fn all_nodes(cluster: &Cluster) -> Vec<(String, NodeId)> {
-        cluster
-            .servers
-            .iter()
-            .map(|s| (s.name.clone(), s.node.id()))
-            .chain(cluster.clients.iter().cloned())
-            .collect()
+        cluster.servers.iter().map(|s| (s.name.clone(), s.node.id())).chain(cluster.clients.iter().cloned()).collect()
     }
 
     fn inject(&mut self, cluster: &Cluster, kind: Kind) {
@@ -243,10 +224,7 @@ impl Nemesis {
                         // Symmetric split (a majority/minority when sizes differ).
                         let cut = self.rng.gen_range(1..nodes.len().max(2));
                         let (a, b) = nodes.split_at(cut.min(nodes.len()));
-                        links = a
-                            .iter()
-                            .flat_map(|x| b.iter().flat_map(move |y| [(x.1, y.1), (y.1, x.1)]))
-                            .collect();
+                        links = a.iter().flat_map(|x| b.iter().flat_map(move |y| [(x.1, y.1), (y.1, x.1)])).collect();
                         what = format!(
                             "partition {{{}}} | {{{}}}",
                             a.iter().map(|n| n.0.as_str()).collect::<Vec<_>>().join(","),
@@ -285,9 +263,7 @@ impl Nemesis {
             }
             Kind::Latency => {
                 let hi = self.rng.gen_range(20..500);
-                net.update_config(|c| {
-                    c.send_latency = Duration::from_millis(1)..Duration::from_millis(hi)
-                });
+                net.update_config(|c| c.send_latency = Duration::from_millis(1)..Duration::from_millis(hi));
                 store::fault::probe("fault.latency");
                 cluster.record(format!("nemesis: latency 1-{hi} ms"));
                 Active::Latency
@@ -374,19 +350,11 @@ impl Nemesis {
                 }
                 Active::DiskFsync(i) => {
                     cluster.servers[i].disk.set_fail_fsync(false);
-                    cluster.record(format!(
-                        "nemesis: fsync works again on {}",
-                        cluster.servers[i].name
-                    ));
+                    cluster.record(format!("nemesis: fsync works again on {}", cluster.servers[i].name));
                 }
                 Active::DiskFull(i) => {
-                    cluster.servers[i]
-                        .disk
-                        .set_capacity(crate::cluster::DISK_BYTES);
-                    cluster.record(format!(
-                        "nemesis: disk space back on {}",
-                        cluster.servers[i].name
-                    ));
+                    cluster.servers[i].disk.set_capacity(crate::cluster::DISK_BYTES);
+                    cluster.record(format!("nemesis: disk space back on {}", cluster.servers[i].name));
                 }
             }
         }

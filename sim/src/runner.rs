@@ -31,12 +31,7 @@ pub struct Failure {
 }
 
 /// Runs one seed of one scenario, with the given planted bugs active.
-pub fn run_seed(
-    scenario: &Scenario,
-    seed: u64,
-    verbose: bool,
-    planted: &[String],
-) -> Result<Outcome, Failure> {
+pub fn run_seed(scenario: &Scenario, seed: u64, verbose: bool, planted: &[String]) -> Result<Outcome, Failure> {
     // Fault points, planted bugs and probes are per run; the scenario turns buggify on if its
     // swarm says so.
     store::fault::reset(false, planted);
@@ -59,44 +54,32 @@ pub fn run_seed(
             simulated,
             probes: store::fault::take_probes(),
         }),
-        Ok((Err(message), _)) => Err(Failure {
-            message,
-            tail: trace.tail(),
-            trace_hash: trace.hash(),
-        }),
+        Ok((Err(message), _)) => Err(Failure { message, tail: trace.tail(), trace_hash: trace.hash() }),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into());
-            Err(Failure {
-                message: format!("panic: {message}"),
-                tail: trace.tail(),
-                trace_hash: trace.hash(),
-            })
+            Err(Failure { message: format!("panic: {message}"), tail: trace.tail(), trace_hash: trace.hash() })
         }
     }
 }
 
-fn replay_command(scenario: &str, seed: u64) -> String {
-    format!("cargo run -p sim -- replay --scenario {scenario} --seed {seed}")
+fn replay_command(scenario: &str, seed: u64, planted: &[String]) -> String {
+    let mut cmd = format!("cargo run -p sim -- replay --scenario {scenario} --seed {seed}");
+    for bug in planted {
+        cmd.push_str(&format!(" --plant {bug}"));
+    }
+    cmd
 }
 
-fn report_failure(scenario: &str, seed: u64, f: &Failure) {
+fn report_failure(scenario: &str, seed: u64, planted: &[String], f: &Failure) {
     eprintln!("\n=== FAILED scenario={scenario} seed={seed} ===");
     eprintln!("reason: {}", f.message);
     eprintln!("trace hash: {:016x}", f.trace_hash);
     eprintln!("last events:");
-    for e in f
-        .tail
-        .iter()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-    {
+    for e in f.tail.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev() {
         eprintln!("  {}", e.line());
     }
     match crate::timeline::write(scenario, seed, &f.message, &f.tail) {
@@ -108,7 +91,7 @@ fn report_failure(scenario: &str, seed: u64, f: &Failure) {
         ),
         Err(e) => eprintln!("could not write the timeline: {e}"),
     }
-    eprintln!("replay with:\n  {}", replay_command(scenario, seed));
+    eprintln!("replay with:\n  {}", replay_command(scenario, seed, planted));
 }
 
 struct Args {
@@ -133,21 +116,15 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     };
     let mut i = 1;
     let num = |v: Option<&String>, what: &str| -> Result<u64, String> {
-        v.ok_or(format!("{what} needs a value"))?
-            .parse::<u64>()
-            .map_err(|e| format!("{what}: {e}"))
+        v.ok_or(format!("{what} needs a value"))?.parse::<u64>().map_err(|e| format!("{what}: {e}"))
     };
     while i < args.len() {
         match args[i].as_str() {
-            "--scenario" => {
-                a.scenario = Some(args.get(i + 1).cloned().ok_or("--scenario needs a value")?)
-            }
+            "--scenario" => a.scenario = Some(args.get(i + 1).cloned().ok_or("--scenario needs a value")?),
             "--seeds" => a.seeds = Some(num(args.get(i + 1), "--seeds")?),
             "--start" => a.start = num(args.get(i + 1), "--start")?,
             "--seed" => a.seed = Some(num(args.get(i + 1), "--seed")?),
-            "--plant" => a
-                .planted
-                .push(args.get(i + 1).cloned().ok_or("--plant needs a bug name")?),
+            "--plant" => a.planted.push(args.get(i + 1).cloned().ok_or("--plant needs a bug name")?),
             "--verbose" => {
                 a.verbose = true;
                 i += 1;
@@ -190,7 +167,7 @@ pub fn main(args: &[String]) -> i32 {
                     0
                 }
                 Err(f) => {
-                    report_failure(name, seed, &f);
+                    report_failure(name, seed, &a.planted, &f);
                     1
                 }
             }
@@ -217,11 +194,8 @@ fn regression_seeds(scenario: &str) -> Vec<u64> {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return out;
     };
-    let mut files: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
+    let mut files: Vec<_> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
     files.sort();
     for f in files {
         let Ok(text) = std::fs::read_to_string(&f) else {
@@ -256,11 +230,7 @@ fn sweep(a: &Args) -> i32 {
     for sc in selected {
         let n = a.seeds.unwrap_or(sc.default_seeds);
         let regressions = regression_seeds(sc.name);
-        let seeds: Vec<u64> = regressions
-            .iter()
-            .copied()
-            .chain(a.start..a.start + n)
-            .collect();
+        let seeds: Vec<u64> = regressions.iter().copied().chain(a.start..a.start + n).collect();
         let wall = Instant::now();
         let mut simulated = Duration::ZERO;
         let mut events = 0;
@@ -279,7 +249,7 @@ fn sweep(a: &Args) -> i32 {
                     }
                 }
                 Err(f) => {
-                    report_failure(sc.name, seed, &f);
+                    report_failure(sc.name, seed, &[], &f);
                     return 1;
                 }
             }
@@ -296,37 +266,18 @@ fn sweep(a: &Args) -> i32 {
             simulated.as_secs_f64() / wall_s,
             events
         );
-        println!(
-            "coverage ({}): probe, seeds that reached it, total hits",
-            sc.name
-        );
+        println!("coverage ({}): probe, seeds that reached it, total hits", sc.name);
         for (probe, (seeds_hit, hits)) in &coverage {
-            let required = if sc.required_probes.contains(probe) {
-                " (required)"
-            } else {
-                ""
-            };
+            let required = if sc.required_probes.contains(probe) { " (required)" } else { "" };
             println!("  {probe:<36} {seeds_hit:>6} seeds {hits:>9} hits{required}");
         }
-        let missing: Vec<&&str> = sc
-            .required_probes
-            .iter()
-            .filter(|p| !coverage.contains_key(**p))
-            .collect();
+        let missing: Vec<&&str> = sc.required_probes.iter().filter(|p| !coverage.contains_key(**p)).collect();
         if !missing.is_empty() {
-            eprintln!(
-                "coverage FAILED for {}: required probes never reached: {:?}",
-                sc.name, missing
-            );
+            eprintln!("coverage FAILED for {}: required probes never reached: {:?}", sc.name, missing);
             return 1;
         }
         // Determinism self-check: every 100th seed (at least 3) runs again, hashes must agree.
-        let sample: Vec<(u64, u64)> = hashes
-            .iter()
-            .copied()
-            .step_by((hashes.len() / 10).max(1))
-            .take(10)
-            .collect();
+        let sample: Vec<(u64, u64)> = hashes.iter().copied().step_by((hashes.len() / 10).max(1)).take(10).collect();
         for (seed, hash) in &sample {
             match run_seed(sc, *seed, false, &[]) {
                 Ok(o) if o.trace_hash == *hash => {}
@@ -336,13 +287,13 @@ fn sweep(a: &Args) -> i32 {
                         sc.name,
                         hash,
                         o.trace_hash,
-                        replay_command(sc.name, *seed)
+                        replay_command(sc.name, *seed, &[])
                     );
                     return 1;
                 }
                 Err(f) => {
                     eprintln!("NON-DETERMINISM: seed {seed} passed once and failed on re-run");
-                    report_failure(sc.name, *seed, &f);
+                    report_failure(sc.name, *seed, &[], &f);
                     return 1;
                 }
             }
@@ -364,10 +315,7 @@ pub const PLANTED_SEEDS_MAX: u64 = 300;
 /// fails; succeeds only if every bug is caught within `PLANTED_SEEDS_MAX` seeds.
 fn planted(a: &Args) -> i32 {
     let bugs: Vec<String> = if a.planted.is_empty() {
-        store::fault::PLANTED_BUGS
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .collect()
+        store::fault::PLANTED_BUGS.iter().map(|(n, _)| n.to_string()).collect()
     } else {
         a.planted.clone()
     };
@@ -395,10 +343,7 @@ fn planted(a: &Args) -> i32 {
         }
     }
     if escaped.is_empty() {
-        println!(
-            "all {} planted bugs caught within {limit} seeds",
-            bugs.len()
-        );
+        println!("all {} planted bugs caught within {limit} seeds", bugs.len());
         0
     } else {
         eprintln!("planted bugs not caught: {escaped:?}");

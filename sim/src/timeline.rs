@@ -15,10 +15,7 @@ const WIDTH_PX: f64 = 1400.0;
 const LEFT_PX: f64 = 110.0;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Renders the SVG for `events` (already in time order).
@@ -39,9 +36,7 @@ pub fn svg(events: &[Event]) -> String {
         .unwrap_or(0);
     let t1 = events.iter().map(|e| e.t_ns).max().unwrap_or(1).max(t0 + 1);
     let x = |t: u128| LEFT_PX + (t - t0) as f64 / (t1 - t0) as f64 * (WIDTH_PX - LEFT_PX - 10.0);
-    let lane_y = |lane: &str| {
-        20.0 + lanes.iter().position(|l| *l == lane).unwrap_or(0) as f64 * LANE_HEIGHT_PX
-    };
+    let lane_y = |lane: &str| 20.0 + lanes.iter().position(|l| *l == lane).unwrap_or(0) as f64 * LANE_HEIGHT_PX;
     let height = 40.0 + lanes.len() as f64 * LANE_HEIGHT_PX;
     let mut o = String::new();
     let _ = writeln!(
@@ -69,9 +64,7 @@ pub fn svg(events: &[Event]) -> String {
                 );
             }
             Mark::Span { start_ns } => {
-                let failed = e.text.contains("-> -")
-                    || e.text.contains("timeout")
-                    || e.text.contains("unknown");
+                let failed = e.text.contains("-> -") || e.text.contains("timeout") || e.text.contains("unknown");
                 let colour = if failed { "#d33" } else { "#36c" };
                 let (a, b) = (x(start_ns), x(e.t_ns));
                 let _ = writeln!(
@@ -105,15 +98,8 @@ pub fn svg(events: &[Event]) -> String {
 }
 
 /// Writes `<scenario>-<seed>.txt` and `.html` under target/sim-failures; returns their paths.
-pub fn write(
-    scenario: &str,
-    seed: u64,
-    reason: &str,
-    events: &[Event],
-) -> std::io::Result<(PathBuf, PathBuf)> {
-    let dir = crate::launcher::workspace_root()
-        .join("target")
-        .join("sim-failures");
+pub fn write(scenario: &str, seed: u64, reason: &str, events: &[Event]) -> std::io::Result<(PathBuf, PathBuf)> {
+    let dir = crate::launcher::workspace_root().join("target").join("sim-failures");
     std::fs::create_dir_all(&dir)?;
     let base = dir.join(format!("{scenario}-{seed}"));
     let mut text = format!("scenario {scenario} seed {seed}\nviolation: {reason}\n\n");
@@ -143,24 +129,9 @@ mod tests {
     #[test]
     fn svg_has_lanes_spans_and_faults() {
         let events = vec![
-            Event {
-                t_ns: 10,
-                lane: "c0".into(),
-                text: "SET a 1 -> +OK".into(),
-                mark: Mark::Span { start_ns: 5 },
-            },
-            Event {
-                t_ns: 12,
-                lane: "cluster".into(),
-                text: "nemesis: kill server-1".into(),
-                mark: Mark::Fault,
-            },
-            Event {
-                t_ns: 20,
-                lane: "c1".into(),
-                text: "GET a -> timeout".into(),
-                mark: Mark::Span { start_ns: 11 },
-            },
+            Event { t_ns: 10, lane: "c0".into(), text: "SET a 1 -> +OK".into(), mark: Mark::Span { start_ns: 5 } },
+            Event { t_ns: 12, lane: "cluster".into(), text: "nemesis: kill server-1".into(), mark: Mark::Fault },
+            Event { t_ns: 20, lane: "c1".into(), text: "GET a -> timeout".into(), mark: Mark::Span { start_ns: 11 } },
         ];
         let s = svg(&events);
         assert!(s.contains(">c0<") && s.contains(">c1<"));

@@ -59,12 +59,7 @@ impl Event {
                 self.text,
                 (self.t_ns - start_ns) as f64 / 1e6
             ),
-            _ => format!(
-                "{:>12.6}s {:<10} {}",
-                self.t_ns as f64 / 1e9,
-                self.lane,
-                self.text
-            ),
+            _ => format!("{:>12.6}s {:<10} {}", self.t_ns as f64 / 1e9, self.lane, self.text),
         }
     }
 }
@@ -84,28 +79,14 @@ impl Trace {
     /// Records a cluster-level event at simulated time `t_ns`; events starting with
     /// "nemesis:" are faults.
     pub fn record(&self, t_ns: u128, event: String) {
-        let mark = if event.starts_with("nemesis:") {
-            Mark::Fault
-        } else {
-            Mark::Point
-        };
-        self.push(Event {
-            t_ns,
-            lane: "cluster".into(),
-            text: event,
-            mark,
-        });
+        let mark = if event.starts_with("nemesis:") { Mark::Fault } else { Mark::Point };
+        self.push(Event { t_ns, lane: "cluster".into(), text: event, mark });
     }
 
     /// Records an operation by `lane` that ran from `start_ns` to `end_ns`.
     pub fn record_op(&self, lane: &str, start_ns: u128, end_ns: u128, text: String) {
         debug_assert!(start_ns <= end_ns);
-        self.push(Event {
-            t_ns: end_ns,
-            lane: lane.to_string(),
-            text,
-            mark: Mark::Span { start_ns },
-        });
+        self.push(Event { t_ns: end_ns, lane: lane.to_string(), text, mark: Mark::Span { start_ns } });
     }
 
     fn push(&self, e: Event) {
@@ -137,13 +118,7 @@ impl Trace {
     }
 
     pub fn tail(&self) -> Vec<Event> {
-        self.inner
-            .lock()
-            .expect("trace lock")
-            .tail
-            .iter()
-            .cloned()
-            .collect()
+        self.inner.lock().expect("trace lock").tail.iter().cloned().collect()
     }
 }
 

@@ -41,7 +41,10 @@ fn failing_seed_replays_with_the_same_trace() {
         assert!(!out.status.success(), "the planted bug must make seed 0 fail");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let hash = stderr.lines().find(|l| l.starts_with("trace hash:")).expect("a trace hash is printed").to_string();
-        assert!(stderr.contains("cargo run -p sim -- replay --scenario register --seed 0"), "the replay command is printed");
+        assert!(
+            stderr.contains("cargo run -p sim -- replay --scenario register --seed 0 --plant incr-off-by-one"),
+            "the replay command is printed"
+        );
         hash
     };
     let first = replay();

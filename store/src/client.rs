@@ -176,11 +176,7 @@ impl Client {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        Ok(Client {
-            stream,
-            buf: BytesMut::with_capacity(4096),
-            io_timeout: timeout,
-        })
+        Ok(Client { stream, buf: BytesMut::with_capacity(4096), io_timeout: timeout })
     }
 
     /// Sends one command (written and flushed: under madsim nothing leaves before `flush`).
@@ -215,10 +211,7 @@ impl Client {
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed by server",
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by server"));
             }
         }
     }
@@ -262,22 +255,13 @@ mod tests {
     #[test]
     fn parses_all_reply_kinds() {
         assert_eq!(parse(b"+OK\r\n").unwrap(), Some(Resp::Simple("OK".into())));
-        assert_eq!(
-            parse(b"-ERR x\r\n").unwrap(),
-            Some(Resp::Error("ERR x".into()))
-        );
+        assert_eq!(parse(b"-ERR x\r\n").unwrap(), Some(Resp::Error("ERR x".into())));
         assert_eq!(parse(b":-3\r\n").unwrap(), Some(Resp::Int(-3)));
         assert_eq!(parse(b"$-1\r\n").unwrap(), Some(Resp::Bulk(None)));
-        assert_eq!(
-            parse(b"$3\r\nabc\r\n").unwrap(),
-            Some(Resp::Bulk(Some(Bytes::from_static(b"abc"))))
-        );
+        assert_eq!(parse(b"$3\r\nabc\r\n").unwrap(), Some(Resp::Bulk(Some(Bytes::from_static(b"abc")))));
         assert_eq!(
             parse(b"*2\r\n:1\r\n*0\r\n").unwrap(),
-            Some(Resp::Array(Some(vec![
-                Resp::Int(1),
-                Resp::Array(Some(vec![]))
-            ])))
+            Some(Resp::Array(Some(vec![Resp::Int(1), Resp::Array(Some(vec![]))])))
         );
         assert_eq!(parse(b"*2\r\n:1\r\n").unwrap(), None);
         assert_eq!(parse(b"$3\r\nab").unwrap(), None);

@@ -49,10 +49,7 @@ const REDIS_DIRECTIVES: &[(&str, &str)] = &[
     ("bind-source-addr", ""),
     ("bio_cpulist", ""),
     ("busy-reply-threshold", "5000"),
-    (
-        "client-output-buffer-limit",
-        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-    ),
+    ("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
     ("client-query-buffer-limit", "1073741824"),
     ("cluster-allow-pubsubshard-when-down", "yes"),
     ("cluster-allow-reads-when-down", "no"),
@@ -241,10 +238,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
-    (
-        "cluster-slave-validity-factor",
-        "cluster-replica-validity-factor",
-    ),
+    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
 ];
 
 /// Directives CONFIG SET refuses, as Redis marks them immutable.
@@ -304,34 +298,17 @@ const ENUMS: &[(&str, &[&str])] = &[
     ("appendfsync", &["everysec", "always", "no"]),
     ("supervised", &["upstart", "systemd", "auto", "no"]),
     ("repl-diskless-load", &["disabled", "on-empty-db", "swapdb"]),
-    (
-        "propagation-error-behavior",
-        &["ignore", "panic", "panic-on-replicas"],
-    ),
-    (
-        "shutdown-on-sigint",
-        &["default", "save", "nosave", "now", "force"],
-    ),
-    (
-        "shutdown-on-sigterm",
-        &["default", "save", "nosave", "now", "force"],
-    ),
+    ("propagation-error-behavior", &["ignore", "panic", "panic-on-replicas"]),
+    ("shutdown-on-sigint", &["default", "save", "nosave", "now", "force"]),
+    ("shutdown-on-sigterm", &["default", "save", "nosave", "now", "force"]),
     ("acl-pubsub-default", &["allchannels", "resetchannels"]),
-    (
-        "cluster-preferred-endpoint-type",
-        &["ip", "hostname", "unknown-endpoint"],
-    ),
+    ("cluster-preferred-endpoint-type", &["ip", "hostname", "unknown-endpoint"]),
     ("sanitize-dump-payload", &["no", "yes", "clients"]),
     ("enable-debug-command", &["no", "yes", "local"]),
     ("enable-module-command", &["no", "yes", "local"]),
     ("enable-protected-configs", &["no", "yes", "local"]),
     ("oom-score-adj", &["no", "yes", "relative", "absolute"]),
-    (
-        "syslog-facility",
-        &[
-            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-        ],
-    ),
+    ("syslog-facility", &["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]),
 ];
 
 /// Memory-valued directives (accept `1gb`, `100mb`, `64k`...).
@@ -413,16 +390,8 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     /// Formatted like Redis's fatal config error report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "\n*** FATAL CONFIG FILE ERROR (store {}) ***",
-            env!("CARGO_PKG_VERSION")
-        )?;
-        writeln!(
-            f,
-            "Reading the configuration file {}, at line {}",
-            self.file, self.line_no
-        )?;
+        writeln!(f, "\n*** FATAL CONFIG FILE ERROR (store {}) ***", env!("CARGO_PKG_VERSION"))?;
+        writeln!(f, "Reading the configuration file {}, at line {}", self.file, self.line_no)?;
         writeln!(f, ">>> '{}'", self.line)?;
         write!(f, "{}", self.reason)
     }
@@ -450,11 +419,7 @@ fn canonical(name: &str) -> Option<&'static str> {
     if let Some((_, c)) = ALIASES.iter().find(|(a, _)| *a == lower) {
         return Some(c);
     }
-    OUR_DEFAULTS
-        .iter()
-        .chain(REDIS_DIRECTIVES.iter())
-        .find(|(n, _)| *n == lower)
-        .map(|(n, _)| *n)
+    OUR_DEFAULTS.iter().chain(REDIS_DIRECTIVES.iter()).find(|(n, _)| *n == lower).map(|(n, _)| *n)
 }
 
 fn default_of(name: &str) -> &'static str {
@@ -541,9 +506,7 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
         }
         Kind::Int(lo, hi) => {
             let v = single()?;
-            let n: i64 = v
-                .parse()
-                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
@@ -555,26 +518,18 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
         }
         Kind::Memory => {
             let v = single()?;
-            parse_memory(v)
-                .map(|n| n.to_string())
-                .ok_or_else(|| "argument must be a memory value".into())
+            parse_memory(v).map(|n| n.to_string()).ok_or_else(|| "argument must be a memory value".into())
         }
         Kind::Enum(vals) => {
             let v = single()?.to_ascii_lowercase();
             if vals.contains(&v.as_str()) {
                 Ok(v)
             } else {
-                Err(format!(
-                    "argument(s) must be one of the following: {}",
-                    vals.join(", ")
-                ))
+                Err(format!("argument(s) must be one of the following: {}", vals.join(", ")))
             }
         }
         Kind::Str => {
-            if args.len() > 1
-                && name != "oom-score-adj-values"
-                && name != "latency-tracking-info-percentiles"
-            {
+            if args.len() > 1 && name != "oom-score-adj-values" && name != "latency-tracking-info-percentiles" {
                 return Err("wrong number of arguments".into());
             }
             Ok(args.join(" "))
@@ -621,9 +576,7 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
             for chunk in joined.chunks(4) {
                 let class = chunk[0].to_ascii_lowercase();
                 if !["normal", "slave", "replica", "pubsub"].contains(&class.as_str()) {
-                    return Err(
-                        "Invalid client class specified in buffer limit configuration.".into(),
-                    );
+                    return Err("Invalid client class specified in buffer limit configuration.".into());
                 }
                 if parse_memory(chunk[1]).is_none()
                     || parse_memory(chunk[2]).is_none()
@@ -653,13 +606,7 @@ impl Config {
         for (n, d) in OUR_DEFAULTS {
             values.insert(*n, d.to_string());
         }
-        let mut c = Config {
-            values,
-            renames: Vec::new(),
-            file: None,
-            file_lines: Vec::new(),
-            hot: Hot::default(),
-        };
+        let mut c = Config { values, renames: Vec::new(), file: None, file_lines: Vec::new(), hot: Hot::default() };
         c.refresh_hot();
         c
     }
@@ -679,12 +626,8 @@ impl Config {
         let mut saw_save = false;
         let mut saw_cobl = false;
         for (i, raw) in text.lines().enumerate() {
-            let err = |reason: String| ConfigError {
-                file: file.to_string(),
-                line_no: i + 1,
-                line: raw.to_string(),
-                reason,
-            };
+            let err =
+                |reason: String| ConfigError { file: file.to_string(), line_no: i + 1, line: raw.to_string(), reason };
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -692,10 +635,7 @@ impl Config {
             let Some(parts) = split_args(line.as_bytes()) else {
                 return Err(err("Unbalanced quotes in configuration line".into()));
             };
-            let parts: Vec<String> = parts
-                .into_iter()
-                .map(|p| String::from_utf8_lossy(&p).into_owned())
-                .collect();
+            let parts: Vec<String> = parts.into_iter().map(|p| String::from_utf8_lossy(&p).into_owned()).collect();
             let Some((name, args)) = parts.split_first() else {
                 continue;
             };
@@ -704,8 +644,7 @@ impl Config {
                 if args.len() != 2 {
                     return Err(err("wrong number of arguments".into()));
                 }
-                self.renames
-                    .push((args[0].to_ascii_lowercase(), args[1].to_ascii_lowercase()));
+                self.renames.push((args[0].to_ascii_lowercase(), args[1].to_ascii_lowercase()));
                 continue;
             }
             let Some(canon) = canonical(&lname) else {
@@ -715,11 +654,7 @@ impl Config {
             match canon {
                 "save" if saw_save && !normalised.is_empty() => {
                     let prev = self.values.get("save").cloned().unwrap_or_default();
-                    let merged = if prev.is_empty() {
-                        normalised
-                    } else {
-                        format!("{prev} {normalised}")
-                    };
+                    let merged = if prev.is_empty() { normalised } else { format!("{prev} {normalised}") };
                     self.values.insert(canon, merged);
                 }
                 "client-output-buffer-limit" if saw_cobl => {
@@ -742,11 +677,7 @@ impl Config {
         let num = |k: &str| g(k).parse::<i64>().unwrap_or(0);
         let pass = g("requirepass");
         self.hot = Hot {
-            requirepass: if pass.is_empty() {
-                None
-            } else {
-                Some(pass.into_bytes())
-            },
+            requirepass: if pass.is_empty() { None } else { Some(pass.into_bytes()) },
             maxmemory: num("maxmemory") as u64,
             proto_max_bulk_len: num("proto-max-bulk-len"),
             client_query_buffer_limit: num("client-query-buffer-limit") as usize,
@@ -791,9 +722,9 @@ impl Config {
     fn display_value(&self, name: &str, value: &str) -> String {
         match name {
             // Redis reports `dir` as an absolute path.
-            "dir" if value == "." => std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| value.to_string()),
+            "dir" if value == "." => {
+                std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| value.to_string())
+            }
             _ => value.to_string(),
         }
     }
@@ -803,10 +734,7 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), SetError> {
         let canon = canonical(name).ok_or(SetError::Unknown)?;
         if IMMUTABLE.contains(&canon) {
-            return Err(SetError::Invalid(
-                canon,
-                "can't set immutable config".into(),
-            ));
+            return Err(SetError::Invalid(canon, "can't set immutable config".into()));
         }
         let args: Vec<String> = match kind_of(canon) {
             Kind::Save | Kind::ClientOutputBufferLimit | Kind::Bind => {
@@ -849,10 +777,7 @@ impl Config {
                 continue;
             }
             let parts = split_args(line.as_bytes()).unwrap_or_default();
-            let name = parts
-                .first()
-                .map(|p| String::from_utf8_lossy(p).to_ascii_lowercase())
-                .unwrap_or_default();
+            let name = parts.first().map(|p| String::from_utf8_lossy(p).to_ascii_lowercase()).unwrap_or_default();
             if name == "rename-command" {
                 if !renames_done {
                     out.extend(self.rename_lines());
@@ -881,8 +806,7 @@ impl Config {
             appended.extend(self.rename_lines());
         }
         // Trailing blank lines collapse before the generated block, as Redis does.
-        while out.last().is_some_and(|l| l.trim().is_empty()) && !appended.is_empty() && !has_marker
-        {
+        while out.last().is_some_and(|l| l.trim().is_empty()) && !appended.is_empty() && !has_marker {
             out.pop();
         }
         if !appended.is_empty() {
@@ -897,10 +821,7 @@ impl Config {
     }
 
     fn rename_lines(&self) -> Vec<String> {
-        self.renames
-            .iter()
-            .map(|(a, b)| format!("rename-command {} {}", quote(a), quote(b)))
-            .collect()
+        self.renames.iter().map(|(a, b)| format!("rename-command {} {}", quote(a), quote(b))).collect()
     }
 
     fn option_lines(&self, name: &'static str) -> Vec<String> {
@@ -911,17 +832,11 @@ impl Config {
                     return vec!["save \"\"".into()];
                 }
                 let parts: Vec<&str> = value.split(' ').collect();
-                parts
-                    .chunks(2)
-                    .map(|c| format!("save {} {}", c[0], c[1]))
-                    .collect()
+                parts.chunks(2).map(|c| format!("save {} {}", c[0], c[1])).collect()
             }
             Kind::ClientOutputBufferLimit => {
                 let parts: Vec<&str> = value.split(' ').collect();
-                parts
-                    .chunks(4)
-                    .map(|c| format!("{name} {}", c.join(" ")))
-                    .collect()
+                parts.chunks(4).map(|c| format!("{name} {}", c.join(" "))).collect()
             }
             Kind::ReplicaOf if value.is_empty() => vec![],
             Kind::ReplicaOf | Kind::Bind => vec![format!("{name} {value}")],
@@ -932,11 +847,7 @@ impl Config {
 
 /// Quotes a value for a config line when it is empty or has spaces or quotes.
 fn quote(v: &str) -> String {
-    if !v.is_empty()
-        && !v
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b == b'\\')
-    {
+    if !v.is_empty() && !v.bytes().any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b == b'\\') {
         return v.to_string();
     }
     let mut s = String::from("\"");
@@ -993,14 +904,8 @@ mod tests {
     fn runtime_set_respects_mutability_and_types() {
         let mut c = Config::new();
         assert_eq!(c.set("nosuch", "1"), Err(SetError::Unknown));
-        assert!(matches!(
-            c.set("daemonize", "yes"),
-            Err(SetError::Invalid("daemonize", _))
-        ));
-        assert!(matches!(
-            c.set("maxmemory", "x"),
-            Err(SetError::Invalid(..))
-        ));
+        assert!(matches!(c.set("daemonize", "yes"), Err(SetError::Invalid("daemonize", _))));
+        assert!(matches!(c.set("maxmemory", "x"), Err(SetError::Invalid(..))));
         c.set("maxmemory", "1gb").unwrap();
         assert_eq!(c.get("maxmemory"), Some("1073741824"));
         c.set("min-slaves-to-write", "2").unwrap();
@@ -1011,20 +916,14 @@ mod tests {
 
     #[test]
     fn rewrite_keeps_comments_and_replaces_changed_lines() {
-        let text =
-            "# my comment\nport 6380\n\n# persistence\nsave 900 1\nsave 300 10\nmaxmemory 1mb\n";
+        let text = "# my comment\nport 6380\n\n# persistence\nsave 900 1\nsave 300 10\nmaxmemory 1mb\n";
         let mut c = Config::parse(text, "r.conf").unwrap();
         c.set("maxmemory", "2mb").unwrap();
         c.set("save", "60 5").unwrap();
         c.set_internal("replicaof", "10.0.0.1 6379");
         c.set("requirepass", "s3cret pass").unwrap();
         let out = c.rewrite();
-        assert!(
-            out.starts_with(
-                "# my comment\nport 6380\n\n# persistence\nsave 60 5\nmaxmemory 2097152\n"
-            ),
-            "{out}"
-        );
+        assert!(out.starts_with("# my comment\nport 6380\n\n# persistence\nsave 60 5\nmaxmemory 2097152\n"), "{out}");
         assert!(out.contains("# Generated by CONFIG REWRITE\n"));
         assert!(out.contains("replicaof 10.0.0.1 6379\n"));
         assert!(out.contains("requirepass \"s3cret pass\"\n"));

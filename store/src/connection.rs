@@ -32,12 +32,8 @@ const READ_CHUNK: usize = 16 * 1024;
 
 const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
-pub async fn serve<S>(
-    shared: Arc<Shared>,
-    mut stream: S,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
-) where
+pub async fn serve<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr, local: Option<SocketAddr>)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (push_tx, mut push_rx) = mpsc::channel(PUSH_QUEUE_MAX);
@@ -82,9 +78,7 @@ pub async fn serve<S>(
             );
             Ok((
                 Session::new(id, addr, laddr, is_local),
-                Limits {
-                    bulk_len_max: st.config.hot.proto_max_bulk_len,
-                },
+                Limits { bulk_len_max: st.config.hot.proto_max_bulk_len },
                 st.config.hot.client_query_buffer_limit,
                 st.config.hot.timeout_secs,
             ))
@@ -135,21 +129,12 @@ pub async fn serve<S>(
                     let Request::Command(args) = req else {
                         continue;
                     };
-                    if batch.is_empty()
-                        && batch_len >= 3
-                        && crate::fault::planted("batch-drops-last")
-                    {
+                    if batch.is_empty() && batch_len >= 3 && crate::fault::planted("batch-drops-last") {
                         Reply::ok(&mut out);
                         continue;
                     }
                     last_cmd = Some(String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
-                    let mut ctx = Ctx {
-                        st: &mut st,
-                        client: &mut session,
-                        out: &mut out,
-                        env: &shared.env,
-                        now_ms,
-                    };
+                    let mut ctx = Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms };
                     execute(&mut ctx, args);
                     if session.close || session.deferred.is_some() {
                         break;
@@ -163,9 +148,7 @@ pub async fn serve<S>(
                     shared.shutdown_notify.notify_one();
                 }
                 // Settings a CONFIG SET may have changed.
-                limits = Limits {
-                    bulk_len_max: st.config.hot.proto_max_bulk_len,
-                };
+                limits = Limits { bulk_len_max: st.config.hot.proto_max_bulk_len };
                 query_buffer_limit = st.config.hot.client_query_buffer_limit;
                 timeout_secs = st.config.hot.timeout_secs;
                 if let Some(entry) = st.clients.get_mut(&session.id) {
@@ -174,11 +157,7 @@ pub async fn serve<S>(
                     entry.last_active_ms = now_ms;
                     entry.sub = session.channels.len();
                     entry.psub = session.patterns.len();
-                    entry.multi = session
-                        .multi
-                        .as_ref()
-                        .map(|m| m.queue.len() as i64)
-                        .unwrap_or(-1);
+                    entry.multi = session.multi.as_ref().map(|m| m.queue.len() as i64).unwrap_or(-1);
                     if let Some(c) = last_cmd {
                         entry.last_cmd = c;
                     }
@@ -191,12 +170,7 @@ pub async fn serve<S>(
         }
         if let Some(e) = protocol_error {
             crate::fault::probe("conn.protocol_error");
-            tracing::debug!(
-                "Protocol error ({}) from client: id={} addr={}",
-                e.0,
-                session.id,
-                session.addr
-            );
+            tracing::debug!("Protocol error ({}) from client: id={} addr={}", e.0, session.id, session.addr);
             Reply::error(&mut out, &format!("ERR Protocol error: {}", e.0));
             session.close = true;
         }
@@ -229,8 +203,7 @@ pub async fn serve<S>(
             inbuf.reserve(READ_CHUNK);
         }
         // Redis exempts pub/sub clients from the idle timeout.
-        let idle_limit = (timeout_secs > 0 && session.subscriptions() == 0)
-            .then(|| Duration::from_secs(timeout_secs));
+        let idle_limit = (timeout_secs > 0 && session.subscriptions() == 0).then(|| Duration::from_secs(timeout_secs));
         tokio::select! {
             biased;
             _ = wake.notified() => {
@@ -260,18 +233,14 @@ pub async fn serve<S>(
     // Unregister: subscriptions, watches, registry entry.
     let mut st = shared.lock();
     let id = session.id;
-    st.pubsub
-        .remove_client(id, &session.channels, &session.patterns);
+    st.pubsub.remove_client(id, &session.channels, &session.patterns);
     st.watches.unwatch_all(id, &session.watched);
     st.clients.remove(&id);
 }
 
 /// Reads what is available; under buggify sometimes only a few bytes, so that requests arrive
 /// split at every possible boundary and the resumable parser is exercised.
-async fn read_some<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    inbuf: &mut BytesMut,
-) -> std::io::Result<usize> {
+async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, inbuf: &mut BytesMut) -> std::io::Result<usize> {
     if crate::fault::buggify("buggify.conn.tiny_reads") {
         let mut tiny = [0u8; 7];
         let n = stream.read(&mut tiny).await?;
@@ -291,18 +260,16 @@ async fn sleep_or_forever(limit: Option<Duration>) {
 /// Finishes a command's asynchronous part and writes its reply.
 async fn run_deferred(shared: &Shared, d: Deferred, out: &mut BytesMut) {
     match d {
-        Deferred::WriteConfig { path, text } => {
-            match shared.env.disk.write_atomic(&path, text.as_bytes()).await {
-                Ok(()) => {
-                    tracing::info!("CONFIG REWRITE executed with success.");
-                    Reply::ok(out)
-                }
-                Err(e) => {
-                    tracing::warn!("CONFIG REWRITE failed: {e}");
-                    Reply::error(out, &format!("ERR Rewriting config file: {e}"))
-                }
+        Deferred::WriteConfig { path, text } => match shared.env.disk.write_atomic(&path, text.as_bytes()).await {
+            Ok(()) => {
+                tracing::info!("CONFIG REWRITE executed with success.");
+                Reply::ok(out)
             }
-        }
+            Err(e) => {
+                tracing::warn!("CONFIG REWRITE failed: {e}");
+                Reply::error(out, &format!("ERR Rewriting config file: {e}"))
+            }
+        },
         Deferred::Sleep(d) => {
             tokio::time::sleep(d).await;
             Reply::ok(out)

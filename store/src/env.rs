@@ -29,6 +29,8 @@ pub struct Env {
     pub clock: Clock,
     pub rng: Rng,
     pub disk: Disk,
+    /// Where the server reports its writes (simulation); None in production.
+    pub observer: Option<crate::observe::Observer>,
 }
 
 impl Env {
@@ -36,20 +38,12 @@ impl Env {
     pub fn production() -> Env {
         let mut seed = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut seed);
-        Env {
-            clock: Clock::new(),
-            rng: Rng::new(u64::from_le_bytes(seed)),
-            disk: Disk::Real,
-        }
+        Env { clock: Clock::new(), rng: Rng::new(u64::from_le_bytes(seed)), disk: Disk::Real, observer: None }
     }
 
     /// Simulated environment: every choice derives from `seed`; the disk is the node's own.
     pub fn simulated(seed: u64, disk: Arc<SimDisk>, clock: Clock) -> Env {
-        Env {
-            clock,
-            rng: Rng::new(seed),
-            disk: Disk::Sim(disk),
-        }
+        Env { clock, rng: Rng::new(seed), disk: Disk::Sim(disk), observer: None }
     }
 }
 
@@ -103,9 +97,7 @@ pub struct Rng {
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng {
-            inner: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))),
-        }
+        Rng { inner: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))) }
     }
 
     pub fn next_u64(&self) -> u64 {
@@ -196,10 +188,7 @@ impl Disk {
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -254,10 +243,7 @@ impl SimDisk {
 
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let s = self.lock();
-        s.files
-            .get(path)
-            .map(|f| f.data.clone())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+        s.files.get(path).map(|f| f.data.clone()).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
     }
 
     pub fn exists(&self, path: &Path) -> bool {
@@ -266,17 +252,9 @@ impl SimDisk {
 
     pub fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let mut s = self.lock();
-        let used: u64 = s
-            .files
-            .iter()
-            .filter(|(p, _)| p.as_path() != path)
-            .map(|(_, f)| f.data.len() as u64)
-            .sum();
+        let used: u64 = s.files.iter().filter(|(p, _)| p.as_path() != path).map(|(_, f)| f.data.len() as u64).sum();
         if used + data.len() as u64 > s.capacity_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "No space left on device",
-            ));
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"));
         }
         let f = s.files.entry(path.to_path_buf()).or_default();
         f.data = data.to_vec();
@@ -286,24 +264,16 @@ impl SimDisk {
     pub fn fsync(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
         if s.fail_fsync {
-            return Err(io::Error::other(
-                "Input/output error (simulated fsync failure)",
-            ));
+            return Err(io::Error::other("Input/output error (simulated fsync failure)"));
         }
-        let f = s
-            .files
-            .get_mut(path)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
+        let f = s.files.get_mut(path).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
         f.synced = f.data.clone();
         Ok(())
     }
 
     pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        let f = s
-            .files
-            .remove(from)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
+        let f = s.files.remove(from).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
         s.files.insert(to.to_path_buf(), f);
         Ok(())
     }
@@ -312,34 +282,17 @@ impl SimDisk {
     pub fn fsync_dir(&self) -> io::Result<()> {
         let mut s = self.lock();
         if s.fail_fsync {
-            return Err(io::Error::other(
-                "Input/output error (simulated fsync failure)",
-            ));
+            return Err(io::Error::other("Input/output error (simulated fsync failure)"));
         }
-        s.durable_names = s
-            .files
-            .iter()
-            .map(|(p, f)| (p.clone(), f.synced.clone()))
-            .collect();
+        s.durable_names = s.files.iter().map(|(p, f)| (p.clone(), f.synced.clone())).collect();
         Ok(())
     }
 
     /// A crash: only durable names with their synced contents survive.
     pub fn power_fail(&self) {
         let mut s = self.lock();
-        s.files = s
-            .durable_names
-            .iter()
-            .map(|(p, d)| {
-                (
-                    p.clone(),
-                    SimFile {
-                        data: d.clone(),
-                        synced: d.clone(),
-                    },
-                )
-            })
-            .collect();
+        s.files =
+            s.durable_names.iter().map(|(p, d)| (p.clone(), SimFile { data: d.clone(), synced: d.clone() })).collect();
     }
 
     pub fn set_fail_fsync(&self, fail: bool) {
@@ -387,9 +340,6 @@ mod tests {
     #[test]
     fn disk_full_is_reported() {
         let d = SimDisk::new(4);
-        assert_eq!(
-            d.write(Path::new("f"), b"12345").unwrap_err().kind(),
-            io::ErrorKind::StorageFull
-        );
+        assert_eq!(d.write(Path::new("f"), b"12345").unwrap_err().kind(), io::ErrorKind::StorageFull);
     }
 }

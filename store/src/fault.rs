@@ -16,26 +16,11 @@
 
 /// Bugs the simulator can plant, with what each does. Each must be caught by the sweep.
 pub const PLANTED_BUGS: &[(&str, &str)] = &[
-    (
-        "incr-off-by-one",
-        "INCR/INCRBY adds one too many when the result is a multiple of 7",
-    ),
-    (
-        "batch-drops-last",
-        "the last request of a pipelined batch of 3 or more is answered +OK but not executed",
-    ),
-    (
-        "del-miscount",
-        "DEL counts keys given instead of keys deleted",
-    ),
-    (
-        "watch-ignores-incr",
-        "INCR does not invalidate WATCHes on its key",
-    ),
-    (
-        "getset-returns-new",
-        "GETSET replies with the new value instead of the old one",
-    ),
+    ("incr-off-by-one", "INCR/INCRBY adds one too many when the result is a multiple of 7"),
+    ("batch-drops-last", "the last request of a pipelined batch of 3 or more is answered +OK but not executed"),
+    ("del-miscount", "DEL counts keys given instead of keys deleted"),
+    ("watch-ignores-incr", "INCR does not invalidate WATCHes on its key"),
+    ("getset-returns-new", "GETSET replies with the new value instead of the old one"),
 ];
 
 #[cfg(madsim)]
@@ -59,11 +44,7 @@ mod imp {
 
     pub fn reset(buggify_enabled: bool, planted: &[String]) {
         STATE.with(|s| {
-            *s.borrow_mut() = State {
-                buggify_enabled,
-                planted: planted.iter().cloned().collect(),
-                ..State::default()
-            };
+            *s.borrow_mut() = State { buggify_enabled, planted: planted.iter().cloned().collect(), ..State::default() };
         });
     }
 

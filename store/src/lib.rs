@@ -21,6 +21,7 @@ pub mod env;
 pub mod fault;
 pub mod glob;
 pub mod logging;
+pub mod observe;
 pub mod protocol;
 pub mod pubsub;
 pub mod sds;

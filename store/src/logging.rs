@@ -19,10 +19,7 @@ pub fn level_for(loglevel: &str) -> LevelFilter {
 /// Installs the global subscriber. `logfile` empty means stdout. Returns an error text if the
 /// log file cannot be opened (Redis refuses to start in that case).
 pub fn init(loglevel: &str, logfile: &str) -> Result<(), String> {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level_for(loglevel))
-        .with_target(false)
-        .with_ansi(false);
+    let builder = tracing_subscriber::fmt().with_max_level(level_for(loglevel)).with_target(false).with_ansi(false);
     if logfile.is_empty() {
         let _ = builder.with_writer(std::io::stdout).try_init();
     } else {

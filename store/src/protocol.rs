@@ -29,9 +29,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            bulk_len_max: 512 * 1024 * 1024,
-        }
+        Limits { bulk_len_max: 512 * 1024 * 1024 }
     }
 }
 
@@ -75,11 +73,7 @@ impl RequestParser {
 
     /// Parses the next request from the front of `buf`. On success the request's bytes are
     /// removed from `buf`. `Ok(None)` means more bytes are needed.
-    pub fn next(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-    ) -> Result<Option<Request>, ProtocolError> {
+    pub fn next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
         loop {
             match self.stage {
                 Stage::Start => {
@@ -91,8 +85,7 @@ impl RequestParser {
                     if first != b'*' {
                         return parse_inline(buf);
                     }
-                    let Some((count, next)) = read_line_int(buf, 1, "too big mbulk count string")?
-                    else {
+                    let Some((count, next)) = read_line_int(buf, 1, "too big mbulk count string")? else {
                         return Ok(None);
                     };
                     if count > MULTIBULK_COUNT_MAX {
@@ -106,17 +99,11 @@ impl RequestParser {
                     // Reserve for the ranges, but never more than a small bound: a client that
                     // claims a million arguments must send them before we pay for them.
                     self.args.reserve((count as usize).min(1024));
-                    self.stage = Stage::Multibulk {
-                        remaining: count as usize,
-                    };
+                    self.stage = Stage::Multibulk { remaining: count as usize };
                 }
                 Stage::Multibulk { remaining: 0 } => {
                     let frozen = buf.split_to(self.pos).freeze();
-                    let args = self
-                        .args
-                        .drain(..)
-                        .map(|(s, e)| frozen.slice(s..e))
-                        .collect();
+                    let args = self.args.drain(..).map(|(s, e)| frozen.slice(s..e)).collect();
                     self.pos = 0;
                     self.stage = Stage::Start;
                     return Ok(Some(Request::Command(args)));
@@ -128,9 +115,7 @@ impl RequestParser {
                     if b != b'$' {
                         return Err(protocol_expected_dollar(b));
                     }
-                    let Some((len, data_start)) =
-                        read_line_int(buf, self.pos + 1, "too big bulk count string")?
-                    else {
+                    let Some((len, data_start)) = read_line_int(buf, self.pos + 1, "too big bulk count string")? else {
                         return Ok(None);
                     };
                     if len < 0 || len > limits.bulk_len_max {
@@ -143,9 +128,7 @@ impl RequestParser {
                     }
                     self.args.push((data_start, data_end));
                     self.pos = data_end + 2;
-                    self.stage = Stage::Multibulk {
-                        remaining: remaining - 1,
-                    };
+                    self.stage = Stage::Multibulk { remaining: remaining - 1 };
                 }
             }
         }
@@ -162,11 +145,7 @@ fn protocol_expected_dollar(got: u8) -> ProtocolError {
 }
 
 /// Reads a `<int>\r\n` starting at `start`; returns the value and the offset after the CRLF.
-fn read_line_int(
-    buf: &[u8],
-    start: usize,
-    too_big: &'static str,
-) -> Result<Option<(i64, usize)>, ProtocolError> {
+fn read_line_int(buf: &[u8], start: usize, too_big: &'static str) -> Result<Option<(i64, usize)>, ProtocolError> {
     let window = &buf[start.min(buf.len())..];
     let Some(nl) = memchr(b'\r', window) else {
         if window.len() > INLINE_MAX_BYTES {
@@ -198,11 +177,7 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
-    let (neg, digits) = if s[0] == b'-' {
-        (true, &s[1..])
-    } else {
-        (false, s)
-    };
+    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
     if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) || (neg && digits == b"0") {
         return None;
     }
@@ -212,11 +187,7 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
             return None;
         }
         let digit = (d - b'0') as i64;
-        v = if neg {
-            v.checked_mul(10)?.checked_sub(digit)?
-        } else {
-            v.checked_mul(10)?.checked_add(digit)?
-        };
+        v = if neg { v.checked_mul(10)?.checked_sub(digit)? } else { v.checked_mul(10)?.checked_add(digit)? };
     }
     Some(v)
 }
@@ -241,9 +212,7 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
     if args.is_empty() {
         return Ok(Some(Request::Empty));
     }
-    Ok(Some(Request::Command(
-        args.into_iter().map(Bytes::from).collect(),
-    )))
+    Ok(Some(Request::Command(args.into_iter().map(Bytes::from).collect())))
 }
 
 /// Splits a line into arguments like Redis's `sdssplitargs`: whitespace separates, `"..."`
@@ -269,12 +238,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\'
-                    && i + 3 < n
-                    && line[i + 1] == b'x'
-                    && is_hex(line[i + 2])
-                    && is_hex(line[i + 3])
-                {
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
                     cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -434,11 +398,7 @@ pub fn format_double(v: f64) -> String {
         return "nan".into();
     }
     if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     const P: i32 = 17;
     // Scientific form with P significant digits gives the decimal exponent after rounding.
@@ -452,14 +412,6 @@ pub fn format_double(v: f64) -> String {
     }
     let decimals = (P - 1 - exp).max(0) as usize;
     trim_fraction(&format!("{:.*}", decimals, v)).to_string()
-}
-
-/// Formats like Redis's INCRBYFLOAT/HINCRBYFLOAT replies (human-friendly, never exponent form).
-pub fn format_double_human(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e17 {
-        return format!("{}", v as i64);
-    }
-    format!("{v}")
 }
 
 fn trim_fraction(s: &str) -> &str {
@@ -528,30 +480,17 @@ mod tests {
     }
 
     fn cmd(args: &[&str]) -> Request {
-        Request::Command(
-            args.iter()
-                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-                .collect(),
-        )
+        Request::Command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
     }
 
     #[test]
     fn multibulk_and_inline() {
-        assert_eq!(
-            parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap(),
-            vec![cmd(&["GET", "k"])]
-        );
+        assert_eq!(parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap(), vec![cmd(&["GET", "k"])]);
         assert_eq!(parse_all(b"PING\r\n").unwrap(), vec![cmd(&["PING"])]);
-        assert_eq!(
-            parse_all(b"set \"a b\" 'c d'\n").unwrap(),
-            vec![cmd(&["set", "a b", "c d"])]
-        );
+        assert_eq!(parse_all(b"set \"a b\" 'c d'\n").unwrap(), vec![cmd(&["set", "a b", "c d"])]);
         assert_eq!(parse_all(b"\r\n").unwrap(), vec![Request::Empty]);
         assert_eq!(parse_all(b"*0\r\n").unwrap(), vec![Request::Empty]);
-        assert_eq!(
-            parse_all(b"set \"\\x41\\n\" v\n").unwrap(),
-            vec![cmd(&["set", "A\n", "v"])]
-        );
+        assert_eq!(parse_all(b"set \"\\x41\\n\" v\n").unwrap(), vec![cmd(&["set", "A\n", "v"])]);
     }
 
     #[test]
@@ -560,46 +499,21 @@ mod tests {
         for split in 0..full.len() {
             let mut p = RequestParser::new();
             let mut buf = BytesMut::from(&full[..split]);
-            assert_eq!(
-                p.next(&mut buf, &Limits::default()).unwrap(),
-                None,
-                "split {split}"
-            );
+            assert_eq!(p.next(&mut buf, &Limits::default()).unwrap(), None, "split {split}");
             buf.extend_from_slice(&full[split..]);
-            assert_eq!(
-                p.next(&mut buf, &Limits::default()).unwrap(),
-                Some(cmd(&["SET", "key", "value"]))
-            );
+            assert_eq!(p.next(&mut buf, &Limits::default()).unwrap(), Some(cmd(&["SET", "key", "value"])));
             assert!(buf.is_empty());
         }
     }
 
     #[test]
     fn errors_have_redis_texts() {
-        assert_eq!(
-            parse_all(b"*x\r\n").unwrap_err().0,
-            "invalid multibulk length"
-        );
-        assert_eq!(
-            parse_all(b"*2000000\r\n").unwrap_err().0,
-            "invalid multibulk length"
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n$-5\r\n").unwrap_err().0,
-            "invalid bulk length"
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0,
-            "invalid bulk length"
-        );
-        assert!(parse_all(b"*1\r\n+foo\r\n")
-            .unwrap_err()
-            .0
-            .starts_with("expected '$'"));
-        assert_eq!(
-            parse_all(b"set \"abc\n").unwrap_err().0,
-            "unbalanced quotes in request"
-        );
+        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(parse_all(b"*2000000\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "invalid bulk length");
+        assert_eq!(parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0, "invalid bulk length");
+        assert!(parse_all(b"*1\r\n+foo\r\n").unwrap_err().0.starts_with("expected '$'"));
+        assert_eq!(parse_all(b"set \"abc\n").unwrap_err().0, "unbalanced quotes in request");
         let long = vec![b'a'; INLINE_MAX_BYTES + 1];
         assert_eq!(parse_all(&long).unwrap_err().0, "too big inline request");
     }
@@ -610,17 +524,7 @@ mod tests {
         assert_eq!(parse_i64_strict(b"-12"), Some(-12));
         assert_eq!(parse_i64_strict(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64_strict(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b""[..],
-            b"+1",
-            b"01",
-            b"-0",
-            b" 1",
-            b"1 ",
-            b"9223372036854775808",
-            b"1a",
-            b"-",
-        ] {
+        for bad in [&b""[..], b"+1", b"01", b"-0", b" 1", b"1 ", b"9223372036854775808", b"1a", b"-"] {
             assert_eq!(parse_i64_strict(bad), None, "{:?}", bad);
         }
     }
@@ -633,7 +537,6 @@ mod tests {
         assert_eq!(format_double(1e20), "1e+20");
         assert_eq!(format_double(1e-5), "1.0000000000000001e-05");
         assert_eq!(format_double(123456.0), "123456");
-        assert_eq!(format_double_human(10.6), "10.6");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(-0.25), "-0.25");
     }
@@ -653,19 +556,8 @@ mod tests {
             b"*-1\r\n*0\r\n\r\n",
             b"*2\r\n$999999999999\r\n",
         ];
-        let splices: [&[u8]; 8] = [
-            b"*",
-            b"$",
-            b"\r\n",
-            b"-1",
-            b"2147483648",
-            b"9999999999999999999",
-            b"\"",
-            b"\\x4",
-        ];
-        let limits = Limits {
-            bulk_len_max: 1 << 20,
-        };
+        let splices: [&[u8]; 8] = [b"*", b"$", b"\r\n", b"-1", b"2147483648", b"9999999999999999999", b"\"", b"\\x4"];
+        let limits = Limits { bulk_len_max: 1 << 20 };
         for _ in 0..1_000_000 {
             let mut input = seeds[rng.gen_range(0..seeds.len())].to_vec();
             for _ in 0..rng.gen_range(0..4) {
@@ -706,10 +598,7 @@ mod tests {
                         Err(_) => break 'feed,
                     }
                 }
-                assert!(
-                    parser.args.len() <= input.len(),
-                    "argument slots bounded by input"
-                );
+                assert!(parser.args.len() <= input.len(), "argument slots bounded by input");
             }
         }
     }

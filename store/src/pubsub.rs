@@ -22,10 +22,7 @@ pub struct PubSub {
 impl PubSub {
     /// Returns whether the client was newly subscribed.
     pub fn subscribe(&mut self, client: u64, channel: &Bytes) -> bool {
-        self.channels
-            .entry(channel.clone())
-            .or_default()
-            .insert(client)
+        self.channels.entry(channel.clone()).or_default().insert(client)
     }
 
     pub fn unsubscribe(&mut self, client: u64, channel: &[u8]) -> bool {
@@ -40,10 +37,7 @@ impl PubSub {
     }
 
     pub fn psubscribe(&mut self, client: u64, pattern: &Bytes) -> bool {
-        self.patterns
-            .entry(pattern.clone())
-            .or_default()
-            .insert(client)
+        self.patterns.entry(pattern.clone()).or_default().insert(client)
     }
 
     pub fn punsubscribe(&mut self, client: u64, pattern: &[u8]) -> bool {
@@ -59,12 +53,7 @@ impl PubSub {
 
     /// Delivers a message; returns the number of clients that received it. Subscribers whose
     /// queue is full are asked to disconnect.
-    pub fn publish(
-        &self,
-        clients: &BTreeMap<u64, ClientEntry>,
-        channel: &[u8],
-        message: &[u8],
-    ) -> usize {
+    pub fn publish(&self, clients: &BTreeMap<u64, ClientEntry>, channel: &[u8], message: &[u8]) -> usize {
         let mut receivers = 0;
         if let Some(ids) = self.channels.get(channel) {
             let mut frame = BytesMut::new();
@@ -102,12 +91,7 @@ impl PubSub {
     }
 
     /// Removes every subscription of a disconnecting client.
-    pub fn remove_client(
-        &mut self,
-        client: u64,
-        channels: &BTreeSet<Bytes>,
-        patterns: &BTreeSet<Bytes>,
-    ) {
+    pub fn remove_client(&mut self, client: u64, channels: &BTreeSet<Bytes>, patterns: &BTreeSet<Bytes>) {
         for ch in channels {
             self.unsubscribe(client, ch);
         }

@@ -24,10 +24,7 @@ impl Sds {
         if bytes.len() <= INLINE_CAP {
             let mut buf = [0u8; INLINE_CAP];
             buf[..bytes.len()].copy_from_slice(bytes);
-            Sds::Inline {
-                len: bytes.len() as u8,
-                buf,
-            }
+            Sds::Inline { len: bytes.len() as u8, buf }
         } else {
             Sds::Heap(bytes.into())
         }

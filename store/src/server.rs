@@ -99,6 +99,9 @@ pub struct State {
     pub port: u16,
     pub shutdown: Option<ShutdownMode>,
     pub config_file: Option<String>,
+    /// Observation sink and the incremental digest it needs (simulation only).
+    pub observer: Option<crate::observe::Observer>,
+    pub tracking: crate::observe::Tracking,
 }
 
 /// The state plus what is shared without the lock.
@@ -127,12 +130,8 @@ impl Server {
     /// Builds the state and binds the configured addresses.
     pub async fn bind(config: Config, env: Env) -> std::io::Result<Server> {
         let port = config.get_i64("port") as u16;
-        let binds: Vec<String> = config
-            .get("bind")
-            .unwrap_or("127.0.0.1")
-            .split_whitespace()
-            .map(String::from)
-            .collect();
+        let binds: Vec<String> =
+            config.get("bind").unwrap_or("127.0.0.1").split_whitespace().map(String::from).collect();
         let mut listeners = Vec::new();
         for b in &binds {
             // A leading '-' marks an optional address (bind failure is not fatal), as in Redis.
@@ -141,11 +140,7 @@ impl Server {
                 None => (false, b.as_str()),
             };
             let addr = if addr == "*" { "0.0.0.0" } else { addr };
-            let sock = if addr.contains(':') {
-                format!("[{addr}]:{port}")
-            } else {
-                format!("{addr}:{port}")
-            };
+            let sock = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
             match TcpListener::bind(sock.as_str()).await {
                 Ok(l) => listeners.push(l),
                 Err(e) if optional => {
@@ -159,18 +154,10 @@ impl Server {
                 }
             }
         }
-        let actual_port = listeners
-            .first()
-            .and_then(|l| l.local_addr().ok())
-            .map(|a| a.port())
-            .unwrap_or(port);
+        let actual_port = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
         let state = State::new(config, &env, actual_port);
         Ok(Server {
-            shared: Arc::new(Shared {
-                state: Mutex::new(state),
-                env,
-                shutdown_notify: Notify::new(),
-            }),
+            shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
             listeners,
         })
     }
@@ -184,12 +171,7 @@ impl Server {
         let shared = self.shared;
         {
             let st = shared.lock();
-            tracing::info!(
-                "Server initialized, run_id={} port={} databases={}",
-                st.run_id,
-                st.port,
-                st.ks.dbs.len()
-            );
+            tracing::info!("Server initialized, run_id={} port={} databases={}", st.run_id, st.port, st.ks.dbs.len());
         }
         let mut tasks = Vec::new();
         for listener in self.listeners {
@@ -199,7 +181,9 @@ impl Server {
         tasks.push(tokio::spawn(cron(shared.clone())));
         tracing::info!("Ready to accept connections");
         loop {
-            if let Some(mode) = shared.lock().shutdown {
+            // Read the flag into a local first: the guard must be gone before the body locks.
+            let requested = shared.lock().shutdown;
+            if let Some(mode) = requested {
                 for t in &tasks {
                     t.abort();
                 }
@@ -217,14 +201,10 @@ impl Server {
 
 impl State {
     pub fn new(config: Config, env: &Env, port: u16) -> State {
-        let seeds = [
-            env.rng.next_u64(),
-            env.rng.next_u64(),
-            env.rng.next_u64(),
-            env.rng.next_u64(),
-        ];
+        let seeds = [env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64()];
         let mut ks = Keyspace::new(config.hot.databases.max(1), seeds);
         ks.policy = crate::db::ExpirePolicy::Delete;
+        ks.track_digest = env.observer.is_some();
         let commands = CommandTable::new(&config.renames);
         let now = env.clock.now_ms();
         State {
@@ -243,6 +223,8 @@ impl State {
             port,
             shutdown: None,
             config_file: config.file.clone(),
+            observer: env.observer.clone(),
+            tracking: Default::default(),
             config,
         }
     }

@@ -9,11 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A server process killed on drop.
@@ -71,10 +67,7 @@ pub fn start_store(extra: &[&str]) -> Proc {
 }
 
 pub fn redis_server_available() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok()
+    Command::new("redis-server").arg("--version").output().is_ok()
 }
 
 /// On CI a missing peer is an error (CI installs it); elsewhere the test says it skipped.

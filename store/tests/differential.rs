@@ -12,11 +12,7 @@ use common::*;
 fn normalise_unordered(reply: &str) -> String {
     // Top-level array items, sorted; items never contain ", " in our scripts.
     let inner = reply.trim_start_matches('[').trim_end_matches(']');
-    let mut items: Vec<&str> = if inner.is_empty() {
-        vec![]
-    } else {
-        inner.split(", ").collect()
-    };
+    let mut items: Vec<&str> = if inner.is_empty() { vec![] } else { inner.split(", ").collect() };
     items.sort();
     format!("[{}]", items.join(", "))
 }
@@ -33,11 +29,7 @@ fn replies_match_real_redis() {
     let ours = start_store(&[]);
     let theirs = start_redis();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
     let mut mismatches = Vec::new();
     let mut compared = 0;
@@ -80,10 +72,5 @@ fn replies_match_real_redis() {
         }
     }
     eprintln!("compared {compared} replies from {} scripts", files.len());
-    assert!(
-        mismatches.is_empty(),
-        "{} replies differ from redis-server:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
-    );
+    assert!(mismatches.is_empty(), "{} replies differ from redis-server:\n{}", mismatches.len(), mismatches.join("\n"));
 }

@@ -9,11 +9,7 @@ use std::process::Command;
 use common::*;
 
 fn redis_py_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import redis"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    Command::new("python3").args(["-c", "import redis"]).status().map(|s| s.success()).unwrap_or(false)
 }
 
 #[test]
@@ -22,13 +18,9 @@ fn redis_py_suite() {
         return;
     }
     let server = start_store(&[]);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/test_redis_py.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .env("STORE_PORT", server.port.to_string())
-        .output()
-        .expect("run python3");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/test_redis_py.py");
+    let out =
+        Command::new("python3").arg(&script).env("STORE_PORT", server.port.to_string()).output().expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "redis-py suite failed:\n{stdout}");

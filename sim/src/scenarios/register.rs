@@ -50,11 +50,7 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     store::fault::set_buggify(swarm.buggify);
     let clients = rng.gen_range(2..=5);
     let run_for = Duration::from_millis(rng.gen_range(2_000..8_000));
-    cluster.record(format!(
-        "register: {clients} clients for {} ms; faults: {}",
-        run_for.as_millis(),
-        swarm.describe()
-    ));
+    cluster.record(format!("register: {clients} clients for {} ms; faults: {}", run_for.as_millis(), swarm.describe()));
     let shared = Arc::new(Shared {
         history: Mutex::new(Vec::new()),
         next_id: AtomicU64::new(1),
@@ -65,9 +61,7 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     for c in 0..clients {
         let node = cluster.client_node(&format!("client-{c}"));
         let (addr, shared, client_seed) = (addr.clone(), shared.clone(), rng.gen::<u64>());
-        tasks.push(
-            node.spawn(async move { client_loop(c, client_seed, addr, run_for, shared).await }),
-        );
+        tasks.push(node.spawn(async move { client_loop(c, client_seed, addr, run_for, shared).await }));
     }
     let mut nemesis = Nemesis::new(swarm, ChaCha8Rng::seed_from_u64(rng.gen()));
     nemesis.run(&cluster, run_for).await;
@@ -80,28 +74,24 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let live = checker
         .spawn(async move {
             let mut c = Cluster::connect(&addr, Duration::from_secs(2), LIVENESS_BOUND).await?;
-            c.cmd(&["PING"])
-                .await
-                .map_err(|e| format!("PING after heal: {e}"))
+            c.cmd(&["PING"]).await.map_err(|e| format!("PING after heal: {e}"))
         })
         .await
         .map_err(|e| format!("checker task failed: {e}"))?;
     match live {
         Ok(Resp::Simple(p)) if p == "PONG" => {
             store::fault::probe("liveness.converged");
-            cluster.record(format!(
-                "liveness: served again {} ms after heal",
-                (cluster.now_ns() - healed_at) / 1_000_000
-            ));
+            cluster
+                .record(format!("liveness: served again {} ms after heal", (cluster.now_ns() - healed_at) / 1_000_000));
         }
-        other => return Err(format!(
-            "liveness: server not serving within {LIVENESS_BOUND:?} after faults healed: {other:?}"
-        )),
+        other => {
+            return Err(format!(
+                "liveness: server not serving within {LIVENESS_BOUND:?} after faults healed: {other:?}"
+            ))
+        }
     }
     // Safety: linearizable per key within each epoch between kills (persistence is off).
-    let history = History {
-        ops: std::mem::take(&mut *shared.history.lock().expect("history")),
-    };
+    let history = History { ops: std::mem::take(&mut *shared.history.lock().expect("history")) };
     let mut restarts: Vec<u128> = nemesis.kills_ns.iter().map(|(_, t)| *t).collect();
     restarts.sort_unstable();
     restarts.dedup();
@@ -127,9 +117,7 @@ enum Attempt {
 }
 
 fn int_of(r: &Resp) -> Option<i64> {
-    r.as_bytes()
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
+    r.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok())
 }
 
 async fn perform(conn: &mut Client, kind: &OpKind) -> Attempt {
@@ -180,10 +168,7 @@ async fn perform_cas(conn: &mut Client, key: &str, bump: i64) -> (Option<i64>, A
     let new = expect.unwrap_or(0) + bump;
     let new_s = new.to_string();
     let queued = conn
-        .pipeline(&[
-            vec![b"MULTI".to_vec()],
-            vec![b"SET".to_vec(), key.as_bytes().to_vec(), new_s.into_bytes()],
-        ])
+        .pipeline(&[vec![b"MULTI".to_vec()], vec![b"SET".to_vec(), key.as_bytes().to_vec(), new_s.into_bytes()]])
         .await;
     match queued {
         Ok(r) if r == [Resp::Simple("OK".into()), Resp::Simple("QUEUED".into())] => {}
@@ -228,10 +213,7 @@ async fn client_loop(c: u32, seed: u64, addr: String, run_for: Duration, shared:
                 (k, a)
             }
             3..=4 => {
-                let k = OpKind::Set {
-                    key,
-                    value: rng.gen_range(0..1000),
-                };
+                let k = OpKind::Set { key, value: rng.gen_range(0..1000) };
                 let a = perform(client, &k).await;
                 (k, a)
             }
@@ -266,20 +248,8 @@ async fn client_loop(c: u32, seed: u64, addr: String, run_for: Duration, shared:
             }
             _ => Some(shared.now_ns()),
         };
-        let op = Op {
-            id,
-            client: c,
-            invoke_ns,
-            complete_ns,
-            kind,
-            outcome,
-        };
-        shared.trace.record_op(
-            &lane,
-            invoke_ns,
-            complete_ns.unwrap_or_else(|| shared.now_ns()),
-            format!("{op}"),
-        );
+        let op = Op { id, client: c, invoke_ns, complete_ns, kind, outcome };
+        shared.trace.record_op(&lane, invoke_ns, complete_ns.unwrap_or_else(|| shared.now_ns()), format!("{op}"));
         shared.history.lock().expect("history").push(op);
     }
 }

@@ -31,9 +31,7 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
         let addr = addr.clone();
         let trace = trace.clone();
         let client_seed = rng.gen::<u64>();
-        tasks.push(
-            node.spawn(async move { client_workload(c, client_seed, addr, ops, trace).await }),
-        );
+        tasks.push(node.spawn(async move { client_workload(c, client_seed, addr, ops, trace).await }));
     }
     for t in tasks {
         t.await.map_err(|e| format!("client task failed: {e}"))??;
@@ -43,10 +41,7 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let digest = checker
         .spawn(async move {
             let mut probe = Cluster::connect(&addr, IO_TIMEOUT, Duration::from_secs(5)).await?;
-            probe
-                .cmd(&["DEBUG", "DIGEST"])
-                .await
-                .map_err(|e| e.to_string())
+            probe.cmd(&["DEBUG", "DIGEST"]).await.map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| format!("checker task failed: {e}"))??;
@@ -72,11 +67,7 @@ fn random_command(c: u32, rng: &mut ChaCha8Rng) -> Vec<Vec<u8>> {
         0 | 1 => vec![s("SET"), key, v],
         2 | 3 => vec![s("GET"), key],
         4 => vec![s("INCR"), key],
-        5 => vec![
-            s("INCRBY"),
-            key,
-            rng.gen_range(-5i64..5).to_string().into_bytes(),
-        ],
+        5 => vec![s("INCRBY"), key, rng.gen_range(-5i64..5).to_string().into_bytes()],
         6 => vec![s("APPEND"), key, v],
         7 => vec![s("DEL"), key, key2],
         8 => vec![s("EXISTS"), key, key2],
@@ -88,55 +79,21 @@ fn random_command(c: u32, rng: &mut ChaCha8Rng) -> Vec<Vec<u8>> {
         14 => vec![s("TTL"), key],
         15 => vec![s("EXPIRE"), key, s("1000")],
         16 => vec![s("PERSIST"), key],
-        17 => vec![
-            if rng.gen_bool(0.5) {
-                s("RPUSH")
-            } else {
-                s("LPUSH")
-            },
-            key,
-            v,
-            random_value(rng),
-        ],
-        18 => vec![
-            if rng.gen_bool(0.5) {
-                s("LPOP")
-            } else {
-                s("RPOP")
-            },
-            key,
-        ],
+        17 => vec![if rng.gen_bool(0.5) { s("RPUSH") } else { s("LPUSH") }, key, v, random_value(rng)],
+        18 => vec![if rng.gen_bool(0.5) { s("LPOP") } else { s("RPOP") }, key],
         19 => vec![s("LLEN"), key],
-        20 => vec![
-            s("HSET"),
-            key,
-            format!("f{}", rng.gen_range(0..3)).into_bytes(),
-            v,
-        ],
-        21 => vec![
-            s("HGET"),
-            key,
-            format!("f{}", rng.gen_range(0..3)).into_bytes(),
-        ],
+        20 => vec![s("HSET"), key, format!("f{}", rng.gen_range(0..3)).into_bytes(), v],
+        21 => vec![s("HGET"), key, format!("f{}", rng.gen_range(0..3)).into_bytes()],
         22 => vec![s("SADD"), key, v],
         _ => vec![s("SISMEMBER"), key, v],
     }
 }
 
 fn render(args: &[Vec<u8>]) -> String {
-    args.iter()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+    args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
-async fn client_workload(
-    c: u32,
-    seed: u64,
-    addr: String,
-    ops: u32,
-    trace: Trace,
-) -> Result<(), String> {
+async fn client_workload(c: u32, seed: u64, addr: String, ops: u32, trace: Trace) -> Result<(), String> {
     let start = madsim::time::Instant::now();
     let now = || start.elapsed().as_nanos();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -150,10 +107,7 @@ async fn client_workload(
         if roll < 5 {
             // SELECT another database: keys there are a separate namespace.
             let next = rng.gen_range(0..3);
-            let r = client
-                .cmd(&["SELECT", &next.to_string()])
-                .await
-                .map_err(|e| format!("c{c}: {e}"))?;
+            let r = client.cmd(&["SELECT", &next.to_string()]).await.map_err(|e| format!("c{c}: {e}"))?;
             trace.record(now(), format!("c{c} SELECT {next} -> {}", r.render()));
             if r != Resp::Simple("OK".into()) {
                 return Err(format!("c{c}: SELECT {next} replied {}", r.render()));
@@ -166,42 +120,26 @@ async fn client_workload(
             // A transaction: every queued command answers QUEUED, EXEC answers them all in order.
             let n = rng.gen_range(1..4);
             let cmds: Vec<Vec<Vec<u8>>> = (0..n).map(|_| random_command(c, &mut rng)).collect();
-            let r = client
-                .cmd(&["MULTI"])
-                .await
-                .map_err(|e| format!("c{c}: {e}"))?;
+            let r = client.cmd(&["MULTI"]).await.map_err(|e| format!("c{c}: {e}"))?;
             trace.record(now(), format!("c{c} MULTI -> {}", r.render()));
             for cmd in &cmds {
                 let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
                 let r = client.call(&refs).await.map_err(|e| format!("c{c}: {e}"))?;
                 trace.record(now(), format!("c{c} {} -> {}", render(cmd), r.render()));
                 if r != Resp::Simple("QUEUED".into()) {
-                    return Err(format!(
-                        "c{c}: {} inside MULTI replied {}",
-                        render(cmd),
-                        r.render()
-                    ));
+                    return Err(format!("c{c}: {} inside MULTI replied {}", render(cmd), r.render()));
                 }
             }
-            let r = client
-                .cmd(&["EXEC"])
-                .await
-                .map_err(|e| format!("c{c}: {e}"))?;
+            let r = client.cmd(&["EXEC"]).await.map_err(|e| format!("c{c}: {e}"))?;
             trace.record(now(), format!("c{c} EXEC -> {}", r.render()));
             let Resp::Array(Some(items)) = &r else {
                 return Err(format!("c{c}: EXEC replied {}", r.render()));
             };
             if items.len() != cmds.len() {
-                return Err(format!(
-                    "c{c}: EXEC returned {} replies for {} commands",
-                    items.len(),
-                    cmds.len()
-                ));
+                return Err(format!("c{c}: EXEC returned {} replies for {} commands", items.len(), cmds.len()));
             }
             for (cmd, got) in cmds.iter().zip(items) {
-                let want = model
-                    .apply(db, cmd)
-                    .ok_or_else(|| format!("model lacks {}", render(cmd)))?;
+                let want = model.apply(db, cmd).ok_or_else(|| format!("model lacks {}", render(cmd)))?;
                 if !Model::reply_matches(&want, got) {
                     return Err(format!(
                         "c{c}: in EXEC, {} expected {} got {}",
@@ -218,18 +156,10 @@ async fn client_workload(
             // A pipeline: several commands in one write, replies read back in order.
             let n = rng.gen_range(2..6);
             let cmds: Vec<Vec<Vec<u8>>> = (0..n).map(|_| random_command(c, &mut rng)).collect();
-            let replies = client
-                .pipeline(&cmds)
-                .await
-                .map_err(|e| format!("c{c}: pipeline failed: {e}"))?;
+            let replies = client.pipeline(&cmds).await.map_err(|e| format!("c{c}: pipeline failed: {e}"))?;
             for (cmd, got) in cmds.iter().zip(&replies) {
-                trace.record(
-                    now(),
-                    format!("c{c} [pipelined] {} -> {}", render(cmd), got.render()),
-                );
-                let want = model
-                    .apply(db, cmd)
-                    .ok_or_else(|| format!("model lacks {}", render(cmd)))?;
+                trace.record(now(), format!("c{c} [pipelined] {} -> {}", render(cmd), got.render()));
+                let want = model.apply(db, cmd).ok_or_else(|| format!("model lacks {}", render(cmd)))?;
                 if !Model::reply_matches(&want, got) {
                     return Err(format!(
                         "c{c}: pipelined {} expected {} got {}",
@@ -245,26 +175,11 @@ async fn client_workload(
         let cmd = random_command(c, &mut rng);
         let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
         let started = now();
-        let got = client
-            .call(&refs)
-            .await
-            .map_err(|e| format!("c{c}: {} failed: {e}", render(&cmd)))?;
-        trace.record_op(
-            &format!("c{c}"),
-            started,
-            now(),
-            format!("{} -> {}", render(&cmd), got.render()),
-        );
-        let want = model
-            .apply(db, &cmd)
-            .ok_or_else(|| format!("model lacks {}", render(&cmd)))?;
+        let got = client.call(&refs).await.map_err(|e| format!("c{c}: {} failed: {e}", render(&cmd)))?;
+        trace.record_op(&format!("c{c}"), started, now(), format!("{} -> {}", render(&cmd), got.render()));
+        let want = model.apply(db, &cmd).ok_or_else(|| format!("model lacks {}", render(&cmd)))?;
         if !Model::reply_matches(&want, &got) {
-            return Err(format!(
-                "c{c}: {} expected {} got {}",
-                render(&cmd),
-                want.render(),
-                got.render()
-            ));
+            return Err(format!("c{c}: {} expected {} got {}", render(&cmd), want.render(), got.render()));
         }
         i += 1;
     }

@@ -71,8 +71,7 @@ fn load_config(args: &[String]) -> Result<Config, String> {
     let mut config = match &file {
         Some(path) if path == "-" => {
             let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .map_err(|e| e.to_string())?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
             Config::parse(&text, "stdin").map_err(|e| e.to_string())?
         }
         Some(path) => {
@@ -80,11 +79,7 @@ fn load_config(args: &[String]) -> Result<Config, String> {
                 .map_err(|e| format!("Fatal error, can't open config file '{path}': {e}"))?;
             let mut c = Config::parse(&text, path).map_err(|e| e.to_string())?;
             // Absolute path, so CONFIG REWRITE works whatever `dir` becomes.
-            c.file = Some(
-                std::fs::canonicalize(path)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or(path.clone()),
-            );
+            c.file = Some(std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or(path.clone()));
             c
         }
         None => {
@@ -94,9 +89,7 @@ fn load_config(args: &[String]) -> Result<Config, String> {
     };
     if !rest.is_empty() {
         let text = args_to_lines(rest).map_err(|e| format!("Invalid command line: {e}"))?;
-        config
-            .apply_text(&text, "command line")
-            .map_err(|e| e.to_string())?;
+        config.apply_text(&text, "command line").map_err(|e| e.to_string())?;
     }
     Ok(config)
 }
@@ -156,10 +149,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Err(e) = store::logging::init(
-        config.get("loglevel").unwrap_or("notice"),
-        config.get("logfile").unwrap_or(""),
-    ) {
+    if let Err(e) =
+        store::logging::init(config.get("loglevel").unwrap_or("notice"), config.get("logfile").unwrap_or(""))
+    {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
@@ -168,10 +160,7 @@ fn main() -> ExitCode {
             tracing::warn!("Failed to write PID file: {e}");
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Failed to start the runtime: {e}");
@@ -190,10 +179,7 @@ fn main() -> ExitCode {
         let shared = server.shared.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
                 return;
             };
             tokio::select! {
@@ -221,18 +207,10 @@ mod tests {
 
     #[test]
     fn command_line_becomes_config_lines() {
-        let a: Vec<String> = [
-            "--port",
-            "6380",
-            "--save",
-            "",
-            "--replicaof",
-            "127.0.0.1",
-            "6379",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let a: Vec<String> = ["--port", "6380", "--save", "", "--replicaof", "127.0.0.1", "6379"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let text = args_to_lines(&a).unwrap();
         let c = Config::parse(&text, "cmdline").unwrap();
         assert_eq!(c.get("port"), Some("6380"));

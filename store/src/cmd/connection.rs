@@ -6,34 +6,10 @@ use super::*;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "ping",
-        arity: -1,
-        flags: FAST | SUB_OK | STALE,
-        keys: (0, 0, 0),
-        handler: ping,
-    },
-    CommandSpec {
-        name: "echo",
-        arity: 2,
-        flags: FAST,
-        keys: (0, 0, 0),
-        handler: echo,
-    },
-    CommandSpec {
-        name: "auth",
-        arity: -2,
-        flags: FAST | NO_AUTH | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: auth,
-    },
-    CommandSpec {
-        name: "select",
-        arity: 2,
-        flags: FAST | LOADING | STALE,
-        keys: (0, 0, 0),
-        handler: select,
-    },
+    CommandSpec { name: "ping", arity: -1, flags: FAST | SUB_OK | STALE, keys: (0, 0, 0), handler: ping },
+    CommandSpec { name: "echo", arity: 2, flags: FAST, keys: (0, 0, 0), handler: echo },
+    CommandSpec { name: "auth", arity: -2, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: auth },
+    CommandSpec { name: "select", arity: 2, flags: FAST | LOADING | STALE, keys: (0, 0, 0), handler: select },
     CommandSpec {
         name: "quit",
         arity: -1,
@@ -41,13 +17,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         keys: (0, 0, 0),
         handler: quit,
     },
-    CommandSpec {
-        name: "hello",
-        arity: -1,
-        flags: FAST | NO_AUTH | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: hello,
-    },
+    CommandSpec { name: "hello", arity: -1, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: hello },
     CommandSpec {
         name: "reset",
         arity: 1,
@@ -55,13 +25,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         keys: (0, 0, 0),
         handler: reset,
     },
-    CommandSpec {
-        name: "client",
-        arity: -2,
-        flags: ADMIN | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: client,
-    },
+    CommandSpec { name: "client", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: client },
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) {
@@ -102,11 +66,7 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) {
         }
         return ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
     };
-    let (user, given) = if args.len() == 3 {
-        (&args[1][..], &args[2][..])
-    } else {
-        (&b"default"[..], &args[1][..])
-    };
+    let (user, given) = if args.len() == 3 { (&args[1][..], &args[2][..]) } else { (&b"default"[..], &args[1][..]) };
     // Constant-time comparison: the password check must not leak the matching prefix length.
     if user == b"default" && constant_time_eq(given, &pass) {
         ctx.client.authenticated = true;
@@ -145,9 +105,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
     if let Some(v) = args.get(1) {
         match crate::protocol::parse_i64_strict(v) {
             Some(2) => {}
-            Some(3) => {
-                return ctx.error("NOPROTO this server does not support the RESP3 protocol yet")
-            }
+            Some(3) => return ctx.error("NOPROTO this server does not support the RESP3 protocol yet"),
             Some(_) => return ctx.error("NOPROTO unsupported protocol version"),
             None => return ctx.error("ERR Protocol version is not an integer or out of range"),
         }
@@ -172,10 +130,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.client.name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned());
             i += 2;
         } else {
-            return ctx.error(&format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(&args[i])
-            ));
+            return ctx.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])));
         }
     }
     if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated {
@@ -231,11 +186,8 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
             if let Err(e) = validate_name(&args[2]) {
                 return ctx.error(e);
             }
-            ctx.client.name = if args[2].is_empty() {
-                None
-            } else {
-                Some(String::from_utf8_lossy(&args[2]).into_owned())
-            };
+            ctx.client.name =
+                if args[2].is_empty() { None } else { Some(String::from_utf8_lossy(&args[2]).into_owned()) };
             ctx.ok()
         }
         ("list", _) => client_list(ctx, args),
@@ -270,17 +222,10 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::simple(ctx.out, l);
             }
         }
-        (
-            "getname" | "id" | "setname" | "info" | "setinfo" | "reply" | "no-evict" | "no-touch"
-            | "help",
-            _,
-        ) => ctx.error(&format!(
-            "ERR wrong number of arguments for 'client|{sub}' command"
-        )),
-        _ => ctx.error(&format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
+        ("getname" | "id" | "setname" | "info" | "setinfo" | "reply" | "no-evict" | "no-touch" | "help", _) => {
+            ctx.error(&format!("ERR wrong number of arguments for 'client|{sub}' command"))
+        }
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }
 
@@ -297,22 +242,11 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
             ctx.client.db,
             ctx.client.channels.len(),
             ctx.client.patterns.len(),
-            ctx.client
-                .multi
-                .as_ref()
-                .map(|m| m.queue.len() as i64)
-                .unwrap_or(-1),
+            ctx.client.multi.as_ref().map(|m| m.queue.len() as i64).unwrap_or(-1),
             "client|list".to_string(),
         )
     } else {
-        (
-            c.name.clone().unwrap_or_default(),
-            c.db,
-            c.sub,
-            c.psub,
-            c.multi,
-            c.last_cmd.clone(),
-        )
+        (c.name.clone().unwrap_or_default(), c.db, c.sub, c.psub, c.multi, c.last_cmd.clone())
     };
     let flags = if sub + psub > 0 {
         "P"
@@ -380,13 +314,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) {
     // Old form: CLIENT KILL addr:port -> +OK or error.
     if args.len() == 3 {
         let target = String::from_utf8_lossy(&args[2]).into_owned();
-        let found: Vec<u64> = ctx
-            .st
-            .clients
-            .values()
-            .filter(|c| c.addr == target)
-            .map(|c| c.id)
-            .collect();
+        let found: Vec<u64> = ctx.st.clients.values().filter(|c| c.addr == target).map(|c| c.id).collect();
         if found.is_empty() {
             return ctx.error("ERR No such client");
         }

@@ -19,106 +19,25 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::sets::RANDOM_REPLY_MAX;
-use super::sets::{
-    pick, range_arg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor, scan_opts,
-    scan_page,
-};
+use super::sets::{pick, range_arg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor, scan_opts, scan_page};
 use super::*;
 use crate::db::HashMapS;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "hset",
-        arity: -4,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: hset,
-    },
-    CommandSpec {
-        name: "hmset",
-        arity: -4,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: hmset,
-    },
-    CommandSpec {
-        name: "hsetnx",
-        arity: 4,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: hsetnx,
-    },
-    CommandSpec {
-        name: "hget",
-        arity: 3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: hget,
-    },
-    CommandSpec {
-        name: "hmget",
-        arity: -3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: hmget,
-    },
-    CommandSpec {
-        name: "hdel",
-        arity: -3,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: hdel,
-    },
-    CommandSpec {
-        name: "hlen",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: hlen,
-    },
-    CommandSpec {
-        name: "hstrlen",
-        arity: 3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: hstrlen,
-    },
-    CommandSpec {
-        name: "hexists",
-        arity: 3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: hexists,
-    },
-    CommandSpec {
-        name: "hgetall",
-        arity: 2,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: hgetall,
-    },
-    CommandSpec {
-        name: "hkeys",
-        arity: 2,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: hkeys,
-    },
-    CommandSpec {
-        name: "hvals",
-        arity: 2,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: hvals,
-    },
-    CommandSpec {
-        name: "hincrby",
-        arity: 4,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: hincrby,
-    },
+    CommandSpec { name: "hset", arity: -4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: hset },
+    CommandSpec { name: "hmset", arity: -4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: hmset },
+    CommandSpec { name: "hsetnx", arity: 4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: hsetnx },
+    CommandSpec { name: "hget", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: hget },
+    CommandSpec { name: "hmget", arity: -3, flags: READONLY | FAST, keys: (1, 1, 1), handler: hmget },
+    CommandSpec { name: "hdel", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: hdel },
+    CommandSpec { name: "hlen", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: hlen },
+    CommandSpec { name: "hstrlen", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: hstrlen },
+    CommandSpec { name: "hexists", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: hexists },
+    CommandSpec { name: "hgetall", arity: 2, flags: READONLY, keys: (1, 1, 1), handler: hgetall },
+    CommandSpec { name: "hkeys", arity: 2, flags: READONLY, keys: (1, 1, 1), handler: hkeys },
+    CommandSpec { name: "hvals", arity: 2, flags: READONLY, keys: (1, 1, 1), handler: hvals },
+    CommandSpec { name: "hincrby", arity: 4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: hincrby },
     CommandSpec {
         name: "hincrbyfloat",
         arity: 4,
@@ -126,20 +45,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         keys: (1, 1, 1),
         handler: hincrbyfloat,
     },
-    CommandSpec {
-        name: "hrandfield",
-        arity: -2,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: hrandfield,
-    },
-    CommandSpec {
-        name: "hscan",
-        arity: -3,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: hscan,
-    },
+    CommandSpec { name: "hrandfield", arity: -2, flags: READONLY, keys: (1, 1, 1), handler: hrandfield },
+    CommandSpec { name: "hscan", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: hscan },
 ];
 
 type HashS = HashMapS<Sds, Sds>;
@@ -197,10 +104,8 @@ fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
 }
 
 fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) {
-    if args.len() % 2 == 1 {
-        return ctx.error(&format!(
-            "ERR wrong number of arguments for '{name}' command"
-        ));
+    if !args.len().is_multiple_of(2) {
+        return ctx.error(&format!("ERR wrong number of arguments for '{name}' command"));
     }
     let key = &args[1];
     let Ok(h) = write_or_create(ctx, key) else {
@@ -269,13 +174,7 @@ fn hdel(ctx: &mut Ctx, args: &[Bytes]) {
     let (deleted, empty) = match write_hash(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => return ctx.int(0),
-        Ok(Some(h)) => (
-            args[2..]
-                .iter()
-                .filter(|f| h.remove(&f[..]).is_some())
-                .count(),
-            h.is_empty(),
-        ),
+        Ok(Some(h)) => (args[2..].iter().filter(|f| h.remove(&f[..]).is_some()).count(), h.is_empty()),
     };
     if empty {
         let db = ctx.db();
@@ -296,11 +195,7 @@ fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) {
     let Ok(h) = read_hash(ctx, &args[1]) else {
         return;
     };
-    ctx.int(
-        h.as_ref()
-            .and_then(|h| h.get(&args[2][..]))
-            .map_or(0, |v| v.len() as i64),
-    )
+    ctx.int(h.as_ref().and_then(|h| h.get(&args[2][..])).map_or(0, |v| v.len() as i64))
 }
 
 fn hexists(ctx: &mut Ctx, args: &[Bytes]) {
@@ -356,9 +251,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) {
         None => Ok(incr),
         Some(v) => match parse_i64_strict(v) {
             None => Err("ERR hash value is not an integer"),
-            Some(old) => old
-                .checked_add(incr)
-                .ok_or("ERR increment or decrement would overflow"),
+            Some(old) => old.checked_add(incr).ok_or("ERR increment or decrement would overflow"),
         },
     };
     match result {
@@ -415,11 +308,7 @@ fn is_c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-fn reply_pairs<'a>(
-    ctx: &mut Ctx,
-    pairs: impl Iterator<Item = (&'a Sds, &'a Sds)>,
-    withvalues: bool,
-) {
+fn reply_pairs<'a>(ctx: &mut Ctx, pairs: impl Iterator<Item = (&'a Sds, &'a Sds)>, withvalues: bool) {
     for (f, v) in pairs {
         Reply::bulk(ctx.out, f);
         if withvalues {
@@ -456,7 +345,8 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(h) = h else {
         return Reply::array_len(ctx.out, 0);
     };
-    if count == 0 {
+    // An empty collection is never stored; were one found, answer as for a missing key.
+    if count == 0 || h.is_empty() {
         return Reply::array_len(ctx.out, 0);
     }
     let per = if withvalues { 2 } else { 1 };
@@ -496,8 +386,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     };
     let compact = h.len() <= LISTPACK_MAX_ENTRIES
-        && h.iter()
-            .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
+        && h.iter().all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
     let (page, next): (Vec<(&Sds, &Sds)>, u64) = if compact {
         (h.iter().collect(), 0)
     } else {
@@ -607,7 +496,7 @@ pub(crate) mod long_double {
                     self.0.push(carry);
                 }
             }
-            self.0.splice(0..0, std::iter::repeat(0).take(words));
+            self.0.splice(0..0, std::iter::repeat_n(0, words));
         }
 
         fn bits(&self) -> usize {
@@ -628,11 +517,7 @@ pub(crate) mod long_double {
                 return true;
             }
             let rest = n % 32;
-            rest > 0
-                && self
-                    .0
-                    .get(words)
-                    .is_some_and(|&l| l & ((1u32 << rest) - 1) != 0)
+            rest > 0 && self.0.get(words).is_some_and(|&l| l & ((1u32 << rest) - 1) != 0)
         }
 
         /// Bits `[from, from + 64)` as a u64.
@@ -652,9 +537,7 @@ pub(crate) mod long_double {
             while !n.is_zero() {
                 chunks.push(n.div_small(1_000_000_000));
             }
-            let mut s = chunks
-                .pop()
-                .map_or_else(|| "0".to_string(), |c| c.to_string());
+            let mut s = chunks.pop().map_or_else(|| "0".to_string(), |c| c.to_string());
             for c in chunks.iter().rev() {
                 s.push_str(&format!("{c:09}"));
             }
@@ -694,11 +577,7 @@ pub(crate) mod long_double {
         if exp < EXP_MIN as i64 {
             return Some(Ext::Zero { neg });
         }
-        Some(Ext::Finite {
-            neg,
-            mant,
-            exp: exp as i32,
-        })
+        Some(Ext::Finite { neg, mant, exp: exp as i32 })
     }
 
     /// Parses like Redis's `string2ld`: `strtold` over the whole string, no leading space, no
@@ -815,23 +694,9 @@ pub(crate) mod long_double {
             (Zero { neg: x }, Zero { neg: y }) => Some(Zero { neg: x && y }),
             (Zero { .. }, _) => Some(b),
             (_, Zero { .. }) => Some(a),
-            (
-                Finite {
-                    neg: an,
-                    mant: am,
-                    exp: ae,
-                },
-                Finite {
-                    neg: bn,
-                    mant: bm,
-                    exp: be,
-                },
-            ) => {
-                let ((an, am, ae), (bn, bm, be)) = if (be, bm) > (ae, am) {
-                    ((bn, bm, be), (an, am, ae))
-                } else {
-                    ((an, am, ae), (bn, bm, be))
-                };
+            (Finite { neg: an, mant: am, exp: ae }, Finite { neg: bn, mant: bm, exp: be }) => {
+                let ((an, am, ae), (bn, bm, be)) =
+                    if (be, bm) > (ae, am) { ((bn, bm, be), (an, am, ae)) } else { ((an, am, ae), (bn, bm, be)) };
                 let d = (ae as i64 - be as i64) as u64;
                 let a128 = (am as u128) << 62;
                 let full = (bm as u128) << 62;
@@ -916,11 +781,7 @@ pub(crate) mod long_double {
                 }
             }
         };
-        let padded = if digits.len() < 18 {
-            format!("{}{}", "0".repeat(18 - digits.len()), digits)
-        } else {
-            digits
-        };
+        let padded = if digits.len() < 18 { format!("{}{}", "0".repeat(18 - digits.len()), digits) } else { digits };
         let (int, frac) = padded.split_at(padded.len() - 17);
         let frac = frac.trim_end_matches('0');
         let mut out = String::with_capacity(padded.len() + 2);
@@ -950,26 +811,17 @@ pub(crate) mod long_double {
         fn matches_redis_on_x86_64() {
             // Expected values taken from redis-server 7.0 (HINCRBYFLOAT).
             assert_eq!(incr("0", "1000.1"), "1000.09999999999999998");
-            assert_eq!(
-                incr("1000.09999999999999998", "0.2"),
-                "1000.29999999999999999"
-            );
+            assert_eq!(incr("1000.09999999999999998", "0.2"), "1000.29999999999999999");
             assert_eq!(incr("0.1", "0.2"), "0.3");
             assert_eq!(incr("0", "1.5e-10"), "0.00000000015");
             assert_eq!(incr("1.5e-10", "0.2"), "0.20000000015");
             assert_eq!(incr("0", "123456.789"), "123456.78900000000000148");
-            assert_eq!(
-                incr("123456.78900000000000148", "0.2"),
-                "123456.98900000000000432"
-            );
+            assert_eq!(incr("123456.78900000000000148", "0.2"), "123456.98900000000000432");
             assert_eq!(incr("0", "1e30"), "1000000000000000000024696061952");
             assert_eq!(incr("0", "1e20"), "100000000000000000000");
             assert_eq!(incr("-0.7", "0.2"), "-0.5");
             assert_eq!(incr("10.6", "5.0e3"), "5010.60000000000000009");
-            assert_eq!(
-                incr("5010.60000000000000009", "2.0e2"),
-                "5210.60000000000000009"
-            );
+            assert_eq!(incr("5010.60000000000000009", "2.0e2"), "5210.60000000000000009");
             assert_eq!(incr("10.5", "0.1"), "10.6");
             assert_eq!(incr("3.3", "0.2"), "3.5");
             assert_eq!(incr("1", "-1"), "0");
@@ -978,9 +830,7 @@ pub(crate) mod long_double {
 
         #[test]
         fn parse_rejects_what_redis_rejects() {
-            for bad in [
-                "", " 1", "1 ", "abc", "nan", "1e", "1e5000", "1e-5000", ".", "-", "0x10",
-            ] {
+            for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1e5000", "1e-5000", ".", "-", "0x10"] {
                 assert_eq!(parse(bad.as_bytes()), None, "{bad}");
             }
             assert!(matches!(parse(b"1e400"), Some(Ext::Finite { .. })));

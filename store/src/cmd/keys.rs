@@ -8,139 +8,25 @@ use crate::glob::glob_match;
 use crate::protocol::{parse_i64_strict, Reply};
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "del",
-        arity: -2,
-        flags: WRITE,
-        keys: (1, -1, 1),
-        handler: del,
-    },
-    CommandSpec {
-        name: "unlink",
-        arity: -2,
-        flags: WRITE | FAST,
-        keys: (1, -1, 1),
-        handler: del,
-    },
-    CommandSpec {
-        name: "exists",
-        arity: -2,
-        flags: READONLY | FAST,
-        keys: (1, -1, 1),
-        handler: exists,
-    },
-    CommandSpec {
-        name: "touch",
-        arity: -2,
-        flags: READONLY | FAST,
-        keys: (1, -1, 1),
-        handler: exists,
-    },
-    CommandSpec {
-        name: "type",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: type_,
-    },
-    CommandSpec {
-        name: "keys",
-        arity: 2,
-        flags: READONLY,
-        keys: (0, 0, 0),
-        handler: keys,
-    },
-    CommandSpec {
-        name: "scan",
-        arity: -2,
-        flags: READONLY,
-        keys: (0, 0, 0),
-        handler: scan,
-    },
-    CommandSpec {
-        name: "rename",
-        arity: 3,
-        flags: WRITE,
-        keys: (1, 2, 1),
-        handler: rename,
-    },
-    CommandSpec {
-        name: "renamenx",
-        arity: 3,
-        flags: WRITE | FAST,
-        keys: (1, 2, 1),
-        handler: renamenx,
-    },
-    CommandSpec {
-        name: "randomkey",
-        arity: 1,
-        flags: READONLY,
-        keys: (0, 0, 0),
-        handler: randomkey,
-    },
-    CommandSpec {
-        name: "expire",
-        arity: -3,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: expire,
-    },
-    CommandSpec {
-        name: "pexpire",
-        arity: -3,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: pexpire,
-    },
-    CommandSpec {
-        name: "expireat",
-        arity: -3,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: expireat,
-    },
-    CommandSpec {
-        name: "pexpireat",
-        arity: -3,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: pexpireat,
-    },
-    CommandSpec {
-        name: "ttl",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: ttl,
-    },
-    CommandSpec {
-        name: "pttl",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: pttl,
-    },
-    CommandSpec {
-        name: "expiretime",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: expiretime,
-    },
-    CommandSpec {
-        name: "pexpiretime",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: pexpiretime,
-    },
-    CommandSpec {
-        name: "persist",
-        arity: 2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: persist,
-    },
+    CommandSpec { name: "del", arity: -2, flags: WRITE, keys: (1, -1, 1), handler: del },
+    CommandSpec { name: "unlink", arity: -2, flags: WRITE | FAST, keys: (1, -1, 1), handler: del },
+    CommandSpec { name: "exists", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: exists },
+    CommandSpec { name: "touch", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: exists },
+    CommandSpec { name: "type", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: type_ },
+    CommandSpec { name: "keys", arity: 2, flags: READONLY, keys: (0, 0, 0), handler: keys },
+    CommandSpec { name: "scan", arity: -2, flags: READONLY, keys: (0, 0, 0), handler: scan },
+    CommandSpec { name: "rename", arity: 3, flags: WRITE, keys: (1, 2, 1), handler: rename },
+    CommandSpec { name: "renamenx", arity: 3, flags: WRITE | FAST, keys: (1, 2, 1), handler: renamenx },
+    CommandSpec { name: "randomkey", arity: 1, flags: READONLY, keys: (0, 0, 0), handler: randomkey },
+    CommandSpec { name: "expire", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: expire },
+    CommandSpec { name: "pexpire", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: pexpire },
+    CommandSpec { name: "expireat", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: expireat },
+    CommandSpec { name: "pexpireat", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: pexpireat },
+    CommandSpec { name: "ttl", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: ttl },
+    CommandSpec { name: "pttl", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: pttl },
+    CommandSpec { name: "expiretime", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: expiretime },
+    CommandSpec { name: "pexpiretime", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: pexpiretime },
+    CommandSpec { name: "persist", arity: 2, flags: WRITE | FAST, keys: (1, 1, 1), handler: persist },
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) {
@@ -161,20 +47,12 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn exists(ctx: &mut Ctx, args: &[Bytes]) {
     let db = ctx.db();
-    let n = args[1..]
-        .iter()
-        .filter(|k| ctx.st.ks.exists(db, k, ctx.now_ms))
-        .count();
+    let n = args[1..].iter().filter(|k| ctx.st.ks.exists(db, k, ctx.now_ms)).count();
     ctx.int(n as i64)
 }
 
 fn type_(ctx: &mut Ctx, args: &[Bytes]) {
-    let t = ctx
-        .st
-        .ks
-        .lookup(ctx.client.db, &args[1], ctx.now_ms)
-        .map(|v| v.type_name())
-        .unwrap_or("none");
+    let t = ctx.st.ks.lookup(ctx.client.db, &args[1], ctx.now_ms).map(|v| v.type_name()).unwrap_or("none");
     Reply::simple(ctx.out, t)
 }
 
@@ -184,19 +62,13 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) {
     let all = pattern[..] == b"*"[..];
     let now = ctx.now_ms;
     let d = &ctx.st.ks.dbs[db];
-    let matched: Vec<Sds> = d
-        .keys()
-        .filter(|k| !d.is_expired(k, now) && (all || glob_match(pattern, k, false)))
-        .cloned()
-        .collect();
+    let matched: Vec<Sds> =
+        d.keys().filter(|k| !d.is_expired(k, now) && (all || glob_match(pattern, k, false))).cloned().collect();
     Reply::bulk_array(ctx.out, matched.iter());
 }
 
 fn scan(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(cursor) = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok()) else {
         return ctx.error("ERR invalid cursor");
     };
     let mut pattern: Option<Bytes> = None;
@@ -319,12 +191,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, relative: bool) {
             "xx" => xx = true,
             "gt" => gt = true,
             "lt" => lt = true,
-            _ => {
-                return ctx.error(&format!(
-                    "ERR Unsupported option {}",
-                    String::from_utf8_lossy(opt)
-                ))
-            }
+            _ => return ctx.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))),
         }
     }
     if nx && (xx || gt || lt) {
@@ -335,19 +202,11 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, relative: bool) {
     }
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let invalid = format!("ERR invalid expire time in '{name}' command");
-    let ms = if unit == Unit::Seconds {
-        v.checked_mul(1000)
-    } else {
-        Some(v)
-    };
+    let ms = if unit == Unit::Seconds { v.checked_mul(1000) } else { Some(v) };
     let Some(ms) = ms else {
         return ctx.error(&invalid);
     };
-    let at = if relative {
-        ms.checked_add(ctx.now_ms)
-    } else {
-        Some(ms)
-    };
+    let at = if relative { ms.checked_add(ctx.now_ms) } else { Some(ms) };
     let Some(at) = at else {
         return ctx.error(&invalid);
     };
@@ -396,11 +255,7 @@ fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, absolute: bool) {
     let Some(at) = ctx.st.ks.dbs[db].expire_at(&args[1]) else {
         return ctx.int(-1);
     };
-    let v = if absolute {
-        at
-    } else {
-        (at - ctx.now_ms).max(0)
-    };
+    let v = if absolute { at } else { (at - ctx.now_ms).max(0) };
     let out = match unit {
         // Redis rounds TTL to the nearest second.
         Unit::Seconds if absolute => v / 1000,

@@ -21,118 +21,22 @@ use super::*;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "lpush",
-        arity: -3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: lpush,
-    },
-    CommandSpec {
-        name: "rpush",
-        arity: -3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: rpush,
-    },
-    CommandSpec {
-        name: "lpushx",
-        arity: -3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: lpushx,
-    },
-    CommandSpec {
-        name: "rpushx",
-        arity: -3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: rpushx,
-    },
-    CommandSpec {
-        name: "lpop",
-        arity: -2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: lpop,
-    },
-    CommandSpec {
-        name: "rpop",
-        arity: -2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: rpop,
-    },
-    CommandSpec {
-        name: "llen",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: llen,
-    },
-    CommandSpec {
-        name: "lindex",
-        arity: 3,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: lindex,
-    },
-    CommandSpec {
-        name: "lset",
-        arity: 4,
-        flags: WRITE | DENYOOM,
-        keys: (1, 1, 1),
-        handler: lset,
-    },
-    CommandSpec {
-        name: "lrange",
-        arity: 4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: lrange,
-    },
-    CommandSpec {
-        name: "ltrim",
-        arity: 4,
-        flags: WRITE,
-        keys: (1, 1, 1),
-        handler: ltrim,
-    },
-    CommandSpec {
-        name: "lrem",
-        arity: 4,
-        flags: WRITE,
-        keys: (1, 1, 1),
-        handler: lrem,
-    },
-    CommandSpec {
-        name: "linsert",
-        arity: 5,
-        flags: WRITE | DENYOOM,
-        keys: (1, 1, 1),
-        handler: linsert,
-    },
-    CommandSpec {
-        name: "lpos",
-        arity: -3,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: lpos,
-    },
-    CommandSpec {
-        name: "rpoplpush",
-        arity: 3,
-        flags: WRITE | DENYOOM,
-        keys: (1, 2, 1),
-        handler: rpoplpush,
-    },
-    CommandSpec {
-        name: "lmove",
-        arity: 5,
-        flags: WRITE | DENYOOM,
-        keys: (1, 2, 1),
-        handler: lmove,
-    },
+    CommandSpec { name: "lpush", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: lpush },
+    CommandSpec { name: "rpush", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: rpush },
+    CommandSpec { name: "lpushx", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: lpushx },
+    CommandSpec { name: "rpushx", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: rpushx },
+    CommandSpec { name: "lpop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: lpop },
+    CommandSpec { name: "rpop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: rpop },
+    CommandSpec { name: "llen", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: llen },
+    CommandSpec { name: "lindex", arity: 3, flags: READONLY, keys: (1, 1, 1), handler: lindex },
+    CommandSpec { name: "lset", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: lset },
+    CommandSpec { name: "lrange", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: lrange },
+    CommandSpec { name: "ltrim", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: ltrim },
+    CommandSpec { name: "lrem", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: lrem },
+    CommandSpec { name: "linsert", arity: 5, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: linsert },
+    CommandSpec { name: "lpos", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: lpos },
+    CommandSpec { name: "rpoplpush", arity: 3, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: rpoplpush },
+    CommandSpec { name: "lmove", arity: 5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: lmove },
 ];
 
 /// Which end of a list.
@@ -281,13 +185,10 @@ fn rpushx(ctx: &mut Ctx, args: &[Bytes]) {
 /// if missing, empty array for count 0), as Redis 7.
 fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End, name: &str) {
     if args.len() > 3 {
-        return ctx.error(&format!(
-            "ERR wrong number of arguments for '{name}' command"
-        ));
+        return ctx.error(&format!("ERR wrong number of arguments for '{name}' command"));
     }
     let count = if args.len() == 3 {
-        let Some(c) = positive_arg(ctx, &args[2], "ERR value is out of range, must be positive")
-        else {
+        let Some(c) = positive_arg(ctx, &args[2], "ERR value is out of range, must be positive") else {
             return;
         };
         Some(c)
@@ -298,11 +199,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End, name: &str) {
     let (popped, empty) = match write_list(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => {
-            return if count.is_some() {
-                Reply::null_array(ctx.out)
-            } else {
-                ctx.null()
-            };
+            return if count.is_some() { Reply::null_array(ctx.out) } else { ctx.null() };
         }
         Ok(Some(_)) if count == Some(0) => return Reply::array_len(ctx.out, 0),
         Ok(Some(l)) => {
@@ -428,6 +325,12 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) {
     };
     delete_if_empty(ctx, key, empty);
     ctx.dirty(removed as u64);
+    if removed == 0 {
+        // Redis signals the key as modified even when LTRIM removes nothing (WATCH sees it);
+        // `call` only does so for commands that changed the dirty counter.
+        let db = ctx.db();
+        ctx.st.watches.touch(db, key);
+    }
     ctx.ok()
 }
 
@@ -442,11 +345,7 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(None) => return ctx.int(0),
         Ok(Some(l)) => {
             let before = l.len();
-            let limit = if count == 0 {
-                usize::MAX
-            } else {
-                count.unsigned_abs().min(before as u64) as usize
-            };
+            let limit = if count == 0 { usize::MAX } else { count.unsigned_abs().min(before as u64) as usize };
             if count >= 0 {
                 let mut n = 0;
                 l.retain(|e| {
@@ -562,20 +461,12 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     };
     let Some(l) = l else {
-        return if count == -1 {
-            ctx.null()
-        } else {
-            Reply::array_len(ctx.out, 0)
-        };
+        return if count == -1 { ctx.null() } else { Reply::array_len(ctx.out, 0) };
     };
     let len = l.len();
     let mut found: Vec<i64> = Vec::new();
     let mut matches: i64 = 0;
-    let scan_len = if maxlen == 0 {
-        len
-    } else {
-        (maxlen as u64).min(len as u64) as usize
-    };
+    let scan_len = if maxlen == 0 { len } else { (maxlen as u64).min(len as u64) as usize };
     for index in 0..scan_len {
         let pos = if from_tail { len - 1 - index } else { index };
         if &l[pos][..] != elem {

@@ -73,11 +73,7 @@ impl CommandSpec {
         if first <= 0 || step <= 0 {
             return Vec::new();
         }
-        let last = if last < 0 {
-            args.len() as i32 + last
-        } else {
-            last
-        };
+        let last = if last < 0 { args.len() as i32 + last } else { last };
         let mut out = Vec::new();
         let mut i = first;
         while i <= last && (i as usize) < args.len() {
@@ -195,10 +191,7 @@ pub struct Session {
 /// the connection writes the command's reply when it completes, before running the next request.
 pub enum Deferred {
     /// CONFIG REWRITE: write the file through the disk seam.
-    WriteConfig {
-        path: std::path::PathBuf,
-        text: String,
-    },
+    WriteConfig { path: std::path::PathBuf, text: String },
     /// DEBUG SLEEP: hold this client (not the server) for a while, then +OK.
     Sleep(std::time::Duration),
 }
@@ -353,10 +346,7 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     debug_assert!(!args.is_empty());
     let name = &args[0];
     let Some(spec) = ctx.st.commands.lookup(name) else {
-        let mut msg = format!(
-            "ERR unknown command '{}', with args beginning with: ",
-            truncate(&lossy(name), 128)
-        );
+        let mut msg = format!("ERR unknown command '{}', with args beginning with: ", truncate(&lossy(name), 128));
         for a in args.iter().skip(1).take(32) {
             msg.push_str(&format!("'{}' ", truncate(&lossy(a), 128)));
         }
@@ -367,16 +357,10 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
         flag_multi_failed(ctx);
-        ctx.error(&format!(
-            "ERR wrong number of arguments for '{}' command",
-            spec.name
-        ));
+        ctx.error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
         return;
     }
-    if ctx.st.config.hot.requirepass.is_some()
-        && !ctx.client.authenticated
-        && spec.flags & NO_AUTH == 0
-    {
+    if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated && spec.flags & NO_AUTH == 0 {
         flag_multi_failed(ctx);
         ctx.error("NOAUTH Authentication required.");
         return;
@@ -430,10 +414,16 @@ pub fn over_maxmemory(st: &State) -> bool {
     max > 0 && crate::alloc::used_memory() as u64 > max
 }
 
-/// Runs a command and does what every write needs: invalidate WATCHes on its keys, count it.
+/// Runs a command and does what every write needs: invalidate WATCHes on its keys, count it,
+/// and report it to the observer (simulation).
 pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     let dirty_before = ctx.st.dirty;
+    let observed = ctx.st.observer.is_some() && spec.is_write();
+    let before = if observed { key_digests(ctx, spec, args) } else { Vec::new() };
     (spec.handler)(ctx, args);
+    if observed && ctx.st.dirty != dirty_before {
+        observe_write(ctx, spec, args, &before);
+    }
     ctx.st.stats.total_commands_processed += 1;
     let planted_skip = spec.name == "incr" && crate::fault::planted("watch-ignores-incr");
     if ctx.st.dirty != dirty_before && spec.is_write() && !planted_skip {
@@ -445,6 +435,56 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     propagate_expired(ctx.st);
 }
 
+fn key_digests(ctx: &Ctx, spec: &CommandSpec, args: &[Bytes]) -> Vec<crate::db::digest::Digest> {
+    let db = ctx.client.db;
+    spec.key_args(args).iter().map(|k| crate::db::digest::key_digest_in(db, &ctx.st.ks.dbs[db], k)).collect()
+}
+
+/// Updates the incremental digest for a write and reports it.
+fn observe_write(ctx: &mut Ctx, spec: &CommandSpec, args: &[Bytes], before: &[crate::db::digest::Digest]) {
+    use crate::db::digest;
+    let db = ctx.client.db;
+    let after = key_digests(ctx, spec, args);
+    let st = &mut *ctx.st;
+    // Keys deleted by expiry during the command are folded in first. One of the command's own
+    // keys may be among them: its "before" already counted it, so it is zeroed below.
+    let expired = std::mem::take(&mut st.ks.expired_digest);
+    let mut d = digest::xor(st.tracking.digest, expired);
+    if spec.keys.0 <= 0 {
+        // Keyless writes (FLUSHDB, FLUSHALL) may change any key: recompute.
+        d = digest::digest_all(&st.ks.dbs);
+    } else {
+        let keys = spec.key_args(args);
+        for (i, k) in keys.iter().enumerate() {
+            // A key given twice (MSET k a k b) counts once.
+            if keys[..i].contains(k) {
+                continue;
+            }
+            let expired_now = st.ks.expired.iter().any(|(edb, ek)| *edb == db && ek[..] == k[..]);
+            let old = if expired_now { [0; 3] } else { before[i] };
+            d = digest::xor(digest::xor(d, old), after[i]);
+        }
+    }
+    st.tracking.digest = d;
+    st.tracking.write_seq += 1;
+    let observer = st.observer.clone().expect("observed");
+    if observer.verify_every_write {
+        let full = digest::digest_all(&st.ks.dbs);
+        assert_eq!(
+            d,
+            full,
+            "incremental digest diverged from the dataset after {:?}",
+            String::from_utf8_lossy(&args[0])
+        );
+    }
+    observer.emit(crate::observe::Observation::Write {
+        seq: st.tracking.write_seq,
+        db,
+        command: args.to_vec(),
+        digest: d,
+    });
+}
+
 /// Keys deleted by expiry since the last call: invalidate watches (and, with replication, feed
 /// `DEL` to replicas).
 pub fn propagate_expired(st: &mut State) {
@@ -454,5 +494,17 @@ pub fn propagate_expired(st: &mut State) {
     let expired = std::mem::take(&mut st.ks.expired);
     for (db, key) in &expired {
         st.watches.touch(*db, key);
+    }
+    if let Some(observer) = st.observer.clone() {
+        let folded = std::mem::take(&mut st.ks.expired_digest);
+        st.tracking.digest = crate::db::digest::xor(st.tracking.digest, folded);
+        if observer.verify_every_write {
+            let full = crate::db::digest::digest_all(&st.ks.dbs);
+            assert_eq!(st.tracking.digest, full, "incremental digest diverged after expiry");
+        }
+        observer.emit(crate::observe::Observation::Expired {
+            keys: expired.iter().map(|(db, k)| (*db, Bytes::copy_from_slice(k))).collect(),
+            digest: st.tracking.digest,
+        });
     }
 }

@@ -42,13 +42,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         keys: (0, 0, 0),
         handler: publish,
     },
-    CommandSpec {
-        name: "pubsub",
-        arity: -2,
-        flags: PUBSUB | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: pubsub,
-    },
+    CommandSpec { name: "pubsub", arity: -2, flags: PUBSUB | STALE | LOADING, keys: (0, 0, 0), handler: pubsub },
 ];
 
 fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
@@ -74,11 +68,8 @@ fn subscribe(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn unsubscribe(ctx: &mut Ctx, args: &[Bytes]) {
-    let targets: Vec<Bytes> = if args.len() == 1 {
-        ctx.client.channels.iter().cloned().collect()
-    } else {
-        args[1..].to_vec()
-    };
+    let targets: Vec<Bytes> =
+        if args.len() == 1 { ctx.client.channels.iter().cloned().collect() } else { args[1..].to_vec() };
     if targets.is_empty() {
         return confirm(ctx, b"unsubscribe", None);
     }
@@ -103,11 +94,8 @@ fn psubscribe(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) {
-    let targets: Vec<Bytes> = if args.len() == 1 {
-        ctx.client.patterns.iter().cloned().collect()
-    } else {
-        args[1..].to_vec()
-    };
+    let targets: Vec<Bytes> =
+        if args.len() == 1 { ctx.client.patterns.iter().cloned().collect() } else { args[1..].to_vec() };
     if targets.is_empty() {
         return confirm(ctx, b"punsubscribe", None);
     }
@@ -143,13 +131,7 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) {
         "numsub" => {
             Reply::array_len(ctx.out, (args.len() - 2) * 2);
             for ch in &args[2..] {
-                let n = ctx
-                    .st
-                    .pubsub
-                    .channels
-                    .get(&ch[..])
-                    .map(|s| s.len())
-                    .unwrap_or(0);
+                let n = ctx.st.pubsub.channels.get(&ch[..]).map(|s| s.len()).unwrap_or(0);
                 Reply::bulk(ctx.out, ch);
                 Reply::int(ctx.out, n as i64);
             }
@@ -158,12 +140,7 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) {
             let n = ctx.st.pubsub.patterns.len();
             ctx.int(n as i64)
         }
-        "channels" | "numpat" => ctx.error(&format!(
-            "ERR wrong number of arguments for 'pubsub|{sub}' command"
-        )),
-        _ => ctx.error(&format!(
-            "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
+        "channels" | "numpat" => ctx.error(&format!("ERR wrong number of arguments for 'pubsub|{sub}' command")),
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try PUBSUB HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }

@@ -14,55 +14,13 @@ use crate::protocol::Reply;
 use crate::server::ShutdownMode;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "info",
-        arity: -1,
-        flags: STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: info,
-    },
-    CommandSpec {
-        name: "config",
-        arity: -2,
-        flags: ADMIN | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: config,
-    },
-    CommandSpec {
-        name: "dbsize",
-        arity: 1,
-        flags: READONLY | FAST,
-        keys: (0, 0, 0),
-        handler: dbsize,
-    },
-    CommandSpec {
-        name: "flushdb",
-        arity: -1,
-        flags: WRITE,
-        keys: (0, 0, 0),
-        handler: flushdb,
-    },
-    CommandSpec {
-        name: "flushall",
-        arity: -1,
-        flags: WRITE,
-        keys: (0, 0, 0),
-        handler: flushall,
-    },
-    CommandSpec {
-        name: "time",
-        arity: 1,
-        flags: FAST | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: time,
-    },
-    CommandSpec {
-        name: "command",
-        arity: -1,
-        flags: STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: command,
-    },
+    CommandSpec { name: "info", arity: -1, flags: STALE | LOADING, keys: (0, 0, 0), handler: info },
+    CommandSpec { name: "config", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: config },
+    CommandSpec { name: "dbsize", arity: 1, flags: READONLY | FAST, keys: (0, 0, 0), handler: dbsize },
+    CommandSpec { name: "flushdb", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushdb },
+    CommandSpec { name: "flushall", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushall },
+    CommandSpec { name: "time", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: time },
+    CommandSpec { name: "command", arity: -1, flags: STALE | LOADING, keys: (0, 0, 0), handler: command },
     CommandSpec {
         name: "shutdown",
         arity: -1,
@@ -70,20 +28,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         keys: (0, 0, 0),
         handler: shutdown,
     },
-    CommandSpec {
-        name: "debug",
-        arity: -2,
-        flags: ADMIN | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: debug,
-    },
-    CommandSpec {
-        name: "lastsave",
-        arity: 1,
-        flags: FAST | STALE | LOADING,
-        keys: (0, 0, 0),
-        handler: lastsave,
-    },
+    CommandSpec { name: "debug", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: debug },
+    CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
 ];
 
 fn human_bytes(n: u64) -> String {
@@ -105,11 +51,7 @@ fn rss_bytes() -> u64 {
     {
         // Reading procfs is an OS query, not persistence; it is compiled out of the simulator.
         if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
-            if let Some(pages) = s
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-            {
+            if let Some(pages) = s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()) {
                 return pages * 4096;
             }
         }
@@ -119,10 +61,7 @@ fn rss_bytes() -> u64 {
 
 /// Builds the INFO text for the requested sections (Redis's names and order).
 pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
-    let all = sections.is_empty()
-        || sections
-            .iter()
-            .any(|s| s == "all" || s == "everything" || s == "default");
+    let all = sections.is_empty() || sections.iter().any(|s| s == "all" || s == "everything" || s == "default");
     let want = |s: &str| all || sections.iter().any(|x| x == s);
     let mut o = String::new();
     let uptime = ((now_ms - st.start_ms) / 1000).max(0);
@@ -208,13 +147,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         o.push_str("# Keyspace\r\n");
         for (i, db) in st.ks.dbs.iter().enumerate() {
             if !db.is_empty() {
-                let _ = write!(
-                    o,
-                    "db{}:keys={},expires={},avg_ttl=0\r\n",
-                    i,
-                    db.len(),
-                    db.expires_len()
-                );
+                let _ = write!(o, "db{}:keys={},expires={},avg_ttl=0\r\n", i, db.len(), db.expires_len());
             }
         }
         o.push_str("\r\n");
@@ -227,10 +160,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
 }
 
 fn info(ctx: &mut Ctx, args: &[Bytes]) {
-    let sections: Vec<String> = args[1..]
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-        .collect();
+    let sections: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     let text = info_text(ctx.st, ctx.now_ms, &sections);
     ctx.bulk(text.as_bytes())
 }
@@ -258,13 +188,14 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 match next.set(&name, &value) {
                     Ok(()) => {}
                     Err(SetError::Unknown) => {
+                        return ctx
+                            .error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
+                    }
+                    Err(SetError::Invalid(canon, reason)) => {
                         return ctx.error(&format!(
-                            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                            "ERR CONFIG SET failed (possibly related to argument '{canon}') - {reason}"
                         ))
                     }
-                    Err(SetError::Invalid(canon, reason)) => return ctx.error(&format!(
-                        "ERR CONFIG SET failed (possibly related to argument '{canon}') - {reason}"
-                    )),
                 }
             }
             ctx.st.config = next;
@@ -275,10 +206,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 return ctx.error("ERR The server is running without a config file");
             };
             let text = ctx.st.config.rewrite();
-            ctx.client.deferred = Some(Deferred::WriteConfig {
-                path: path.into(),
-                text,
-            });
+            ctx.client.deferred = Some(Deferred::WriteConfig { path: path.into(), text });
         }
         "resetstat" if args.len() == 2 => {
             ctx.st.stats = Default::default();
@@ -301,13 +229,10 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::simple(ctx.out, l);
             }
         }
-        "get" | "set" | "rewrite" | "resetstat" => ctx.error(&format!(
-            "ERR wrong number of arguments for 'config|{sub}' command"
-        )),
-        _ => ctx.error(&format!(
-            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
+        "get" | "set" | "rewrite" | "resetstat" => {
+            ctx.error(&format!("ERR wrong number of arguments for 'config|{sub}' command"))
+        }
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }
 
@@ -424,10 +349,7 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) {
             }
             None => ctx.error("ERR Invalid command specified"),
         },
-        _ => ctx.error(&format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }
 
@@ -521,9 +443,6 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::simple(ctx.out, l);
             }
         }
-        _ => ctx.error(&format!(
-            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }

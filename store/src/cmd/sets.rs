@@ -9,6 +9,8 @@
 //! - Randomness comes only from `ctx.env.rng`. A `HashSet` has no O(1) random access, so picking
 //!   a random member walks the table (O(n)); Redis picks a random bucket in O(1). SPOP/SRANDMEMBER
 //!   with a count collect the members once and do a partial Fisher-Yates shuffle, O(n + count).
+//!   A pick depends on the table's layout, which a replica rebuilt from a snapshot may not share:
+//!   replication must propagate SPOP as the SREM of what was popped, as Redis does.
 //! - Sets whose members are all integers and that are small enough for Redis's intset encoding
 //!   (<= 512 members) are listed in ascending numeric order, as Redis lists an intset (SMEMBERS,
 //!   SINTER/SUNION/SDIFF, SSCAN).
@@ -33,126 +35,24 @@ use crate::env::Rng;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "sadd",
-        arity: -3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: sadd,
-    },
-    CommandSpec {
-        name: "srem",
-        arity: -3,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: srem,
-    },
-    CommandSpec {
-        name: "smembers",
-        arity: 2,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: smembers,
-    },
-    CommandSpec {
-        name: "sismember",
-        arity: 3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: sismember,
-    },
-    CommandSpec {
-        name: "smismember",
-        arity: -3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: smismember,
-    },
-    CommandSpec {
-        name: "scard",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: scard,
-    },
-    CommandSpec {
-        name: "spop",
-        arity: -2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: spop,
-    },
-    CommandSpec {
-        name: "srandmember",
-        arity: -2,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: srandmember,
-    },
-    CommandSpec {
-        name: "sinter",
-        arity: -2,
-        flags: READONLY,
-        keys: (1, -1, 1),
-        handler: sinter,
-    },
-    CommandSpec {
-        name: "sunion",
-        arity: -2,
-        flags: READONLY,
-        keys: (1, -1, 1),
-        handler: sunion,
-    },
-    CommandSpec {
-        name: "sdiff",
-        arity: -2,
-        flags: READONLY,
-        keys: (1, -1, 1),
-        handler: sdiff,
-    },
-    CommandSpec {
-        name: "sinterstore",
-        arity: -3,
-        flags: WRITE | DENYOOM,
-        keys: (1, -1, 1),
-        handler: sinterstore,
-    },
-    CommandSpec {
-        name: "sunionstore",
-        arity: -3,
-        flags: WRITE | DENYOOM,
-        keys: (1, -1, 1),
-        handler: sunionstore,
-    },
-    CommandSpec {
-        name: "sdiffstore",
-        arity: -3,
-        flags: WRITE | DENYOOM,
-        keys: (1, -1, 1),
-        handler: sdiffstore,
-    },
-    CommandSpec {
-        name: "smove",
-        arity: 4,
-        flags: WRITE | FAST,
-        keys: (1, 2, 1),
-        handler: smove,
-    },
+    CommandSpec { name: "sadd", arity: -3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: sadd },
+    CommandSpec { name: "srem", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: srem },
+    CommandSpec { name: "smembers", arity: 2, flags: READONLY, keys: (1, 1, 1), handler: smembers },
+    CommandSpec { name: "sismember", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: sismember },
+    CommandSpec { name: "smismember", arity: -3, flags: READONLY | FAST, keys: (1, 1, 1), handler: smismember },
+    CommandSpec { name: "scard", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: scard },
+    CommandSpec { name: "spop", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: spop },
+    CommandSpec { name: "srandmember", arity: -2, flags: READONLY, keys: (1, 1, 1), handler: srandmember },
+    CommandSpec { name: "sinter", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sinter },
+    CommandSpec { name: "sunion", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sunion },
+    CommandSpec { name: "sdiff", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sdiff },
+    CommandSpec { name: "sinterstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sinterstore },
+    CommandSpec { name: "sunionstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sunionstore },
+    CommandSpec { name: "sdiffstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sdiffstore },
+    CommandSpec { name: "smove", arity: 4, flags: WRITE | FAST, keys: (1, 2, 1), handler: smove },
     // Keys follow `numkeys` (movable keys): Redis reports (0, 0, 0) too.
-    CommandSpec {
-        name: "sintercard",
-        arity: -3,
-        flags: READONLY,
-        keys: (0, 0, 0),
-        handler: sintercard,
-    },
-    CommandSpec {
-        name: "sscan",
-        arity: -3,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: sscan,
-    },
+    CommandSpec { name: "sintercard", arity: -3, flags: READONLY, keys: (0, 0, 0), handler: sintercard },
+    CommandSpec { name: "sscan", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: sscan },
 ];
 
 /// The most samples a negative-count SRANDMEMBER/HRANDFIELD/ZRANDMEMBER may ask for.
@@ -170,9 +70,7 @@ type SetS = HashSetS<Sds>;
 pub(super) fn range_arg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64) -> Option<i64> {
     let v = arg_i64(ctx, arg)?;
     if v < min || v > max {
-        ctx.error(&format!(
-            "ERR value is out of range, value must between {min} and {max}"
-        ));
+        ctx.error(&format!("ERR value is out of range, value must between {min} and {max}"));
         return None;
     }
     Some(v)
@@ -180,13 +78,7 @@ pub(super) fn range_arg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64) -> Option
 
 /// Parses an integer in `[min, max]`; a non-integer or out-of-range value both get `msg`
 /// (Redis's `get*LongFromObjectOrReply` with a message).
-pub(super) fn range_arg_msg(
-    ctx: &mut Ctx,
-    arg: &[u8],
-    min: i64,
-    max: i64,
-    msg: &str,
-) -> Option<i64> {
+pub(super) fn range_arg_msg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64, msg: &str) -> Option<i64> {
     match parse_i64_strict(arg) {
         Some(v) if v >= min && v <= max => Some(v),
         _ => {
@@ -196,8 +88,11 @@ pub(super) fn range_arg_msg(
     }
 }
 
-/// A uniformly random index below `n` (> 0), from the node's RNG.
+/// A uniformly random index below `n`, from the node's RNG (0 when `n` is 0).
 pub(super) fn pick(rng: &Rng, n: usize) -> usize {
+    if n == 0 {
+        return 0; // callers index with `nth`, which then finds nothing
+    }
     rng.below(n as u64) as usize
 }
 
@@ -263,10 +158,7 @@ impl ScanOpts {
 }
 
 pub(super) fn scan_opts(ctx: &mut Ctx, args: &[Bytes]) -> Option<ScanOpts> {
-    let mut opts = ScanOpts {
-        pattern: None,
-        count: 10,
-    };
+    let mut opts = ScanOpts { pattern: None, count: 10 };
     let mut i = 0;
     while i < args.len() {
         let more = args.len() - i >= 2;
@@ -278,11 +170,7 @@ pub(super) fn scan_opts(ctx: &mut Ctx, args: &[Bytes]) -> Option<ScanOpts> {
             }
             opts.count = usize::try_from(c).unwrap_or(usize::MAX);
         } else if eq_ic(&args[i], "match") && more {
-            opts.pattern = if &args[i + 1][..] == b"*" {
-                None
-            } else {
-                Some(args[i + 1].clone())
-            };
+            opts.pattern = if &args[i + 1][..] == b"*" { None } else { Some(args[i + 1].clone()) };
         } else {
             ctx.error(SYNTAX);
             return None;
@@ -319,11 +207,7 @@ pub(super) fn scan_page<'a, T: Copy>(
     }
     cands.select_nth_unstable_by_key(count, |c| c.0);
     let mut next = cands[count].0;
-    let mut page: Vec<(u64, &'a Sds, T)> = cands[..count]
-        .iter()
-        .filter(|c| c.0 < next)
-        .copied()
-        .collect();
+    let mut page: Vec<(u64, &'a Sds, T)> = cands[..count].iter().filter(|c| c.0 < next).copied().collect();
     if page.is_empty() {
         // More than `count` items share one position: return them all at once.
         page = cands.iter().filter(|c| c.0 == next).copied().collect();
@@ -436,10 +320,7 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) {
     let (removed, empty) = match write_set(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => return ctx.int(0),
-        Ok(Some(s)) => (
-            args[2..].iter().filter(|m| s.remove(&m[..])).count(),
-            s.is_empty(),
-        ),
+        Ok(Some(s)) => (args[2..].iter().filter(|m| s.remove(&m[..])).count(), s.is_empty()),
     };
     delete_if_empty(ctx, key, empty);
     ctx.dirty(removed as u64);
@@ -469,10 +350,7 @@ fn smismember(ctx: &mut Ctx, args: &[Bytes]) {
     };
     Reply::array_len(ctx.out, args.len() - 2);
     for m in &args[2..] {
-        Reply::int(
-            ctx.out,
-            s.as_ref().is_some_and(|s| s.contains(&m[..])) as i64,
-        );
+        Reply::int(ctx.out, s.as_ref().is_some_and(|s| s.contains(&m[..])) as i64);
     }
 }
 
@@ -500,13 +378,7 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) {
     let env = ctx.env;
     let (popped, empty) = match write_set(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
-        Ok(None) => {
-            return if count.is_some() {
-                Reply::array_len(ctx.out, 0)
-            } else {
-                ctx.null()
-            }
-        }
+        Ok(None) => return if count.is_some() { Reply::array_len(ctx.out, 0) } else { ctx.null() },
         Ok(Some(_)) if count == Some(0) => return Reply::array_len(ctx.out, 0),
         Ok(Some(s)) => {
             let n = count.unwrap_or(1).min(s.len() as u64) as usize;
@@ -566,7 +438,8 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(s) = s else {
         return Reply::array_len(ctx.out, 0);
     };
-    if count == 0 {
+    // An empty collection is never stored; were one found, answer as for a missing key.
+    if count == 0 || s.is_empty() {
         return Reply::array_len(ctx.out, 0);
     }
     let all: Vec<&Sds> = s.iter().collect();
@@ -656,7 +529,9 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output) {
         }
     };
     sets.sort_by_key(|s| s.len());
-    let (first, rest) = sets.split_first().expect("arity guarantees a key");
+    // Arity guarantees at least one key; an empty list would intersect to nothing.
+    let empty = Arc::new(new_set(ctx));
+    let (first, rest) = sets.split_first().unwrap_or((&empty, &[]));
     let in_all = |m: &&Sds| rest.iter().all(|s| s.contains(&m[..]));
     match output {
         Output::Card(limit) => {
@@ -687,12 +562,7 @@ fn sunion_diff_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output, diff: bool
     if diff {
         if let Some(Some(first)) = sets.first() {
             let others: Vec<&Arc<SetS>> = sets[1..].iter().flatten().collect();
-            result.extend(
-                first
-                    .iter()
-                    .filter(|m| !others.iter().any(|o| o.contains(&m[..])))
-                    .cloned(),
-            );
+            result.extend(first.iter().filter(|m| !others.iter().any(|o| o.contains(&m[..]))).cloned());
         }
     } else {
         for s in sets.iter().flatten() {
@@ -730,13 +600,7 @@ fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn sintercard(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(numkeys) = range_arg_msg(
-        ctx,
-        &args[1],
-        1,
-        i64::MAX,
-        "ERR numkeys should be greater than 0",
-    ) else {
+    let Some(numkeys) = range_arg_msg(ctx, &args[1], 1, i64::MAX, "ERR numkeys should be greater than 0") else {
         return;
     };
     if numkeys > (args.len() - 2) as i64 {
@@ -748,8 +612,7 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) {
     while j < args.len() {
         if eq_ic(&args[j], "limit") && j + 1 < args.len() {
             j += 1;
-            let Some(l) = range_arg_msg(ctx, &args[j], 0, i64::MAX, "ERR LIMIT can't be negative")
-            else {
+            let Some(l) = range_arg_msg(ctx, &args[j], 0, i64::MAX, "ERR LIMIT can't be negative") else {
                 return;
             };
             limit = usize::try_from(l).unwrap_or(usize::MAX);
@@ -835,9 +698,7 @@ mod tests {
     #[test]
     fn scan_pages_cover_everything_once() {
         let hasher = Hasher::with_seeds(1, 2, 3, 4);
-        let items: Vec<Sds> = (0..1000)
-            .map(|i| Sds::from(format!("m{i}").as_str()))
-            .collect();
+        let items: Vec<Sds> = (0..1000).map(|i| Sds::from(format!("m{i}").as_str())).collect();
         let mut seen = std::collections::BTreeSet::new();
         let mut cursor = 0;
         loop {

@@ -4,156 +4,30 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::protocol::{format_double_human, parse_i64_strict, Reply};
+use crate::protocol::{parse_i64_strict, Reply};
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "get",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: get,
-    },
-    CommandSpec {
-        name: "set",
-        arity: -3,
-        flags: WRITE | DENYOOM,
-        keys: (1, 1, 1),
-        handler: set,
-    },
-    CommandSpec {
-        name: "setnx",
-        arity: 3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: setnx,
-    },
-    CommandSpec {
-        name: "setex",
-        arity: 4,
-        flags: WRITE | DENYOOM,
-        keys: (1, 1, 1),
-        handler: setex,
-    },
-    CommandSpec {
-        name: "psetex",
-        arity: 4,
-        flags: WRITE | DENYOOM,
-        keys: (1, 1, 1),
-        handler: psetex,
-    },
-    CommandSpec {
-        name: "getset",
-        arity: 3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: getset,
-    },
-    CommandSpec {
-        name: "getdel",
-        arity: 2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: getdel,
-    },
-    CommandSpec {
-        name: "getex",
-        arity: -2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: getex,
-    },
-    CommandSpec {
-        name: "mset",
-        arity: -3,
-        flags: WRITE | DENYOOM,
-        keys: (1, -1, 2),
-        handler: mset,
-    },
-    CommandSpec {
-        name: "msetnx",
-        arity: -3,
-        flags: WRITE | DENYOOM,
-        keys: (1, -1, 2),
-        handler: msetnx,
-    },
-    CommandSpec {
-        name: "mget",
-        arity: -2,
-        flags: READONLY | FAST,
-        keys: (1, -1, 1),
-        handler: mget,
-    },
-    CommandSpec {
-        name: "incr",
-        arity: 2,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: incr,
-    },
-    CommandSpec {
-        name: "decr",
-        arity: 2,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: decr,
-    },
-    CommandSpec {
-        name: "incrby",
-        arity: 3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: incrby,
-    },
-    CommandSpec {
-        name: "decrby",
-        arity: 3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: decrby,
-    },
-    CommandSpec {
-        name: "incrbyfloat",
-        arity: 3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: incrbyfloat,
-    },
-    CommandSpec {
-        name: "append",
-        arity: 3,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: append,
-    },
-    CommandSpec {
-        name: "strlen",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: strlen,
-    },
-    CommandSpec {
-        name: "getrange",
-        arity: 4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: getrange,
-    },
-    CommandSpec {
-        name: "substr",
-        arity: 4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: getrange,
-    },
-    CommandSpec {
-        name: "setrange",
-        arity: 4,
-        flags: WRITE | DENYOOM,
-        keys: (1, 1, 1),
-        handler: setrange,
-    },
+    CommandSpec { name: "get", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: get },
+    CommandSpec { name: "set", arity: -3, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: set },
+    CommandSpec { name: "setnx", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: setnx },
+    CommandSpec { name: "setex", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: setex },
+    CommandSpec { name: "psetex", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: psetex },
+    CommandSpec { name: "getset", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: getset },
+    CommandSpec { name: "getdel", arity: 2, flags: WRITE | FAST, keys: (1, 1, 1), handler: getdel },
+    CommandSpec { name: "getex", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: getex },
+    CommandSpec { name: "mset", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 2), handler: mset },
+    CommandSpec { name: "msetnx", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 2), handler: msetnx },
+    CommandSpec { name: "mget", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: mget },
+    CommandSpec { name: "incr", arity: 2, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incr },
+    CommandSpec { name: "decr", arity: 2, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: decr },
+    CommandSpec { name: "incrby", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incrby },
+    CommandSpec { name: "decrby", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: decrby },
+    CommandSpec { name: "incrbyfloat", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: incrbyfloat },
+    CommandSpec { name: "append", arity: 3, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: append },
+    CommandSpec { name: "strlen", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: strlen },
+    CommandSpec { name: "getrange", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: getrange },
+    CommandSpec { name: "substr", arity: 4, flags: READONLY, keys: (1, 1, 1), handler: getrange },
+    CommandSpec { name: "setrange", arity: 4, flags: WRITE | DENYOOM, keys: (1, 1, 1), handler: setrange },
 ];
 
 /// Reads a string value: Ok(None) if missing, Err after replying WRONGTYPE.
@@ -217,9 +91,7 @@ fn expiry_at(ctx: &mut Ctx, opt: &str, val: &[u8], cmd: &str) -> Option<i64> {
         return None;
     }
     let at = match opt {
-        "ex" => v
-            .checked_mul(1000)
-            .and_then(|ms| ms.checked_add(ctx.now_ms)),
+        "ex" => v.checked_mul(1000).and_then(|ms| ms.checked_add(ctx.now_ms)),
         "px" => v.checked_add(ctx.now_ms),
         "exat" => v.checked_mul(1000),
         _ => Some(v),
@@ -264,11 +136,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
     let db = ctx.client.db;
     let exists = ctx.st.ks.exists(db, key, ctx.now_ms);
     if (nx && exists) || (xx && !exists) {
-        return if get_old {
-            reply_opt(ctx, old)
-        } else {
-            Reply::null(ctx.out)
-        };
+        return if get_old { reply_opt(ctx, old) } else { Reply::null(ctx.out) };
     }
     store(ctx, key, &args[2], expiry == Expiry::KeepTtl);
     if let Expiry::At(at) = expiry {
@@ -366,9 +234,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) {
     if val.is_some() {
         let db = ctx.client.db;
         match expiry {
-            Expiry::At(at)
-                if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete =>
-            {
+            Expiry::At(at) if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete => {
                 ctx.st.ks.delete(db, &args[1]);
                 ctx.dirty(1);
             }
@@ -403,10 +269,7 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error("ERR wrong number of arguments for 'msetnx' command");
     }
     let db = ctx.client.db;
-    if args[1..]
-        .chunks(2)
-        .any(|p| ctx.st.ks.exists(db, &p[0], ctx.now_ms))
-    {
+    if args[1..].chunks(2).any(|p| ctx.st.ks.exists(db, &p[0], ctx.now_ms)) {
         return ctx.int(0);
     }
     for pair in args[1..].chunks(2) {
@@ -480,25 +343,27 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes]) {
     incr_by(ctx, &args[1], neg)
 }
 
+/// Computed in emulated x87 `long double`, as Redis does, so results match digit for digit.
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(delta) = arg_f64(ctx, &args[2]) else {
-        return;
+    use super::hashes::long_double as ld;
+    let Some(delta) = ld::parse(&args[2]) else {
+        return ctx.error(NOT_FLOAT);
     };
     let Ok(cur) = read_str(ctx, &args[1]) else {
         return;
     };
     let base = match cur {
-        None => 0.0,
-        Some(s) => match parse_f64(&s) {
+        None => ld::Ext::Zero { neg: false },
+        Some(s) => match ld::parse(&s) {
             Some(v) => v,
             None => return ctx.error(NOT_FLOAT),
         },
     };
-    let next = base + delta;
-    if next.is_nan() || next.is_infinite() {
-        return ctx.error("ERR increment would produce NaN or Infinity");
-    }
-    let text = format_double_human(next);
+    let next = match ld::add(base, delta) {
+        Some(n) if ld::is_finite(n) => n,
+        _ => return ctx.error("ERR increment would produce NaN or Infinity"),
+    };
+    let text = ld::format_human(next);
     store(ctx, &args[1], text.as_bytes(), true);
     ctx.dirty(1);
     ctx.bulk(text.as_bytes())

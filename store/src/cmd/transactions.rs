@@ -10,20 +10,8 @@ use super::*;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "multi",
-        arity: 1,
-        flags: FAST | NO_QUEUE | LOADING | STALE,
-        keys: (0, 0, 0),
-        handler: multi,
-    },
-    CommandSpec {
-        name: "exec",
-        arity: 1,
-        flags: NO_QUEUE | LOADING | STALE,
-        keys: (0, 0, 0),
-        handler: exec,
-    },
+    CommandSpec { name: "multi", arity: 1, flags: FAST | NO_QUEUE | LOADING | STALE, keys: (0, 0, 0), handler: multi },
+    CommandSpec { name: "exec", arity: 1, flags: NO_QUEUE | LOADING | STALE, keys: (0, 0, 0), handler: exec },
     CommandSpec {
         name: "discard",
         arity: 1,
@@ -38,13 +26,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         keys: (1, -1, 1),
         handler: watch,
     },
-    CommandSpec {
-        name: "unwatch",
-        arity: 1,
-        flags: FAST | LOADING | STALE,
-        keys: (0, 0, 0),
-        handler: unwatch,
-    },
+    CommandSpec { name: "unwatch", arity: 1, flags: FAST | LOADING | STALE, keys: (0, 0, 0), handler: unwatch },
 ];
 
 fn multi(ctx: &mut Ctx, _args: &[Bytes]) {
@@ -70,11 +52,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
         return ctx.error("EXECABORT Transaction discarded because of previous errors.");
     }
     // A watched key that expired since WATCH counts as modified (Redis 7).
-    let expired_since = ctx
-        .client
-        .watched
-        .iter()
-        .any(|(db, k)| ctx.st.ks.dbs[*db].is_expired(k, ctx.now_ms));
+    let expired_since = ctx.client.watched.iter().any(|(db, k)| ctx.st.ks.dbs[*db].is_expired(k, ctx.now_ms));
     if ctx.st.watches.dirty.contains(&ctx.client.id) || expired_since {
         crate::fault::probe("multi.exec_aborted_by_watch");
         clear_watches(ctx);
@@ -107,12 +85,7 @@ fn watch(ctx: &mut Ctx, args: &[Bytes]) {
     let db = ctx.client.db;
     for k in &args[1..] {
         let key = Sds::new(k);
-        if ctx
-            .client
-            .watched
-            .iter()
-            .any(|(d, w)| *d == db && *w == key)
-        {
+        if ctx.client.watched.iter().any(|(d, w)| *d == db && *w == key) {
             continue;
         }
         // A key already expired when watched is deleted first, so that its deletion does not

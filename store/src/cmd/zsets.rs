@@ -5,17 +5,18 @@
 //!
 //! Design notes and trade-offs:
 //! - `ZSet` (db/value.rs) is a member -> score map plus a `BTreeSet<(Score, member)>`. Score and
-//!   lex ranges are O(log n + m) B-tree range scans, but anything positional is O(rank): ZRANK,
-//!   ZRANGE by index and LIMIT offsets walk the tree, and ZCOUNT/ZLEXCOUNT count the range
-//!   (O(m)), where Redis's skiplist with spans answers in O(log n).
+//!   lex ranges are O(log n + m) B-tree range scans, but anything positional walks the tree:
+//!   ZRANK is O(rank), ZRANGE/ZREMRANGEBYRANK by index O(distance from the nearer end + m),
+//!   LIMIT offsets O(offset), and ZCOUNT/ZLEXCOUNT count the range (O(m)), where Redis's
+//!   skiplist with spans answers in O(log n).
 //! - Lex ranges assume, like Redis, that all members share one score; then they are B-tree
 //!   ranges. With mixed scores we take the first member (in score order) at or past `min` and
 //!   continue while members are within `max`, which is what Redis's listpack encoding does (its
 //!   skiplist answer depends on the skiplist's shape).
 //! - Scores are written the way Redis 7.0 writes them, `%.17g` ([`format_score`]), so `0.1` is
-//!   `0.10000000000000001`; `protocol::format_double` writes the shortest form instead (Redis
-//!   7.2+). Score arguments are parsed like Redis's `strtod` checks: overflow (`1e400`) and
-//!   underflow to zero are "not a valid float"; range bounds follow `zslParseRange`, which
+//!   `0.10000000000000001` (Redis 7.2+ writes the shortest form). Score arguments are parsed
+//!   with Redis's `strtod` checks: overflow (`1e400`) and underflow to zero are "not a valid
+//!   float" (hexadecimal floats are not accepted); range bounds follow `zslParseRange`, which
 //!   accepts an empty string as 0 and overflow as infinity.
 //! - ZSCAN uses the hash-ordered cursor described in `sets.rs`; a sorted set small enough for
 //!   Redis's listpack encoding (<= 128 members of <= 64 bytes) is returned whole, in score order,
@@ -27,183 +28,37 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::sets::{
-    pick, range_arg, range_arg_msg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor,
-};
+use super::sets::{pick, range_arg, range_arg_msg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor};
 use super::sets::{scan_opts, scan_page, RANDOM_REPLY_MAX};
 use super::*;
 use crate::db::{Score, ZSet};
-use crate::protocol::Reply;
+use crate::protocol::{format_double, Reply};
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "zadd",
-        arity: -4,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: zadd,
-    },
-    CommandSpec {
-        name: "zincrby",
-        arity: 4,
-        flags: WRITE | DENYOOM | FAST,
-        keys: (1, 1, 1),
-        handler: zincrby,
-    },
-    CommandSpec {
-        name: "zrem",
-        arity: -3,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: zrem,
-    },
-    CommandSpec {
-        name: "zscore",
-        arity: 3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: zscore,
-    },
-    CommandSpec {
-        name: "zmscore",
-        arity: -3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: zmscore,
-    },
-    CommandSpec {
-        name: "zcard",
-        arity: 2,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: zcard,
-    },
-    CommandSpec {
-        name: "zcount",
-        arity: 4,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: zcount,
-    },
-    CommandSpec {
-        name: "zlexcount",
-        arity: 4,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: zlexcount,
-    },
-    CommandSpec {
-        name: "zrank",
-        arity: 3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: zrank,
-    },
-    CommandSpec {
-        name: "zrevrank",
-        arity: 3,
-        flags: READONLY | FAST,
-        keys: (1, 1, 1),
-        handler: zrevrank,
-    },
-    CommandSpec {
-        name: "zrange",
-        arity: -4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zrange,
-    },
-    CommandSpec {
-        name: "zrevrange",
-        arity: -4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zrevrange,
-    },
-    CommandSpec {
-        name: "zrangebyscore",
-        arity: -4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zrangebyscore,
-    },
-    CommandSpec {
-        name: "zrevrangebyscore",
-        arity: -4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zrevrangebyscore,
-    },
-    CommandSpec {
-        name: "zrangebylex",
-        arity: -4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zrangebylex,
-    },
-    CommandSpec {
-        name: "zrevrangebylex",
-        arity: -4,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zrevrangebylex,
-    },
-    CommandSpec {
-        name: "zrangestore",
-        arity: -5,
-        flags: WRITE | DENYOOM,
-        keys: (1, 2, 1),
-        handler: zrangestore,
-    },
-    CommandSpec {
-        name: "zremrangebyrank",
-        arity: 4,
-        flags: WRITE,
-        keys: (1, 1, 1),
-        handler: zremrangebyrank,
-    },
-    CommandSpec {
-        name: "zremrangebyscore",
-        arity: 4,
-        flags: WRITE,
-        keys: (1, 1, 1),
-        handler: zremrangebyscore,
-    },
-    CommandSpec {
-        name: "zremrangebylex",
-        arity: 4,
-        flags: WRITE,
-        keys: (1, 1, 1),
-        handler: zremrangebylex,
-    },
-    CommandSpec {
-        name: "zpopmin",
-        arity: -2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: zpopmin,
-    },
-    CommandSpec {
-        name: "zpopmax",
-        arity: -2,
-        flags: WRITE | FAST,
-        keys: (1, 1, 1),
-        handler: zpopmax,
-    },
-    CommandSpec {
-        name: "zrandmember",
-        arity: -2,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zrandmember,
-    },
-    CommandSpec {
-        name: "zscan",
-        arity: -3,
-        flags: READONLY,
-        keys: (1, 1, 1),
-        handler: zscan,
-    },
+    CommandSpec { name: "zadd", arity: -4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: zadd },
+    CommandSpec { name: "zincrby", arity: 4, flags: WRITE | DENYOOM | FAST, keys: (1, 1, 1), handler: zincrby },
+    CommandSpec { name: "zrem", arity: -3, flags: WRITE | FAST, keys: (1, 1, 1), handler: zrem },
+    CommandSpec { name: "zscore", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zscore },
+    CommandSpec { name: "zmscore", arity: -3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zmscore },
+    CommandSpec { name: "zcard", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: zcard },
+    CommandSpec { name: "zcount", arity: 4, flags: READONLY | FAST, keys: (1, 1, 1), handler: zcount },
+    CommandSpec { name: "zlexcount", arity: 4, flags: READONLY | FAST, keys: (1, 1, 1), handler: zlexcount },
+    CommandSpec { name: "zrank", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zrank },
+    CommandSpec { name: "zrevrank", arity: 3, flags: READONLY | FAST, keys: (1, 1, 1), handler: zrevrank },
+    CommandSpec { name: "zrange", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrange },
+    CommandSpec { name: "zrevrange", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrange },
+    CommandSpec { name: "zrangebyscore", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrangebyscore },
+    CommandSpec { name: "zrevrangebyscore", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebyscore },
+    CommandSpec { name: "zrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrangebylex },
+    CommandSpec { name: "zrevrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebylex },
+    CommandSpec { name: "zrangestore", arity: -5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: zrangestore },
+    CommandSpec { name: "zremrangebyrank", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyrank },
+    CommandSpec { name: "zremrangebyscore", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyscore },
+    CommandSpec { name: "zremrangebylex", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebylex },
+    CommandSpec { name: "zpopmin", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmin },
+    CommandSpec { name: "zpopmax", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmax },
+    CommandSpec { name: "zrandmember", arity: -2, flags: READONLY, keys: (1, 1, 1), handler: zrandmember },
+    CommandSpec { name: "zscan", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: zscan },
 ];
 
 /// Redis's `zset-max-listpack-entries` / `zset-max-listpack-value` defaults.
@@ -218,37 +73,10 @@ type Entry = (Score, Sds);
 // ---------------------------------------------------------------------------------------------
 // Number formatting and parsing.
 
-/// Formats a score like Redis 7.0's `addReplyDouble` (`%.17g`; `inf`/`-inf`). Zero is `0`
-/// whatever its sign, as small (listpack) sorted sets report it.
+/// Formats a score like Redis 7.0's `addReplyDouble` (`%.17g` via `format_double`). Zero is `0`
+/// whatever its sign, as Redis reports it for small (listpack) sorted sets.
 pub(crate) fn format_score(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
-    }
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    if v.is_nan() {
-        return "nan".to_string();
-    }
-    let sci = format!("{:.16e}", v);
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..17).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", trim_fraction(mant), sign, exp.unsigned_abs())
-    } else {
-        let fixed = format!("{:.*}", (16 - exp) as usize, v);
-        trim_fraction(&fixed).to_string()
-    }
-}
-
-/// Drops trailing zeros of a fraction (and a bare trailing dot), as `%g` does.
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
+    format_double(if v == 0.0 { 0.0 } else { v })
 }
 
 /// C's `isspace` in the "C" locale.
@@ -313,12 +141,7 @@ impl ScoreRange {
         };
         let (min, minex) = bound(min)?;
         let (max, maxex) = bound(max)?;
-        Some(ScoreRange {
-            min,
-            max,
-            minex,
-            maxex,
-        })
+        Some(ScoreRange { min, max, minex, maxex })
     }
 
     /// The B-tree bounds of the interval; None when it is certainly empty.
@@ -375,10 +198,7 @@ impl LexBound {
 
 impl LexRange {
     fn parse(min: &[u8], max: &[u8]) -> Option<LexRange> {
-        Some(LexRange {
-            min: LexBound::parse(min)?,
-            max: LexBound::parse(max)?,
-        })
+        Some(LexRange { min: LexBound::parse(min)?, max: LexBound::parse(max)? })
     }
 
     /// False for ranges that are always empty (`min > max`, or equal with an exclusive end).
@@ -430,11 +250,7 @@ fn safe_range<'a>(
     if let (Included(a) | Excluded(a), Included(b) | Excluded(b)) = (&lo, &hi) {
         match a.cmp(b) {
             std::cmp::Ordering::Greater => return None,
-            std::cmp::Ordering::Equal
-                if !(matches!(lo, Included(_)) && matches!(hi, Included(_))) =>
-            {
-                return None
-            }
+            std::cmp::Ordering::Equal if !(matches!(lo, Included(_)) && matches!(hi, Included(_))) => return None,
             _ => {}
         }
     }
@@ -443,18 +259,11 @@ fn safe_range<'a>(
 
 /// Members with scores in `r`, in ascending order (reversible).
 fn score_iter<'a>(z: &'a ZSet, r: &ScoreRange) -> impl DoubleEndedIterator<Item = &'a Entry> + 'a {
-    r.bounds()
-        .and_then(|(lo, hi)| safe_range(&z.ordered, lo, hi))
-        .into_iter()
-        .flatten()
+    r.bounds().and_then(|(lo, hi)| safe_range(&z.ordered, lo, hi)).into_iter().flatten()
 }
 
 /// Members in lex range `r`, ascending or (with `reverse`) descending.
-fn lex_iter<'a>(
-    z: &'a ZSet,
-    r: &LexRange,
-    reverse: bool,
-) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+fn lex_iter<'a>(z: &'a ZSet, r: &LexRange, reverse: bool) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
     let (Some(first), Some(last)) = (z.ordered.first(), z.ordered.last()) else {
         return Box::new(std::iter::empty());
     };
@@ -474,11 +283,7 @@ fn lex_iter<'a>(
             LexBound::Excl(x) => Excluded((s, x.clone())),
         };
         let range = safe_range(&z.ordered, lo, hi).into_iter().flatten();
-        return if reverse {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
+        return if reverse { Box::new(range.rev()) } else { Box::new(range) };
     }
     // Redis's `zslIsInLexRange` pre-checks: an inverted range, a last member below `min` or a
     // first member above `max` select nothing.
@@ -488,20 +293,9 @@ fn lex_iter<'a>(
     let r1 = r.clone();
     let r2 = r.clone();
     if reverse {
-        Box::new(
-            z.ordered
-                .iter()
-                .rev()
-                .skip_while(move |e| !r1.lte_max(&e.1))
-                .take_while(move |e| r2.gte_min(&e.1)),
-        )
+        Box::new(z.ordered.iter().rev().skip_while(move |e| !r1.lte_max(&e.1)).take_while(move |e| r2.gte_min(&e.1)))
     } else {
-        Box::new(
-            z.ordered
-                .iter()
-                .skip_while(move |e| !r1.gte_min(&e.1))
-                .take_while(move |e| r2.lte_max(&e.1)),
-        )
+        Box::new(z.ordered.iter().skip_while(move |e| !r1.gte_min(&e.1)).take_while(move |e| r2.lte_max(&e.1)))
     }
 }
 
@@ -530,13 +324,7 @@ fn resolve_rank(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 
 /// The entries a range selects, in reply order. `offset`/`limit` apply to score and lex ranges
 /// with Redis's semantics: a negative offset selects nothing, a negative limit means no limit.
-fn select<'a>(
-    z: &'a ZSet,
-    spec: &RangeSpec,
-    reverse: bool,
-    offset: i64,
-    limit: i64,
-) -> Vec<&'a Entry> {
+fn select<'a>(z: &'a ZSet, spec: &RangeSpec, reverse: bool, offset: i64, limit: i64) -> Vec<&'a Entry> {
     let (start, end) = match spec {
         RangeSpec::Rank(s, e) => match resolve_rank(*s, *e, z.len()) {
             Some(r) => r,
@@ -549,20 +337,23 @@ fn select<'a>(
             (0, 0)
         }
     };
-    let take = if limit < 0 {
-        usize::MAX
-    } else {
-        usize::try_from(limit).unwrap_or(usize::MAX)
-    };
+    let take = if limit < 0 { usize::MAX } else { usize::try_from(limit).unwrap_or(usize::MAX) };
     let skip = offset as usize;
     match spec {
         RangeSpec::Rank(..) => {
+            // Walk from whichever end of the tree is nearer the range.
             let n = end - start + 1;
-            if reverse {
-                z.ordered.iter().rev().skip(start).take(n).collect()
-            } else {
-                z.ordered.iter().skip(start).take(n).collect()
+            let from_far_end = z.len() - 1 - end;
+            let mut v: Vec<&Entry> = match (reverse, from_far_end < start) {
+                (false, false) => z.ordered.iter().skip(start).take(n).collect(),
+                (false, true) => z.ordered.iter().rev().skip(from_far_end).take(n).collect(),
+                (true, false) => z.ordered.iter().rev().skip(start).take(n).collect(),
+                (true, true) => z.ordered.iter().skip(from_far_end).take(n).collect(),
+            };
+            if from_far_end < start {
+                v.reverse();
             }
+            v
         }
         RangeSpec::Score(r) => {
             if reverse {
@@ -662,10 +453,7 @@ fn zadd_one(z: &mut ZSet, score: f64, member: &[u8], f: &ZaddFlags) -> Result<Za
 }
 
 fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
-    let mut f = ZaddFlags {
-        incr,
-        ..ZaddFlags::default()
-    };
+    let mut f = ZaddFlags { incr, ..ZaddFlags::default() };
     let mut ch = false;
     let mut idx = 2;
     while idx < args.len() {
@@ -688,13 +476,13 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
         idx += 1;
     }
     let elements = args.len() - idx;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return ctx.error(SYNTAX);
     }
     if f.nx && f.xx {
         return ctx.error("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return ctx.error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && elements > 2 {
@@ -780,10 +568,7 @@ fn zrem(ctx: &mut Ctx, args: &[Bytes]) {
     let (removed, empty) = match write_zset(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => return ctx.int(0),
-        Ok(Some(z)) => (
-            args[2..].iter().filter(|m| z.remove(m).is_some()).count(),
-            z.is_empty(),
-        ),
+        Ok(Some(z)) => (args[2..].iter().filter(|m| z.remove(m).is_some()).count(), z.is_empty()),
     };
     delete_if_empty(ctx, key, empty);
     ctx.dirty(removed as u64);
@@ -844,10 +629,7 @@ fn zrank_generic(ctx: &mut Ctx, args: &[Bytes], reverse: bool) {
     let Ok(z) = read_zset(ctx, &args[1]) else {
         return;
     };
-    let rank = z.as_ref().and_then(|z| {
-        z.rank(&args[2])
-            .map(|r| if reverse { z.len() - 1 - r } else { r })
-    });
+    let rank = z.as_ref().and_then(|z| z.rank(&args[2]).map(|r| if reverse { z.len() - 1 - r } else { r }));
     match rank {
         Some(r) => ctx.int(r as i64),
         None => ctx.null(),
@@ -922,14 +704,7 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet) {
 
 /// Redis's `zrangeGenericCommand`: `first` is the index of the source key (ZRANGESTORE's is 2),
 /// `rt`/`dir` are fixed by the legacy commands and `Auto` for ZRANGE/ZRANGESTORE.
-fn zrange_generic(
-    ctx: &mut Ctx,
-    args: &[Bytes],
-    first: usize,
-    store: bool,
-    mut rt: RangeType,
-    mut dir: Direction,
-) {
+fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut rt: RangeType, mut dir: Direction) {
     let key = &args[first];
     let (mut minidx, mut maxidx) = (first + 1, first + 2);
     let mut withscores = false;
@@ -966,9 +741,7 @@ fn zrange_generic(
         rt = RangeType::Rank;
     }
     if limit != -1 && rt == RangeType::Rank {
-        return ctx.error(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        );
+        return ctx.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
     }
     if withscores && rt == RangeType::Lex {
         return ctx.error("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
@@ -993,10 +766,7 @@ fn zrange_generic(
             Err(()) => return,
         }
     };
-    let items = z
-        .as_ref()
-        .map(|z| select(z, &spec, reverse, offset, limit))
-        .unwrap_or_default();
+    let items = z.as_ref().map(|z| select(z, &spec, reverse, offset, limit)).unwrap_or_default();
     if store {
         let mut out = ZSet::new(ctx.st.ks.hasher());
         for (s, m) in items {
@@ -1050,10 +820,7 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[Bytes], rt: RangeType) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => return ctx.int(0),
         Ok(Some(z)) => {
-            let victims: Vec<Sds> = select(z, &spec, false, 0, -1)
-                .into_iter()
-                .map(|(_, m)| m.clone())
-                .collect();
+            let victims: Vec<Sds> = select(z, &spec, false, 0, -1).into_iter().map(|(_, m)| m.clone()).collect();
             for m in &victims {
                 z.remove(m);
             }
@@ -1102,11 +869,7 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
             let n = count.min(z.len() as u64) as usize;
             let mut popped = Vec::with_capacity(n);
             for _ in 0..n {
-                let e = if max {
-                    z.ordered.last()
-                } else {
-                    z.ordered.first()
-                };
+                let e = if max { z.ordered.last() } else { z.ordered.first() };
                 let Some((s, m)) = e.cloned() else { break };
                 z.remove(&m);
                 popped.push((m, s.0));
@@ -1147,10 +910,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
         let Ok(z) = read_zset(ctx, &args[1]) else {
             return;
         };
-        return match z
-            .as_ref()
-            .and_then(|z| z.ordered.iter().nth(pick(rng, z.len())))
-        {
+        return match z.as_ref().and_then(|z| z.ordered.iter().nth(pick(rng, z.len()))) {
             Some((_, m)) => Reply::bulk(ctx.out, m),
             None => ctx.null(),
         };
@@ -1171,7 +931,8 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(z) = z else {
         return Reply::array_len(ctx.out, 0);
     };
-    if count == 0 {
+    // An empty collection is never stored; were one found, answer as for a missing key.
+    if count == 0 || z.is_empty() {
         return Reply::array_len(ctx.out, 0);
     }
     let per = if withscores { 2 } else { 1 };
@@ -1210,18 +971,12 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(opts) = scan_opts(ctx, &args[3..]) else {
         return;
     };
-    let compact =
-        z.len() <= LISTPACK_MAX_ENTRIES && z.scores.keys().all(|m| m.len() <= LISTPACK_MAX_VALUE);
+    let compact = z.len() <= LISTPACK_MAX_ENTRIES && z.scores.keys().all(|m| m.len() <= LISTPACK_MAX_VALUE);
     let (page, next): (Vec<(&Sds, f64)>, u64) = if compact {
         (z.ordered.iter().map(|(s, m)| (m, s.0)).collect(), 0)
     } else {
         let hasher = ctx.st.ks.hasher();
-        scan_page(
-            &hasher,
-            z.scores.iter().map(|(m, &s)| (m, s)),
-            cursor,
-            opts.count,
-        )
+        scan_page(&hasher, z.scores.iter().map(|(m, &s)| (m, s)), cursor, opts.count)
     };
     let mut flat: Vec<Vec<u8>> = Vec::with_capacity(page.len() * 2);
     for (m, s) in page {
@@ -1279,14 +1034,8 @@ mod tests {
         for (i, m) in ["a", "b", "c"].iter().enumerate() {
             z.insert(Sds::from(*m), i as f64);
         }
-        for (min, max) in [
-            ("(1", "(1"),
-            ("2", "1"),
-            ("(1", "1"),
-            ("+inf", "-inf"),
-            ("(inf", "inf"),
-            ("-inf", "(-inf"),
-        ] {
+        for (min, max) in [("(1", "(1"), ("2", "1"), ("(1", "1"), ("+inf", "-inf"), ("(inf", "inf"), ("-inf", "(-inf")]
+        {
             let r = ScoreRange::parse(min.as_bytes(), max.as_bytes()).unwrap();
             assert_eq!(score_iter(&z, &r).count(), 0, "{min} {max}");
         }
@@ -1296,14 +1045,9 @@ mod tests {
         for m in ["a", "b", "c"] {
             same.insert(Sds::from(m), 0.0);
         }
-        for (min, max, n) in [
-            ("(b", "(b", 0),
-            ("[b", "[b", 1),
-            ("[c", "[a", 0),
-            ("-", "+", 3),
-            ("+", "-", 0),
-            ("(a", "+", 2),
-        ] {
+        for (min, max, n) in
+            [("(b", "(b", 0), ("[b", "[b", 1), ("[c", "[a", 0), ("-", "+", 3), ("+", "-", 0), ("(a", "+", 2)]
+        {
             let r = LexRange::parse(min.as_bytes(), max.as_bytes()).unwrap();
             assert_eq!(lex_iter(&same, &r, false).count(), n, "{min} {max}");
             assert_eq!(lex_iter(&same, &r, true).count(), n, "{min} {max}");

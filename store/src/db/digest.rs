@@ -16,11 +16,7 @@ use super::{Db, Value};
 /// 160 bits as three lanes (the last truncated to 32 bits when printed).
 pub type Digest = [u64; 3];
 
-const LANE_KEYS: [(u64, u64); 3] = [
-    (0x5ee0_d1e5, 0x0123),
-    (0xabad_cafe, 0x4567),
-    (0xfeed_f00d, 0x89ab),
-];
+const LANE_KEYS: [(u64, u64); 3] = [(0x5ee0_d1e5, 0x0123), (0xabad_cafe, 0x4567), (0xfeed_f00d, 0x89ab)];
 
 fn hash_parts(parts: &[&[u8]]) -> Digest {
     let mut d = [0u64; 3];
@@ -68,10 +64,7 @@ fn value_digest(v: &Value) -> Digest {
         Value::ZSet(z) => {
             xor_into(&mut acc, hash_parts(&[b"zset"]));
             for (m, s) in z.scores.iter() {
-                xor_into(
-                    &mut acc,
-                    hash_parts(&[b"zset-member", m, &s.to_bits().to_le_bytes()]),
-                );
+                xor_into(&mut acc, hash_parts(&[b"zset-member", m, &s.to_bits().to_le_bytes()]));
             }
         }
     }
@@ -83,15 +76,35 @@ pub fn digest_value(v: &Value) -> Digest {
     value_digest(v)
 }
 
+/// One key's contribution to the dataset digest. The dataset digest is the XOR of these, so a
+/// write updates it incrementally: XOR out the key's old contribution, XOR in the new one.
+pub fn key_digest(db_index: usize, key: &[u8], value: &Value, expire_at: Option<i64>) -> Digest {
+    let vd = value_digest(value);
+    let vd_bytes: Vec<u8> = vd.iter().flat_map(|x| x.to_le_bytes()).collect();
+    hash_parts(&[&(db_index as u64).to_le_bytes(), key, &vd_bytes, &expire_at.unwrap_or(-1).to_le_bytes()])
+}
+
+/// The key's current contribution (zero when absent), read raw (expired keys still count
+/// until they are deleted).
+pub fn key_digest_in(db_index: usize, db: &Db, key: &[u8]) -> Digest {
+    match db.get_raw(key) {
+        Some(v) => key_digest(db_index, key, v, db.expire_at(key)),
+        None => [0; 3],
+    }
+}
+
+pub fn xor(a: Digest, b: Digest) -> Digest {
+    [a[0] ^ b[0], a[1] ^ b[1], a[2] ^ b[2]]
+}
+
 /// Digest of one database (XOR-combinable across databases).
 pub fn digest_db(index: usize, db: &Db) -> Digest {
     let mut acc = [0u64; 3];
-    let idx = (index as u64).to_le_bytes();
-    for (k, v, exp) in db.snapshot().iter() {
-        let vd = value_digest(v);
-        let vd_bytes: Vec<u8> = vd.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let exp_bytes = exp.unwrap_or(-1).to_le_bytes();
-        xor_into(&mut acc, hash_parts(&[&idx, k, &vd_bytes, &exp_bytes]));
+    if db.is_empty() {
+        return acc;
+    }
+    for (k, v, exp) in db.iter() {
+        xor_into(&mut acc, key_digest(index, k, v, exp));
     }
     acc
 }
@@ -121,18 +134,10 @@ mod tests {
         let mut a = Keyspace::new(2, [1, 1, 1, 1]);
         let mut b = Keyspace::new(2, [9, 8, 7, 6]); // different hasher: different table order
         for i in 0..100 {
-            a.dbs[0].insert(
-                Sds::from(format!("k{i}").as_str()),
-                Value::Str(Sds::from("v")),
-                false,
-            );
+            a.dbs[0].insert(Sds::from(format!("k{i}").as_str()), Value::Str(Sds::from("v")), false);
         }
         for i in (0..100).rev() {
-            b.dbs[0].insert(
-                Sds::from(format!("k{i}").as_str()),
-                Value::Str(Sds::from("v")),
-                false,
-            );
+            b.dbs[0].insert(Sds::from(format!("k{i}").as_str()), Value::Str(Sds::from("v")), false);
         }
         assert_eq!(digest_all(&a.dbs), digest_all(&b.dbs));
         b.dbs[0].set_expire(b"k1", 5);

@@ -56,10 +56,7 @@ pub struct Shard {
 
 impl Shard {
     fn new(hasher: &Hasher) -> Shard {
-        Shard {
-            map: HashMap::with_hasher(hasher.clone()),
-            expires: HashMap::with_hasher(hasher.clone()),
-        }
+        Shard { map: HashMap::with_hasher(hasher.clone()), expires: HashMap::with_hasher(hasher.clone()) }
     }
 }
 
@@ -82,24 +79,14 @@ pub struct DbSnapshot {
 
 impl DbSnapshot {
     pub fn iter(&self) -> impl Iterator<Item = (&Sds, &Value, Option<i64>)> {
-        self.shards.iter().flat_map(|s| {
-            s.map
-                .iter()
-                .map(move |(k, v)| (k, v, s.expires.get(k).copied()))
-        })
+        self.shards.iter().flat_map(|s| s.map.iter().map(move |(k, v)| (k, v, s.expires.get(k).copied())))
     }
 }
 
 impl Db {
     pub fn new(hasher: Hasher) -> Db {
         let empty = Arc::new(Shard::new(&hasher));
-        Db {
-            shards: vec![empty; SHARDS],
-            hasher,
-            len: 0,
-            expires_len: 0,
-            expire_cursor: 0,
-        }
+        Db { shards: vec![empty; SHARDS], hasher, len: 0, expires_len: 0, expire_cursor: 0 }
     }
 
     pub fn hasher(&self) -> &Hasher {
@@ -208,10 +195,16 @@ impl Db {
         self.expires_len = 0;
     }
 
+    /// Every (key, value, deadline), raw, in deterministic order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Sds, &Value, Option<i64>)> {
+        self.shards
+            .iter()
+            .filter(|s| !s.map.is_empty())
+            .flat_map(|s| s.map.iter().map(move |(k, v)| (k, v, s.expires.get(k).copied())))
+    }
+
     pub fn snapshot(&self) -> DbSnapshot {
-        DbSnapshot {
-            shards: self.shards.clone(),
-        }
+        DbSnapshot { shards: self.shards.clone() }
     }
 
     /// All keys (raw, including logically expired ones), in deterministic order.
@@ -316,6 +309,10 @@ pub struct Keyspace {
     /// Keys deleted by lazy or active expiry, in order, for propagation (`DEL`) and stats.
     pub expired: Vec<(usize, Sds)>,
     pub expired_total: u64,
+    /// When set (simulation), expiry deletions XOR the deleted key's digest into
+    /// `expired_digest`, so the observer's incremental dataset digest stays exact.
+    pub track_digest: bool,
+    pub expired_digest: digest::Digest,
     hasher: Hasher,
 }
 
@@ -328,6 +325,8 @@ impl Keyspace {
             policy: ExpirePolicy::Delete,
             expired: Vec::new(),
             expired_total: 0,
+            track_digest: false,
+            expired_digest: [0; 3],
             hasher,
         }
     }
@@ -364,6 +363,9 @@ impl Keyspace {
         if self.policy == ExpirePolicy::HideOnly || !self.dbs[db].is_expired(key, now_ms) {
             return false;
         }
+        if self.track_digest {
+            self.expired_digest = digest::xor(self.expired_digest, digest::key_digest_in(db, &self.dbs[db], key));
+        }
         self.dbs[db].remove(key);
         crate::fault::probe("expire.lazy_delete");
         self.expired.push((db, Sds::new(key)));
@@ -387,6 +389,10 @@ impl Keyspace {
             batch.clear();
             examined += self.dbs[db].sample_expired(now_ms, budget_per_db, &mut batch);
             for k in batch.drain(..) {
+                if self.track_digest {
+                    self.expired_digest =
+                        digest::xor(self.expired_digest, digest::key_digest_in(db, &self.dbs[db], &k));
+                }
                 self.dbs[db].remove(&k);
                 crate::fault::probe("expire.active_delete");
                 self.expired.push((db, k));
@@ -421,9 +427,7 @@ mod tests {
         }
         k.dbs[0].remove(b"k1");
         assert_eq!(snap.iter().count(), 5000);
-        assert!(snap
-            .iter()
-            .all(|(_, v, _)| matches!(v, Value::Str(x) if &x[..] == b"a")));
+        assert!(snap.iter().all(|(_, v, _)| matches!(v, Value::Str(x) if &x[..] == b"a")));
         assert_eq!(k.dbs[0].len(), 4999);
         k.dbs[0].check_invariants();
     }
@@ -484,10 +488,7 @@ mod tests {
             }
         }
         for i in 0..2000 {
-            assert!(
-                seen.contains(format!("stable{i}").as_bytes()),
-                "missed stable{i}"
-            );
+            assert!(seen.contains(format!("stable{i}").as_bytes()), "missed stable{i}");
         }
     }
 

@@ -66,10 +66,7 @@ pub struct ZSet {
 
 impl ZSet {
     pub fn new(hasher: Hasher) -> ZSet {
-        ZSet {
-            scores: HashMap::with_hasher(hasher),
-            ordered: BTreeSet::new(),
-        }
+        ZSet { scores: HashMap::with_hasher(hasher), ordered: BTreeSet::new() }
     }
 
     pub fn len(&self) -> usize {
