@@ -150,3 +150,96 @@ mod tests {
         assert_ne!(digest_all(&c.dbs), digest_all(&d.dbs));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::db::{Keyspace, Value};
+    use crate::sds::Sds;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Set(u8, u8, u8),
+        Del(u8, u8),
+        Expire(u8, u8, i64),
+        Persist(u8, u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u8..2, 0u8..6, any::<u8>()).prop_map(|(d, k, v)| Step::Set(d, k, v)),
+            (0u8..2, 0u8..6).prop_map(|(d, k)| Step::Del(d, k)),
+            (0u8..2, 0u8..6, 0i64..100).prop_map(|(d, k, t)| Step::Expire(d, k, t)),
+            (0u8..2, 0u8..6).prop_map(|(d, k)| Step::Persist(d, k)),
+        ]
+    }
+
+    /// Applies steps to a keyspace while maintaining the digest incrementally, the way
+    /// `cmd::call` does (XOR out the key's old contribution, XOR in the new one), then expires
+    /// everything due at `now`; the running digest must equal a full recomputation.
+    fn run(steps: &[Step], seeds: [u64; 4], now: i64) -> Digest {
+        let mut ks = Keyspace::new(2, seeds);
+        ks.track_digest = true;
+        let mut running = [0u64; 3];
+        for s in steps {
+            let (db, key) = match s {
+                Step::Set(d, k, _) | Step::Del(d, k) | Step::Expire(d, k, _) | Step::Persist(d, k) => {
+                    (*d as usize, format!("k{k}"))
+                }
+            };
+            let before = key_digest_in(db, &ks.dbs[db], key.as_bytes());
+            match s {
+                Step::Set(_, _, v) => ks.dbs[db].insert(Sds::from(key.as_str()), Value::Str(Sds::new(&[*v])), false),
+                Step::Del(..) => {
+                    ks.dbs[db].remove(key.as_bytes());
+                }
+                Step::Expire(_, _, t) => {
+                    ks.dbs[db].set_expire(key.as_bytes(), *t);
+                }
+                Step::Persist(..) => {
+                    ks.dbs[db].persist(key.as_bytes());
+                }
+            }
+            let after = key_digest_in(db, &ks.dbs[db], key.as_bytes());
+            running = xor(xor(running, before), after);
+            assert_eq!(running, digest_all(&ks.dbs));
+        }
+        while ks.active_expire(now, 1000) > 0
+            && ks.dbs.iter().any(|d| d.expires_len() > 0 && d.iter().any(|(_, _, e)| e.is_some_and(|t| t <= now)))
+        {
+        }
+        running = xor(running, std::mem::take(&mut ks.expired_digest));
+        assert_eq!(running, digest_all(&ks.dbs), "expiry deletions fold into the running digest");
+        running
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn incremental_digest_matches_full(steps in proptest::collection::vec(step(), 0..40), now in 0i64..120) {
+            run(&steps, [1, 2, 3, 4], now);
+        }
+
+        /// Independent writes (different keys) commute: the digest does not depend on their
+        /// order, nor on the node's hash seed (table order).
+        #[test]
+        fn independent_writes_commute(values in proptest::collection::vec(any::<u8>(), 6)) {
+            let forward: Vec<Step> = values.iter().enumerate().map(|(k, v)| Step::Set(0, k as u8, *v)).collect();
+            let mut backward = forward.clone();
+            backward.reverse();
+            prop_assert_eq!(run(&forward, [1, 2, 3, 4], 0), run(&backward, [9, 8, 7, 6], 0));
+        }
+
+        /// Writing a key then deleting it leaves the digest as if it never existed; expiring it
+        /// does too.
+        #[test]
+        fn delete_and_expiry_undo_a_write(v in any::<u8>(), t in 0i64..50) {
+            let base = run(&[Step::Set(1, 1, 7)], [1, 2, 3, 4], 0);
+            prop_assert_eq!(run(&[Step::Set(1, 1, 7), Step::Set(0, 2, v), Step::Del(0, 2)], [1, 2, 3, 4], 0), base);
+            prop_assert_eq!(run(&[Step::Set(1, 1, 7), Step::Set(0, 2, v), Step::Expire(0, 2, t)], [1, 2, 3, 4], 100), base);
+        }
+    }
+}
