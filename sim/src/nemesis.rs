@@ -200,11 +200,17 @@ impl Nemesis {
             Kind::Kill if !self.active.iter().any(|(a, _)| busy(a)) => {
                 let s = &cluster.servers[server];
                 cluster.handle.kill(s.node.id());
-                // Power loss: what was not fsynced (and made durable by a directory fsync) is gone.
-                s.disk.power_fail();
+                // Power loss: the durable namespace survives; data written since the last fsync
+                // is lost, kept, or torn, as the crash falls.
+                let loss = match self.rng.gen_range(0..3) {
+                    0 => store::env::CrashLoss::DropUnsynced,
+                    1 => store::env::CrashLoss::KeepUnsynced,
+                    _ => store::env::CrashLoss::Torn(self.rng.gen_range(0..1000)),
+                };
+                s.disk.power_fail_with(loss);
                 self.kills_ns.push((server, cluster.now_ns()));
                 store::fault::probe("fault.kill");
-                cluster.record(format!("nemesis: kill {}", s.name));
+                cluster.record(format!("nemesis: kill {} (disk: {loss:?})", s.name));
                 Active::Killed(server)
             }
             Kind::Pause if !self.active.iter().any(|(a, _)| busy(a)) => {

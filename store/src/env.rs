@@ -143,6 +143,50 @@ pub enum Disk {
     Sim(Arc<SimDisk>),
 }
 
+/// Bytes handed to the disk per write call. Saves write in chunks of this size, which bounds
+/// memory in flight and gives the simulation crash points inside a save.
+pub const DISK_WRITE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A file open for writing through the seam.
+pub enum DiskFile {
+    Real(tokio::fs::File),
+    Sim { disk: Arc<SimDisk>, path: PathBuf },
+}
+
+impl DiskFile {
+    /// Appends `data`.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            DiskFile::Real(f) => {
+                use tokio::io::AsyncWriteExt;
+                f.write_all(data).await
+            }
+            DiskFile::Sim { disk, path } => {
+                disk.append(path, data)?;
+                // A crash may land between any two writes.
+                tokio::task::yield_now().await;
+                Ok(())
+            }
+        }
+    }
+
+    /// fsync: what was written so far survives a crash.
+    pub async fn sync(&mut self) -> io::Result<()> {
+        match self {
+            DiskFile::Real(f) => {
+                use tokio::io::AsyncWriteExt;
+                f.flush().await?;
+                f.sync_all().await
+            }
+            DiskFile::Sim { disk, path } => {
+                let r = disk.fsync(path);
+                tokio::task::yield_now().await;
+                r
+            }
+        }
+    }
+}
+
 impl Disk {
     pub async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         match self {
@@ -151,32 +195,63 @@ impl Disk {
         }
     }
 
+    /// Creates (or truncates) a file for writing.
+    pub async fn create(&self, path: &Path) -> io::Result<DiskFile> {
+        match self {
+            Disk::Real => Ok(DiskFile::Real(tokio::fs::File::create(path).await?)),
+            Disk::Sim(d) => {
+                d.create(path)?;
+                Ok(DiskFile::Sim { disk: d.clone(), path: path.to_path_buf() })
+            }
+        }
+    }
+
+    pub async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match self {
+            Disk::Real => tokio::fs::rename(from, to).await,
+            Disk::Sim(d) => {
+                let r = d.rename(from, to);
+                tokio::task::yield_now().await;
+                r
+            }
+        }
+    }
+
+    /// fsync of the directory holding `path`: makes creations and renames in it durable.
+    pub async fn sync_dir_of(&self, path: &Path) -> io::Result<()> {
+        match self {
+            Disk::Real => match tokio::fs::File::open(parent_dir(path)).await {
+                // Some file systems refuse to fsync a directory; Redis ignores that too.
+                Ok(d) => d.sync_all().await.or(Ok(())),
+                Err(_) => Ok(()),
+            },
+            Disk::Sim(d) => {
+                let r = d.fsync_dir();
+                tokio::task::yield_now().await;
+                r
+            }
+        }
+    }
+
+    pub async fn remove(&self, path: &Path) -> io::Result<()> {
+        match self {
+            Disk::Real => tokio::fs::remove_file(path).await,
+            Disk::Sim(d) => d.remove(path),
+        }
+    }
+
     /// Replaces `path` with `data` the way Redis does for its own files: write a temporary
     /// file, fsync it, rename it over the target, fsync the directory.
     pub async fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let tmp = temp_path(path);
-        match self {
-            Disk::Real => {
-                use tokio::io::AsyncWriteExt;
-                let mut f = tokio::fs::File::create(&tmp).await?;
-                f.write_all(data).await?;
-                f.sync_all().await?;
-                drop(f);
-                tokio::fs::rename(&tmp, path).await?;
-                let dir = parent_dir(path);
-                if let Ok(d) = tokio::fs::File::open(&dir).await {
-                    // Directory fsync is advisory on some file systems; an error here is not fatal.
-                    let _ = d.sync_all().await;
-                }
-                Ok(())
-            }
-            Disk::Sim(d) => {
-                d.write(&tmp, data)?;
-                d.fsync(&tmp)?;
-                d.rename(&tmp, path)?;
-                d.fsync_dir()
-            }
+        let mut f = self.create(&tmp).await?;
+        for chunk in data.chunks(DISK_WRITE_CHUNK_BYTES) {
+            f.write_all(chunk).await?;
         }
+        f.sync().await?;
+        drop(f);
+        self.rename(&tmp, path).await?;
+        self.sync_dir_of(path).await
     }
 
     pub async fn exists(&self, path: &Path) -> bool {
@@ -187,7 +262,8 @@ impl Disk {
     }
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+/// `dump.rdb` -> `dump.rdb.tmp` (beside it, so that the rename stays in one directory).
+pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
@@ -200,36 +276,66 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// An in-memory disk that remembers what has been made durable.
+/// An in-memory disk that remembers what has been made durable, as a real one would.
 ///
-/// Each file has the bytes a reader sees now and the bytes that survive a crash (what the last
-/// fsync covered). Renames and creations are durable only after a directory fsync. A crash
-/// (`power_fail`) drops everything not durable; the simulation can also tear the tail of the
-/// last unsynced write. Limits: `capacity_bytes` models a full disk.
+/// Files are inodes; names point at inodes. Each inode has the bytes a reader sees now and the
+/// length that the last fsync covered. The namespace (creations, renames, removals) becomes
+/// durable only at a directory fsync. A crash (`power_fail`) keeps the durable namespace, and
+/// for each file its synced bytes plus, per the crash draw, none, all or a torn prefix of what
+/// was written after the last fsync (the "last write may be torn" of real disks). Limits:
+/// `capacity_bytes` models a full disk; `fail_fsync` models fsync errors.
 pub struct SimDisk {
     state: Mutex<SimDiskState>,
 }
 
 #[derive(Default, Clone)]
-struct SimFile {
+struct Inode {
     data: Vec<u8>,
-    synced: Vec<u8>,
+    synced_len: usize,
 }
 
 struct SimDiskState {
+    inodes: Vec<Inode>,
     /// The namespace a reader sees now.
-    files: BTreeMap<PathBuf, SimFile>,
-    /// The namespace that survives a crash: path -> synced contents at the last dir fsync.
-    durable_names: BTreeMap<PathBuf, Vec<u8>>,
+    names: BTreeMap<PathBuf, usize>,
+    /// The namespace that survives a crash.
+    durable_names: BTreeMap<PathBuf, usize>,
     capacity_bytes: u64,
     fail_fsync: bool,
+}
+
+impl SimDiskState {
+    fn used_bytes(&self) -> u64 {
+        let live: std::collections::BTreeSet<usize> =
+            self.names.values().chain(self.durable_names.values()).copied().collect();
+        live.iter().map(|&i| self.inodes[i].data.len() as u64).sum()
+    }
+
+    fn inode_of(&self, path: &Path) -> io::Result<usize> {
+        self.names
+            .get(path)
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "No such file or directory"))
+    }
+}
+
+/// What a crash does to data written after the last fsync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashLoss {
+    /// All unsynced data is lost.
+    DropUnsynced,
+    /// All of it happened to reach the platter.
+    KeepUnsynced,
+    /// A prefix of it survives: this many bytes per 1000 of the unsynced tail.
+    Torn(u16),
 }
 
 impl SimDisk {
     pub fn new(capacity_bytes: u64) -> SimDisk {
         SimDisk {
             state: Mutex::new(SimDiskState {
-                files: BTreeMap::new(),
+                inodes: Vec::new(),
+                names: BTreeMap::new(),
                 durable_names: BTreeMap::new(),
                 capacity_bytes,
                 fail_fsync: false,
@@ -243,22 +349,37 @@ impl SimDisk {
 
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let s = self.lock();
-        s.files.get(path).map(|f| f.data.clone()).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+        let i = s.inode_of(path)?;
+        Ok(s.inodes[i].data.clone())
     }
 
     pub fn exists(&self, path: &Path) -> bool {
-        self.lock().files.contains_key(path)
+        self.lock().names.contains_key(path)
     }
 
-    pub fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+    /// Creates or truncates (a new inode: the old one may still be durable under its name).
+    pub fn create(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        let used: u64 = s.files.iter().filter(|(p, _)| p.as_path() != path).map(|(_, f)| f.data.len() as u64).sum();
-        if used + data.len() as u64 > s.capacity_bytes {
+        s.inodes.push(Inode::default());
+        let i = s.inodes.len() - 1;
+        s.names.insert(path.to_path_buf(), i);
+        Ok(())
+    }
+
+    pub fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut s = self.lock();
+        let i = s.inode_of(path)?;
+        if s.used_bytes() + data.len() as u64 > s.capacity_bytes {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"));
         }
-        let f = s.files.entry(path.to_path_buf()).or_default();
-        f.data = data.to_vec();
+        s.inodes[i].data.extend_from_slice(data);
         Ok(())
+    }
+
+    /// Whole-file write (create + append), for tests and small files.
+    pub fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.create(path)?;
+        self.append(path, data)
     }
 
     pub fn fsync(&self, path: &Path) -> io::Result<()> {
@@ -266,33 +387,69 @@ impl SimDisk {
         if s.fail_fsync {
             return Err(io::Error::other("Input/output error (simulated fsync failure)"));
         }
-        let f = s.files.get_mut(path).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
-        f.synced = f.data.clone();
+        let i = s.inode_of(path)?;
+        s.inodes[i].synced_len = s.inodes[i].data.len();
         Ok(())
     }
 
     pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        let f = s.files.remove(from).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
-        s.files.insert(to.to_path_buf(), f);
+        let i = s.inode_of(from)?;
+        s.names.remove(from);
+        s.names.insert(to.to_path_buf(), i);
         Ok(())
     }
 
-    /// Makes the current namespace durable, each file with its synced contents.
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        s.inode_of(path)?;
+        s.names.remove(path);
+        Ok(())
+    }
+
+    /// Makes the current namespace durable.
     pub fn fsync_dir(&self) -> io::Result<()> {
         let mut s = self.lock();
         if s.fail_fsync {
             return Err(io::Error::other("Input/output error (simulated fsync failure)"));
         }
-        s.durable_names = s.files.iter().map(|(p, f)| (p.clone(), f.synced.clone())).collect();
+        s.durable_names = s.names.clone();
         Ok(())
     }
 
-    /// A crash: only durable names with their synced contents survive.
+    /// A crash that loses everything not made durable.
     pub fn power_fail(&self) {
+        self.power_fail_with(CrashLoss::DropUnsynced);
+    }
+
+    /// A crash: the durable namespace survives; each file keeps its synced bytes and, per
+    /// `loss`, some of the rest.
+    pub fn power_fail_with(&self, loss: CrashLoss) {
         let mut s = self.lock();
-        s.files =
-            s.durable_names.iter().map(|(p, d)| (p.clone(), SimFile { data: d.clone(), synced: d.clone() })).collect();
+        for inode in s.inodes.iter_mut() {
+            let unsynced = inode.data.len() - inode.synced_len;
+            let keep = match loss {
+                CrashLoss::DropUnsynced => 0,
+                CrashLoss::KeepUnsynced => unsynced,
+                CrashLoss::Torn(per_mille) => unsynced * per_mille.min(1000) as usize / 1000,
+            };
+            inode.data.truncate(inode.synced_len + keep);
+            inode.synced_len = inode.data.len();
+        }
+        s.names = s.durable_names.clone();
+    }
+
+    /// Flips one bit of a file at rest (bit rot), for checking that corruption is detected.
+    pub fn corrupt(&self, path: &Path, bit: u64) -> io::Result<()> {
+        let mut s = self.lock();
+        let i = s.inode_of(path)?;
+        let len = s.inodes[i].data.len() as u64;
+        if len == 0 {
+            return Ok(());
+        }
+        let byte = ((bit / 8) % len) as usize;
+        s.inodes[i].data[byte] ^= 1 << (bit % 8);
+        Ok(())
     }
 
     pub fn set_fail_fsync(&self, fail: bool) {
@@ -307,6 +464,35 @@ impl SimDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn torn_writes_keep_a_prefix_of_the_unsynced_tail() {
+        let d = SimDisk::new(1 << 20);
+        let p = Path::new("f");
+        d.create(p).unwrap();
+        d.append(p, b"abcd").unwrap();
+        d.fsync(p).unwrap();
+        d.fsync_dir().unwrap();
+        d.append(p, b"0123456789").unwrap();
+        d.power_fail_with(CrashLoss::Torn(500));
+        assert_eq!(d.read(p).unwrap(), b"abcd01234");
+        d.append(p, b"xyz").unwrap();
+        d.power_fail_with(CrashLoss::KeepUnsynced);
+        assert_eq!(d.read(p).unwrap(), b"abcd01234xyz");
+    }
+
+    #[test]
+    fn rename_before_fsync_loses_the_data() {
+        // The bug the persistence issue plants: rename before fsync. After a crash the name
+        // points at a file whose data never reached the disk.
+        let d = SimDisk::new(1 << 20);
+        let (tmp, p) = (Path::new("dump.rdb.tmp"), Path::new("dump.rdb"));
+        d.write(tmp, b"snapshot").unwrap();
+        d.rename(tmp, p).unwrap();
+        d.fsync_dir().unwrap();
+        d.power_fail();
+        assert_eq!(d.read(p).unwrap(), b"");
+    }
 
     #[test]
     fn crash_keeps_only_synced_and_dir_synced() {
