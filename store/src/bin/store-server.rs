@@ -160,7 +160,16 @@ fn main() -> ExitCode {
             tracing::warn!("Failed to write PID file: {e}");
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `io-threads` (Redis's knob, default 1) picks the runtime: with 1, everything runs on one
+    // thread as in Redis, which avoids cross-thread wake-ups; with more, connections are served
+    // by that many worker threads (commands still execute one at a time under the state lock).
+    let io_threads = config.get_i64("io-threads").clamp(1, 128) as usize;
+    let built = if io_threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).enable_all().build()
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Failed to start the runtime: {e}");
