@@ -71,6 +71,7 @@ where
                     sub: 0,
                     psub: 0,
                     multi: -1,
+                    proto: Default::default(),
                     push: push_tx,
                     kill: kill.clone(),
                     wake: wake.clone(),
@@ -123,6 +124,13 @@ where
                 let mut st = shared.lock();
                 st.stats.net_input_bytes += bytes_in;
                 bytes_in = 0;
+                // Messages published before this batch go out before its replies, as in Redis,
+                // where a publisher writes straight into the subscriber's output buffer. While
+                // the lock is held nobody else can publish, so this client's own PUBLISH (which
+                // writes its message into `out` directly) is ordered exactly too.
+                while let Ok(m) = push_rx.try_recv() {
+                    out.extend_from_slice(&m);
+                }
                 let now_ms = shared.env.clock.now_ms();
                 let mut last_cmd = None;
                 while let Some(req) = batch.pop_front() {
@@ -154,6 +162,7 @@ where
                 if let Some(entry) = st.clients.get_mut(&session.id) {
                     entry.db = session.db;
                     entry.name = session.name.clone();
+                    entry.proto = session.proto;
                     entry.last_active_ms = now_ms;
                     entry.sub = session.channels.len();
                     entry.psub = session.patterns.len();

@@ -1,4 +1,4 @@
-//! RESP2 request parsing and reply encoding.
+//! Request parsing and RESP2/RESP3 reply encoding.
 //!
 //! Why it is shaped this way:
 //! - Requests are parsed *resumably*: [`RequestParser`] keeps how far it got in the client's
@@ -13,6 +13,10 @@
 //!   replies with them and closes, as Redis does.
 //! - Replies are written straight into the client's output buffer by small functions
 //!   ([`Reply`]), like Redis's `addReply*`, instead of building a reply tree first.
+//! - The reply protocol is per client ([`Proto`], chosen with `HELLO`). Only the few reply types
+//!   that RESP3 added (null, map, set, double, push, verbatim string) take it: each writes its
+//!   RESP3 form or the RESP2 form Redis falls back to, so a command handler states *what* it
+//!   replies and RESP2 clients get exactly the bytes they always got.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -311,6 +315,28 @@ fn hex_val(c: u8) -> u8 {
     }
 }
 
+/// The reply protocol a client speaks: RESP2 until it sends `HELLO 3`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Proto {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Proto {
+    /// The version number `HELLO` and `CLIENT LIST` report.
+    pub fn version(self) -> i64 {
+        match self {
+            Proto::Resp2 => 2,
+            Proto::Resp3 => 3,
+        }
+    }
+
+    pub fn is_resp3(self) -> bool {
+        self == Proto::Resp3
+    }
+}
+
 /// Reply encoding, written straight into an output buffer.
 pub struct Reply;
 
@@ -357,16 +383,43 @@ impl Reply {
         Reply::bulk(out, b.as_slice_mut());
     }
 
-    pub fn null(out: &mut BytesMut) {
-        out.put_slice(b"$-1\r\n");
+    /// A missing value: RESP2's null bulk string, RESP3's null.
+    pub fn null(out: &mut BytesMut, proto: Proto) {
+        out.put_slice(if proto.is_resp3() { b"_\r\n" } else { b"$-1\r\n" });
     }
 
-    pub fn null_array(out: &mut BytesMut) {
-        out.put_slice(b"*-1\r\n");
+    /// A missing collection (aborted EXEC, LPOP with a count on a missing key): RESP2's null
+    /// array, RESP3's null (RESP3 has one null for both).
+    pub fn null_array(out: &mut BytesMut, proto: Proto) {
+        out.put_slice(if proto.is_resp3() { b"_\r\n" } else { b"*-1\r\n" });
     }
 
     pub fn array_len(out: &mut BytesMut, n: usize) {
-        out.put_u8(b'*');
+        Reply::aggregate_len(out, b'*', n);
+    }
+
+    /// A map of `n` pairs (then `n` keys and values, interleaved): RESP3 `%n`, a flat array of
+    /// `2n` items in RESP2.
+    pub fn map_len(out: &mut BytesMut, proto: Proto, n: usize) {
+        if proto.is_resp3() {
+            Reply::aggregate_len(out, b'%', n);
+        } else {
+            Reply::aggregate_len(out, b'*', n.saturating_mul(2));
+        }
+    }
+
+    /// An unordered collection of `n` distinct items: RESP3 `~n`, an array in RESP2.
+    pub fn set_len(out: &mut BytesMut, proto: Proto, n: usize) {
+        Reply::aggregate_len(out, if proto.is_resp3() { b'~' } else { b'*' }, n);
+    }
+
+    /// Out-of-band data (pub/sub messages and confirmations): RESP3 `>n`, an array in RESP2.
+    pub fn push_len(out: &mut BytesMut, proto: Proto, n: usize) {
+        Reply::aggregate_len(out, if proto.is_resp3() { b'>' } else { b'*' }, n);
+    }
+
+    fn aggregate_len(out: &mut BytesMut, kind: u8, n: usize) {
+        out.put_u8(kind);
         put_decimal(out, n as i64);
         out.put_slice(b"\r\n");
     }
@@ -382,13 +435,36 @@ impl Reply {
         }
     }
 
-    /// A double as Redis formats it in RESP2 bulk replies (`%.17g` shortest form).
-    pub fn double(out: &mut BytesMut, v: f64) {
-        Reply::bulk(out, format_double(v).as_bytes());
+    /// A double as Redis 7.0's `addReplyDouble` writes it: `%.17g` (`inf`/`-inf` spelled out),
+    /// as a RESP3 double `,<text>` or a RESP2 bulk string.
+    pub fn double(out: &mut BytesMut, proto: Proto, v: f64) {
+        let text = format_double(v);
+        if proto.is_resp3() {
+            out.reserve(text.len() + 3);
+            out.put_u8(b',');
+            out.put_slice(text.as_bytes());
+            out.put_slice(b"\r\n");
+        } else {
+            Reply::bulk(out, text.as_bytes());
+        }
+    }
+
+    /// Human-readable text (INFO, CLIENT LIST): a RESP3 verbatim string of format `txt`, a bulk
+    /// string in RESP2.
+    pub fn verbatim(out: &mut BytesMut, proto: Proto, text: &[u8]) {
+        if !proto.is_resp3() {
+            return Reply::bulk(out, text);
+        }
+        out.reserve(text.len() + 24);
+        out.put_u8(b'=');
+        put_decimal(out, text.len() as i64 + 4);
+        out.put_slice(b"\r\ntxt:");
+        out.put_slice(text);
+        out.put_slice(b"\r\n");
     }
 }
 
-/// Formats a double as Redis's RESP2 replies do: C's `%.17g` (`inf`/`-inf` spelled out).
+/// Formats a double as Redis 7.0's replies do: C's `%.17g` (`inf`/`-inf` spelled out).
 /// So 1 is "1", 0.1 is "0.10000000000000001" and 1e20 is "1e+20", exactly as redis-server.
 pub fn format_double(v: f64) -> String {
     if v.is_infinite() {
@@ -527,6 +603,33 @@ mod tests {
         for bad in [&b""[..], b"+1", b"01", b"-0", b" 1", b"1 ", b"9223372036854775808", b"1a", b"-"] {
             assert_eq!(parse_i64_strict(bad), None, "{:?}", bad);
         }
+    }
+
+    #[test]
+    fn resp3_types_and_their_resp2_fallbacks() {
+        let enc = |f: &dyn Fn(&mut BytesMut, Proto)| -> (Vec<u8>, Vec<u8>) {
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            f(&mut a, Proto::Resp2);
+            f(&mut b, Proto::Resp3);
+            (a.to_vec(), b.to_vec())
+        };
+        assert_eq!(enc(&|o, p| Reply::null(o, p)), (b"$-1\r\n".to_vec(), b"_\r\n".to_vec()));
+        assert_eq!(enc(&|o, p| Reply::null_array(o, p)), (b"*-1\r\n".to_vec(), b"_\r\n".to_vec()));
+        assert_eq!(enc(&|o, p| Reply::map_len(o, p, 3)), (b"*6\r\n".to_vec(), b"%3\r\n".to_vec()));
+        assert_eq!(enc(&|o, p| Reply::set_len(o, p, 2)), (b"*2\r\n".to_vec(), b"~2\r\n".to_vec()));
+        assert_eq!(enc(&|o, p| Reply::push_len(o, p, 3)), (b"*3\r\n".to_vec(), b">3\r\n".to_vec()));
+        assert_eq!(
+            enc(&|o, p| Reply::double(o, p, 0.1)),
+            (b"$19\r\n0.10000000000000001\r\n".to_vec(), b",0.10000000000000001\r\n".to_vec())
+        );
+        assert_eq!(
+            enc(&|o, p| Reply::double(o, p, f64::NEG_INFINITY)),
+            (b"$4\r\n-inf\r\n".to_vec(), b",-inf\r\n".to_vec())
+        );
+        assert_eq!(
+            enc(&|o, p| Reply::verbatim(o, p, b"a:1")),
+            (b"$3\r\na:1\r\n".to_vec(), b"=7\r\ntxt:a:1\r\n".to_vec())
+        );
     }
 
     #[test]

@@ -4,13 +4,17 @@
 //! a subscriber that cannot keep up is disconnected, as Redis does when a pubsub client passes
 //! its output buffer limit, so one slow reader cannot grow the server's memory without bound.
 //! Ordered maps keep `PUBSUB CHANNELS` and delivery order deterministic.
+//!
+//! A message is encoded once per protocol, not once per subscriber: RESP2 subscribers get an
+//! array, RESP3 subscribers a push frame, and a variant is built only if some subscriber speaks
+//! its protocol (most channels have subscribers of one kind, so most messages are encoded once).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::glob::glob_match;
-use crate::protocol::Reply;
+use crate::protocol::{Proto, Reply};
 use crate::server::ClientEntry;
 
 #[derive(Default)]
@@ -52,40 +56,54 @@ impl PubSub {
     }
 
     /// Delivers a message; returns the number of clients that received it. Subscribers whose
-    /// queue is full are asked to disconnect.
-    pub fn publish(&self, clients: &BTreeMap<u64, ClientEntry>, channel: &[u8], message: &[u8]) -> usize {
+    /// queue is full are asked to disconnect. The publisher's own copy (a subscribed RESP3
+    /// client may publish) goes straight into its output, ahead of the PUBLISH reply, as in
+    /// Redis; it never goes through its queue, which the publisher only reads after its batch.
+    pub fn publish(
+        &self,
+        clients: &BTreeMap<u64, ClientEntry>,
+        channel: &[u8],
+        message: &[u8],
+        publisher: Publisher<'_>,
+    ) -> usize {
         let mut receivers = 0;
-        if let Some(ids) = self.channels.get(channel) {
-            let mut frame = BytesMut::new();
-            Reply::array_len(&mut frame, 3);
-            Reply::bulk(&mut frame, b"message");
-            Reply::bulk(&mut frame, channel);
-            Reply::bulk(&mut frame, message);
-            let frame = frame.freeze();
+        // Sends a message's frames to `ids`; returns how many received it.
+        let mut deliver_all = |ids: &BTreeSet<u64>, frames: &mut Frames<'_>| -> usize {
+            let mut n = 0;
             for id in ids {
-                if let Some(c) = clients.get(id) {
-                    deliver(c, frame.clone());
-                    receivers += 1;
+                if *id == publisher.id {
+                    publisher.out.extend_from_slice(&frames.get(publisher.proto));
+                    n += 1;
+                } else if let Some(c) = clients.get(id) {
+                    deliver(c, frames.get(c.proto));
+                    n += 1;
                 }
             }
+            n
+        };
+        if let Some(ids) = self.channels.get(channel) {
+            let encode = |out: &mut BytesMut, proto: Proto| {
+                Reply::push_len(out, proto, 3);
+                Reply::bulk(out, b"message");
+                Reply::bulk(out, channel);
+                Reply::bulk(out, message);
+            };
+            let mut frames = Frames::new(&encode);
+            receivers += deliver_all(ids, &mut frames);
         }
         for (pattern, ids) in &self.patterns {
             if !glob_match(pattern, channel, false) {
                 continue;
             }
-            let mut frame = BytesMut::new();
-            Reply::array_len(&mut frame, 4);
-            Reply::bulk(&mut frame, b"pmessage");
-            Reply::bulk(&mut frame, pattern);
-            Reply::bulk(&mut frame, channel);
-            Reply::bulk(&mut frame, message);
-            let frame = frame.freeze();
-            for id in ids {
-                if let Some(c) = clients.get(id) {
-                    deliver(c, frame.clone());
-                    receivers += 1;
-                }
-            }
+            let encode = |out: &mut BytesMut, proto: Proto| {
+                Reply::push_len(out, proto, 4);
+                Reply::bulk(out, b"pmessage");
+                Reply::bulk(out, pattern);
+                Reply::bulk(out, channel);
+                Reply::bulk(out, message);
+            };
+            let mut frames = Frames::new(&encode);
+            receivers += deliver_all(ids, &mut frames);
         }
         receivers
     }
@@ -101,6 +119,42 @@ impl PubSub {
     }
 }
 
+/// The client running PUBLISH: its id, its protocol and its output buffer.
+pub struct Publisher<'a> {
+    pub id: u64,
+    pub proto: Proto,
+    pub out: &'a mut BytesMut,
+}
+
+/// One message's frames, encoded lazily: at most once per protocol, and only for a protocol
+/// some receiver speaks.
+struct Frames<'a> {
+    encode: &'a dyn Fn(&mut BytesMut, Proto),
+    resp2: Option<Bytes>,
+    resp3: Option<Bytes>,
+}
+
+impl<'a> Frames<'a> {
+    fn new(encode: &'a dyn Fn(&mut BytesMut, Proto)) -> Frames<'a> {
+        Frames { encode, resp2: None, resp3: None }
+    }
+
+    /// The frame for `proto` (a cheap reference-counted clone after the first call).
+    fn get(&mut self, proto: Proto) -> Bytes {
+        let encode = self.encode;
+        let slot = match proto {
+            Proto::Resp2 => &mut self.resp2,
+            Proto::Resp3 => &mut self.resp3,
+        };
+        slot.get_or_insert_with(|| {
+            let mut out = BytesMut::new();
+            encode(&mut out, proto);
+            out.freeze()
+        })
+        .clone()
+    }
+}
+
 fn deliver(c: &ClientEntry, frame: Bytes) {
     if c.push.try_send(frame).is_err() {
         tracing::warn!(
@@ -109,5 +163,77 @@ fn deliver(c: &ClientEntry, frame: Bytes) {
             c.addr
         );
         c.request_kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use tokio::sync::{mpsc, Notify};
+
+    use super::*;
+
+    fn entry(id: u64, proto: Proto) -> (ClientEntry, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(16);
+        let c = ClientEntry {
+            id,
+            addr: String::new(),
+            laddr: String::new(),
+            name: None,
+            db: 0,
+            created_ms: 0,
+            last_active_ms: 0,
+            last_cmd: String::new(),
+            sub: 0,
+            psub: 0,
+            multi: -1,
+            proto,
+            push: tx,
+            kill: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(Notify::new()),
+        };
+        (c, rx)
+    }
+
+    #[test]
+    fn each_subscriber_gets_its_protocol_and_the_publisher_its_own_copy_inline() {
+        let mut ps = PubSub::default();
+        let mut clients = BTreeMap::new();
+        let (c2, mut rx2) = entry(1, Proto::Resp2);
+        let (c3, mut rx3) = entry(2, Proto::Resp3);
+        let (me, mut rx_me) = entry(3, Proto::Resp3);
+        for c in [c2, c3, me] {
+            ps.subscribe(c.id, &Bytes::from_static(b"ch"));
+            clients.insert(c.id, c);
+        }
+        ps.psubscribe(2, &Bytes::from_static(b"c*"));
+        let mut out = BytesMut::new();
+        let n = ps.publish(&clients, b"ch", b"hi", Publisher { id: 3, proto: Proto::Resp3, out: &mut out });
+        assert_eq!(n, 4);
+        assert_eq!(&rx2.try_recv().unwrap()[..], b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+        assert_eq!(&rx3.try_recv().unwrap()[..], b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+        assert_eq!(&rx3.try_recv().unwrap()[..], b">4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+        assert!(rx_me.try_recv().is_err(), "the publisher's copy must not go through its queue");
+        assert_eq!(&out[..], b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+    }
+
+    #[test]
+    fn frames_are_encoded_once_per_protocol_and_only_when_needed() {
+        let calls = Cell::new(0);
+        let encode = |out: &mut BytesMut, proto: Proto| {
+            calls.set(calls.get() + 1);
+            Reply::push_len(out, proto, 0);
+        };
+        let mut frames = Frames::new(&encode);
+        for _ in 0..3 {
+            assert_eq!(&frames.get(Proto::Resp3)[..], b">0\r\n");
+        }
+        assert_eq!(calls.get(), 1);
+        assert_eq!(&frames.get(Proto::Resp2)[..], b"*0\r\n");
+        assert_eq!(&frames.get(Proto::Resp2)[..], b"*0\r\n");
+        assert_eq!(calls.get(), 2);
     }
 }

@@ -46,6 +46,8 @@ pub struct ClientEntry {
     pub sub: usize,
     pub psub: usize,
     pub multi: i64,
+    /// The client's reply protocol, which pub/sub messages to it are encoded in.
+    pub proto: crate::protocol::Proto,
     pub push: PushSender,
     pub kill: Arc<AtomicBool>,
     pub wake: Arc<Notify>,

@@ -156,7 +156,34 @@ impl Conn {
         }
     }
 
+    /// Reads `n` bytes of payload and its CRLF; None if the connection closed first.
+    fn payload(&mut self, n: usize) -> Option<String> {
+        while self.buf.len() < n + 2 {
+            if !self.fill() {
+                return None;
+            }
+        }
+        let v = String::from_utf8_lossy(&self.buf[..n]).into_owned();
+        self.buf.drain(..n + 2);
+        Some(v)
+    }
+
+    /// Reads `n` replies and joins their renderings.
+    fn items(&mut self, n: i64, sep: &str) -> Option<String> {
+        let mut items = Vec::new();
+        for _ in 0..n {
+            items.push(self.read()?);
+        }
+        Some(items.join(sep))
+    }
+
     /// Reads one reply and renders it; None if the connection closed.
+    ///
+    /// RESP2: `"bulk"`, `(nil)`, `[a, b]`, `(nil array)`, and simple strings, errors and
+    /// integers as sent (`+OK`, `-ERR ...`, `:1`). RESP3 types keep their type byte so that a
+    /// RESP3 reply never renders like a RESP2 one: `(null)`, `%{k: v, ...}` (map), `~[a, b]`
+    /// (set), `>[a, b]` (push), `,1.5` (double), `#t` (boolean), `(123` (big number),
+    /// `=txt:"..."` (verbatim string) and `!"..."` (blob error).
     pub fn read(&mut self) -> Option<String> {
         let l = self.line()?;
         let (kind, rest) = l.split_at(1);
@@ -166,14 +193,7 @@ impl Conn {
                 if n < 0 {
                     "(nil)".into()
                 } else {
-                    while self.buf.len() < n as usize + 2 {
-                        if !self.fill() {
-                            return None;
-                        }
-                    }
-                    let v = String::from_utf8_lossy(&self.buf[..n as usize]).into_owned();
-                    self.buf.drain(..n as usize + 2);
-                    format!("{v:?}")
+                    format!("{:?}", self.payload(n as usize)?)
                 }
             }
             "*" => {
@@ -181,13 +201,29 @@ impl Conn {
                 if n < 0 {
                     "(nil array)".into()
                 } else {
-                    let mut items = Vec::new();
-                    for _ in 0..n {
-                        items.push(self.read()?);
-                    }
-                    format!("[{}]", items.join(", "))
+                    format!("[{}]", self.items(n, ", ")?)
                 }
             }
+            "_" => "(null)".into(),
+            "~" => format!("~[{}]", self.items(rest.parse().unwrap(), ", ")?),
+            ">" => format!(">[{}]", self.items(rest.parse().unwrap(), ", ")?),
+            "%" => {
+                let n: i64 = rest.parse().unwrap();
+                let mut pairs = Vec::new();
+                for _ in 0..n {
+                    let k = self.read()?;
+                    let v = self.read()?;
+                    pairs.push(format!("{k}: {v}"));
+                }
+                format!("%{{{}}}", pairs.join(", "))
+            }
+            "=" => {
+                let v = self.payload(rest.parse().unwrap())?;
+                // The first four bytes are the format (`txt:`), the rest the text.
+                let (format, text) = v.split_at(4.min(v.len()));
+                format!("={format}{text:?}")
+            }
+            "!" => format!("!{:?}", self.payload(rest.parse().unwrap())?),
             _ => l,
         })
     }

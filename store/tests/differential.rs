@@ -3,22 +3,97 @@
 //!
 //! Scripts live in `tests/compat/*.txt`, one command per line in redis-cli syntax. A line
 //! starting with `@` compares the reply as an unordered collection (SMEMBERS, KEYS...); `~`
-//! compares only the reply's type (TIME, INFO...). Each script starts on an empty dataset.
+//! compares only the reply's type (TIME, INFO...). Each script starts on an empty dataset, on a
+//! fresh RESP2 connection; a script switches protocol with `~HELLO 3` (only the type compared:
+//! the reply carries the server's version and the client id).
+//!
+//! A command may have several replies: (P)(UN)SUBSCRIBE one per channel or pattern argument
+//! (one when given none), and any command may be preceded by RESP3 push frames (a subscribed
+//! RESP3 client's own PUBLISH delivers its message before the PUBLISH reply). They are compared
+//! together, joined by spaces.
 
 mod common;
 
 use common::*;
 
-fn normalise_unordered(reply: &str) -> String {
-    // Top-level array items, sorted; items never contain ", " in our scripts.
-    let inner = reply.trim_start_matches('[').trim_end_matches(']');
-    let mut items: Vec<&str> = if inner.is_empty() { vec![] } else { inner.split(", ").collect() };
-    items.sort();
-    format!("[{}]", items.join(", "))
+/// Splits a rendered aggregate's contents at its top-level ", " separators (not inside nested
+/// aggregates or quoted strings).
+fn split_top_level(inner: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0);
+    let bytes = inner.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if quoted {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth -= 1,
+            b',' if depth == 0 && bytes.get(i + 1) == Some(&b' ') => {
+                items.push(&inner[start..i]);
+                start = i + 2;
+            }
+            _ => {}
+        }
+    }
+    if start < inner.len() {
+        items.push(&inner[start..]);
+    }
+    items
 }
 
-fn kind(reply: &str) -> char {
-    reply.chars().next().unwrap_or(' ')
+/// The reply with its top-level items sorted (arrays, sets, maps, pushes), for `@` lines.
+fn normalise_unordered(reply: &str) -> String {
+    let Some(open) = reply.find(['[', '{']) else {
+        return reply.to_string();
+    };
+    if reply.len() < open + 2 {
+        return reply.to_string();
+    }
+    let (prefix, body) = reply.split_at(open + 1);
+    let (inner, close) = body.split_at(body.len() - 1);
+    let mut items = split_top_level(inner);
+    items.sort();
+    format!("{prefix}{}{close}", items.join(", "))
+}
+
+/// The reply's type: its first character (`[`, `%`, `~`, `"`, `:`...), or the whole token for
+/// the nulls, which all start with `(`.
+fn kind(reply: &str) -> String {
+    if reply.starts_with('(') && reply.ends_with(')') {
+        return reply.to_string();
+    }
+    reply.chars().next().map(String::from).unwrap_or_default()
+}
+
+/// Reads every reply to one command (see the module comment) and joins their renderings.
+fn read_replies(conn: &mut Conn, args: &[Vec<u8>]) -> String {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let confirmations = match name.as_str() {
+        "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => (args.len() - 1).max(1),
+        _ => 0,
+    };
+    let mut replies = Vec::new();
+    loop {
+        let Some(r) = conn.read() else {
+            replies.push("(closed)".to_string());
+            break;
+        };
+        let push = r.starts_with('>');
+        replies.push(r);
+        let done = if confirmations > 0 { replies.len() >= confirmations } else { !push };
+        if done {
+            break;
+        }
+    }
+    replies.join(" ")
 }
 
 #[test]
@@ -51,8 +126,8 @@ fn replies_match_real_redis() {
             let args = store::protocol::split_args(cmd.as_bytes()).expect("script line parses");
             a.send(&args);
             b.send(&args);
-            let ra = a.read().unwrap_or_else(|| "(closed)".into());
-            let rb = b.read().unwrap_or_else(|| "(closed)".into());
+            let ra = read_replies(&mut a, &args);
+            let rb = read_replies(&mut b, &args);
             compared += 1;
             let same = match mode {
                 b'@' => normalise_unordered(&ra) == normalise_unordered(&rb),

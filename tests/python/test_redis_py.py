@@ -2,17 +2,29 @@
 
 Run by `cargo test` (store/tests/redis_py.rs) with STORE_PORT set to a running store-server.
 Plain asserts, no test framework needed; prints 'N passed, 0 failed' at the end.
+
+The whole suite runs twice: with redis-py's default protocol (RESP3 since redis-py 8, which
+connects with `HELLO 3`) and with `protocol=2`. redis-py maps both wires to the same Python
+shapes, so the assertions are shared; each run checks that the server really spoke the protocol.
 """
 import os
 import sys
 import threading
 import time
+import traceback
 
 import redis
 
 PORT = int(os.environ["STORE_PORT"])
-r = redis.Redis(host="127.0.0.1", port=PORT, decode_responses=True)
+# Connection options of the current run: {} (redis-py's default) or {"protocol": 2}.
+OPTIONS = {}
+r = None
 results = {"passed": 0, "failed": 0}
+
+
+def client(**kw):
+    """A client of the current run's protocol."""
+    return redis.Redis(host="127.0.0.1", port=PORT, **OPTIONS, **kw)
 
 
 def check(name, fn):
@@ -23,7 +35,8 @@ def check(name, fn):
         print(f"ok   {name}")
     except Exception as e:  # noqa: BLE001 - report any failure with its test name
         results["failed"] += 1
-        print(f"FAIL {name}: {e!r}")
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        print(f"FAIL {name}: {e!r} at line {where.lineno}: {where.line}")
 
 
 def strings():
@@ -118,7 +131,7 @@ def transactions():
     r.set("w", "0")
     with r.pipeline() as p:
         p.watch("w")
-        other = redis.Redis(host="127.0.0.1", port=PORT)
+        other = client()
         other.set("w", "changed")
         p.multi()
         p.set("w", "mine")
@@ -148,7 +161,7 @@ def connection_and_server():
     r.client_setname("py")
     assert r.client_getname() == "py"
     assert any(c["name"] == "py" for c in r.client_list())
-    db1 = redis.Redis(host="127.0.0.1", port=PORT, db=1, decode_responses=True)
+    db1 = client(db=1, decode_responses=True)
     db1.set("a", "other")
     assert r.get("a") == "1" and db1.get("a") == "other"
     assert [k for k in r.scan_iter("*")] == ["a"]
@@ -159,7 +172,7 @@ def many_clients():
     errors = []
 
     def worker(i):
-        c = redis.Redis(host="127.0.0.1", port=PORT)
+        c = client()
         try:
             for j in range(200):
                 c.incr("counter")
@@ -175,7 +188,107 @@ def many_clients():
     assert r.get("counter") == "1600"
 
 
-for name, fn in [
+def replies_of_every_shape():
+    """Replies whose wire type differs between RESP2 and RESP3 (maps, sets, doubles, nulls,
+    score pairs, verbatim strings): redis-py must give the same Python values for both."""
+    assert r.get("missing") is None and r.hget("missing", "f") is None
+    assert r.lpop("missing", 2) is None
+    assert r.hgetall("missing") == {} and r.smembers("missing") == set()
+    assert r.spop("missing", 2) in ([], set())
+    r.sadd("s", "a", "b", "c")
+    popped = r.spop("s", 2)
+    assert len(popped) == 2 and set(popped) <= {"a", "b", "c"}
+    assert r.zadd("z", {"a": 0.1, "b": float("inf")}) == 2
+    assert r.zscore("z", "a") == 0.1 and r.zscore("z", "b") == float("inf")
+    assert r.zscore("z", "missing") is None
+    assert r.zmscore("z", ["a", "missing"]) == [0.1, None]
+    assert r.zadd("z", {"a": 1}, incr=True) == 1.1
+    assert r.zadd("z", {"a": 1}, incr=True, nx=True) is None
+    assert r.zincrby("z", -0.1, "a") == 1.0
+    assert r.zrangebyscore("z", "-inf", "+inf", withscores=True) == [("a", 1.0), ("b", float("inf"))]
+    assert r.zrevrange("z", 0, -1, withscores=True) == [("b", float("inf")), ("a", 1.0)]
+    # redis-py keeps ZRANDMEMBER's legacy flat shape, scores left as text (str or bytes).
+    flat = r.zrandmember("z", 5, withscores=True)
+    pairs = sorted((m, float(s.decode() if isinstance(s, bytes) else s)) for m, s in zip(flat[::2], flat[1::2]))
+    assert pairs == [("a", 1.0), ("b", float("inf"))], flat
+    assert r.zpopmin("z") == [("a", 1.0)]
+    assert r.zpopmax("z", 1) == [("b", float("inf"))]
+    assert r.zpopmin("z") == [] and r.zpopmin("z", 3) == []
+    r.hset("h", "f", "v")
+    assert r.hrandfield("h", 1, withvalues=True) in (["f", "v"], [["f", "v"]])
+    assert r.hrandfield("missing") is None
+    assert r.incrbyfloat("fl", 0.5) == 0.5 and r.hincrbyfloat("h", "n", 2.5) == 2.5
+    assert r.config_get("maxmemory*")["maxmemory"] == "0"
+    assert r.info("keyspace")["db0"]["keys"] == r.dbsize() == 3
+    info = r.client_info()
+    assert info["id"] and info["resp"] == str(OPTIONS.get("protocol", 3)), info
+    assert r.pubsub_numsub("nobody") == [("nobody", 0)]
+    # An aborted transaction (a watched key changed) is a null reply in both protocols.
+    with r.pipeline() as p:
+        p.watch("s")
+        r.sadd("s", "new")
+        p.multi()
+        p.get("s")
+        try:
+            p.execute()
+            raise AssertionError("EXEC must fail after a watched key changed")
+        except redis.WatchError:
+            pass
+
+
+def protocol_switching():
+    """HELLO switches the connection's protocol both ways; RESET returns to RESP2. (A RESP3
+    client whatever the run: only its parser reads both protocols' replies.)"""
+    c = redis.Redis(host="127.0.0.1", port=PORT, decode_responses=True, single_connection_client=True)
+    try:
+        hello = c.execute_command("HELLO", "3")
+        assert hello["proto"] == 3 and hello["server"] == "redis", hello
+        assert c.execute_command("HELLO")["proto"] == 3
+        c.hset("h", "f", "v")
+        assert c.execute_command("HGETALL", "h") == {"f": "v"}
+        hello = c.execute_command("HELLO", "2")
+        assert isinstance(hello, list) and dict(zip(hello[::2], hello[1::2]))["proto"] == 2, hello
+        assert c.execute_command("HGETALL", "h") == ["f", "v"]
+        assert c.execute_command("CLIENT", "INFO").split("resp=")[1].strip() == "2"
+        c.execute_command("HELLO", "3")
+        assert c.execute_command("RESET") == "RESET"
+        assert c.execute_command("CLIENT", "INFO").split("resp=")[1].strip() == "2"
+        try:
+            c.execute_command("HELLO", "4")
+            raise AssertionError("HELLO 4 must fail")
+        except redis.ResponseError as e:
+            assert "NOPROTO" in str(e)
+    finally:
+        c.close()
+
+
+def pubsub_while_subscribed():
+    """In RESP3 a subscribed connection may run any command (Redis's rule), and its own
+    PUBLISH delivers to itself; in RESP2 only the subscribe commands are allowed."""
+    p = r.pubsub()
+    p.subscribe("self")
+    assert p.get_message(timeout=2)["type"] == "subscribe"
+    conn = p.connection
+    if OPTIONS.get("protocol") == 2:
+        conn.send_command("GET", "k")
+        try:
+            conn.read_response()
+            raise AssertionError("GET must be refused in RESP2 subscribe context")
+        except redis.ResponseError as e:
+            assert "only (P|S)SUBSCRIBE" in str(e)
+    else:
+        r.set("k", "v")
+        conn.send_command("GET", "k")
+        assert conn.read_response() in ("v", b"v")
+        conn.send_command("PUBLISH", "self", "to-me")
+        # The message (a push frame) comes before the PUBLISH reply, as with Redis.
+        replies = [conn.read_response(push_request=True) for _ in range(2)]
+        assert replies == [["message", "self", "to-me"], 1], replies
+    p.close()
+
+
+RUNS = [("default protocol (RESP3)", {}), ("protocol=2", {"protocol": 2})]
+TESTS = [
     ("strings", strings),
     ("lists", lists),
     ("hashes", hashes),
@@ -185,8 +298,17 @@ for name, fn in [
     ("transactions", transactions),
     ("connection_and_server", connection_and_server),
     ("many_clients", many_clients),
-]:
-    check(name, fn)
+    ("replies_of_every_shape", replies_of_every_shape),
+    ("protocol_switching", protocol_switching),
+    ("pubsub_while_subscribed", pubsub_while_subscribed),
+]
+for label, options in RUNS:
+    print(f"== {label}")
+    OPTIONS = options
+    r = client(decode_responses=True)
+    for name, fn in TESTS:
+        check(f"{name} [{label}]", fn)
+    r.close()
 
 print(f"{results['passed']} passed, {results['failed']} failed")
 sys.exit(1 if results["failed"] else 0)

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::protocol::Reply;
+use crate::protocol::{Proto, Reply};
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "ping", arity: -1, flags: FAST | SUB_OK | STALE, keys: (0, 0, 0), handler: ping },
@@ -32,8 +32,9 @@ fn ping(ctx: &mut Ctx, args: &[Bytes]) {
     if args.len() > 2 {
         return ctx.error("ERR wrong number of arguments for 'ping' command");
     }
-    // In subscribe context RESP2 replies with a pong multibulk, as Redis does.
-    if ctx.client.subscriptions() > 0 {
+    // In subscribe context RESP2 replies with a pong multibulk, as Redis does, because a plain
+    // reply could not be told from a message there; RESP3 replies normally.
+    if ctx.client.subscriptions() > 0 && ctx.proto() == Proto::Resp2 {
         Reply::array_len(ctx.out, 2);
         Reply::bulk(ctx.out, b"pong");
         Reply::bulk(ctx.out, args.get(1).map(|a| &a[..]).unwrap_or(b""));
@@ -102,13 +103,15 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) {
 
 fn hello(ctx: &mut Ctx, args: &[Bytes]) {
     let mut i = 1;
+    // Without a version HELLO keeps the current protocol.
+    let mut proto = ctx.proto();
     if let Some(v) = args.get(1) {
-        match crate::protocol::parse_i64_strict(v) {
-            Some(2) => {}
-            Some(3) => return ctx.error("NOPROTO this server does not support the RESP3 protocol yet"),
+        proto = match crate::protocol::parse_i64_strict(v) {
+            Some(2) => Proto::Resp2,
+            Some(3) => Proto::Resp3,
             Some(_) => return ctx.error("NOPROTO unsupported protocol version"),
             None => return ctx.error("ERR Protocol version is not an integer or out of range"),
-        }
+        };
         i = 2;
     }
     while i < args.len() {
@@ -136,13 +139,18 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
     if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated {
         return ctx.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
-    Reply::array_len(ctx.out, 14);
+    // The switch happens only once every option succeeded (a failed AUTH keeps the old
+    // protocol, as in Redis), and before the reply, which is written in the new protocol. The
+    // registry entry (pub/sub delivery) follows at the end of the batch; until then this
+    // client's own PUBLISH uses the session's protocol.
+    ctx.client.proto = proto;
+    ctx.map_len(7);
     Reply::bulk(ctx.out, b"server");
     Reply::bulk(ctx.out, b"redis");
     Reply::bulk(ctx.out, b"version");
     Reply::bulk(ctx.out, crate::REDIS_COMPAT_VERSION.as_bytes());
     Reply::bulk(ctx.out, b"proto");
-    Reply::int(ctx.out, 2);
+    Reply::int(ctx.out, proto.version());
     Reply::bulk(ctx.out, b"id");
     Reply::int(ctx.out, ctx.client.id as i64);
     Reply::bulk(ctx.out, b"mode");
@@ -164,6 +172,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.client.db = 0;
     ctx.client.name = None;
     ctx.client.authenticated = false;
+    ctx.client.proto = Proto::Resp2;
     Reply::simple(ctx.out, "RESET");
 }
 
@@ -194,7 +203,7 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
         ("info", 2) => {
             let id = ctx.client.id;
             let line = client_line(ctx, id);
-            ctx.bulk(line.as_bytes())
+            ctx.verbatim(line.as_bytes())
         }
         ("kill", _) => client_kill(ctx, args),
         ("setinfo", 4) | ("no-evict", 3) | ("no-touch", 3) => ctx.ok(),
@@ -236,7 +245,7 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
     let Some(c) = ctx.st.clients.get(&id) else {
         return String::new();
     };
-    let (name, db, sub, psub, multi, cmd) = if id == ctx.client.id {
+    let (name, db, sub, psub, multi, cmd, proto) = if id == ctx.client.id {
         (
             ctx.client.name.clone().unwrap_or_default(),
             ctx.client.db,
@@ -244,9 +253,10 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
             ctx.client.patterns.len(),
             ctx.client.multi.as_ref().map(|m| m.queue.len() as i64).unwrap_or(-1),
             "client|list".to_string(),
+            ctx.client.proto,
         )
     } else {
-        (c.name.clone().unwrap_or_default(), c.db, c.sub, c.psub, c.multi, c.last_cmd.clone())
+        (c.name.clone().unwrap_or_default(), c.db, c.sub, c.psub, c.multi, c.last_cmd.clone(), c.proto)
     };
     let flags = if sub + psub > 0 {
         "P"
@@ -256,7 +266,7 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
         "N"
     };
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp=2",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -268,7 +278,8 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
         sub,
         psub,
         multi,
-        cmd
+        cmd,
+        proto.version()
     )
 }
 
@@ -307,7 +318,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) {
         text.push_str(&client_line(ctx, id));
         text.push('\n');
     }
-    ctx.bulk(text.as_bytes())
+    ctx.verbatim(text.as_bytes())
 }
 
 fn client_kill(ctx: &mut Ctx, args: &[Bytes]) {

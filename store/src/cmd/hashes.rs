@@ -152,7 +152,7 @@ fn hget(ctx: &mut Ctx, args: &[Bytes]) {
     };
     match h.as_ref().and_then(|h| h.get(&args[2][..])) {
         Some(v) => Reply::bulk(ctx.out, v),
-        None => Reply::null(ctx.out),
+        None => ctx.null(),
     }
 }
 
@@ -164,7 +164,7 @@ fn hmget(ctx: &mut Ctx, args: &[Bytes]) {
     for f in &args[2..] {
         match h.as_ref().and_then(|h| h.get(&f[..])) {
             Some(v) => Reply::bulk(ctx.out, v),
-            None => Reply::null(ctx.out),
+            None => ctx.null(),
         }
     }
 }
@@ -210,9 +210,9 @@ fn hgetall(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     };
     let Some(h) = h else {
-        return Reply::array_len(ctx.out, 0);
+        return ctx.map_len(0);
     };
-    Reply::array_len(ctx.out, h.len() * 2);
+    ctx.map_len(h.len());
     for (f, v) in h.iter() {
         Reply::bulk(ctx.out, f);
         Reply::bulk(ctx.out, v);
@@ -308,8 +308,19 @@ fn is_c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// The header of an HRANDFIELD reply of `n` fields: with values, RESP2 flattens the pairs and
+/// RESP3 nests each pair in its own array (Redis 7.0's shapes).
+fn reply_pairs_len(ctx: &mut Ctx, n: usize, withvalues: bool) {
+    let per = if withvalues && !ctx.proto().is_resp3() { 2 } else { 1 };
+    ctx.array_len(n * per)
+}
+
 fn reply_pairs<'a>(ctx: &mut Ctx, pairs: impl Iterator<Item = (&'a Sds, &'a Sds)>, withvalues: bool) {
+    let nested = withvalues && ctx.proto().is_resp3();
     for (f, v) in pairs {
+        if nested {
+            ctx.array_len(2);
+        }
         Reply::bulk(ctx.out, f);
         if withvalues {
             Reply::bulk(ctx.out, v);
@@ -349,14 +360,13 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) {
     if count == 0 || h.is_empty() {
         return Reply::array_len(ctx.out, 0);
     }
-    let per = if withvalues { 2 } else { 1 };
     let mut all: Vec<(&Sds, &Sds)> = h.iter().collect();
     if count < 0 || count == 1 {
         let n = count.unsigned_abs();
         if n > RANDOM_REPLY_MAX {
             return ctx.error("ERR value is out of range");
         }
-        Reply::array_len(ctx.out, n as usize * per);
+        reply_pairs_len(ctx, n as usize, withvalues);
         for _ in 0..n {
             let (f, v) = all[pick(rng, all.len())];
             reply_pairs(ctx, std::iter::once((f, v)), withvalues);
@@ -364,11 +374,11 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     }
     if count as u64 >= all.len() as u64 {
-        Reply::array_len(ctx.out, all.len() * per);
+        reply_pairs_len(ctx, all.len(), withvalues);
         return reply_pairs(ctx, all.into_iter(), withvalues);
     }
     sample_distinct(rng, &mut all, count as usize);
-    Reply::array_len(ctx.out, all.len() * per);
+    reply_pairs_len(ctx, all.len(), withvalues);
     reply_pairs(ctx, all.into_iter(), withvalues)
 }
 

@@ -199,7 +199,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End, name: &str) {
     let (popped, empty) = match write_list(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
         Ok(None) => {
-            return if count.is_some() { Reply::null_array(ctx.out) } else { ctx.null() };
+            return if count.is_some() { ctx.null_array() } else { ctx.null() };
         }
         Ok(Some(_)) if count == Some(0) => return Reply::array_len(ctx.out, 0),
         Ok(Some(l)) => {

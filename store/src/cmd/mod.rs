@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::db::Value;
 use crate::env::Env;
-use crate::protocol::{parse_i64_strict, Reply};
+use crate::protocol::{parse_i64_strict, Proto, Reply};
 use crate::sds::Sds;
 use crate::server::State;
 
@@ -173,6 +173,8 @@ pub struct Session {
     pub db: usize,
     pub authenticated: bool,
     pub name: Option<String>,
+    /// The reply protocol, switched by HELLO and back to RESP2 by RESET.
+    pub proto: Proto,
     pub multi: Option<Multi>,
     pub watched: Vec<(usize, Sds)>,
     pub channels: BTreeSet<Bytes>,
@@ -203,6 +205,7 @@ impl Session {
             db: 0,
             authenticated: false,
             name: None,
+            proto: Proto::Resp2,
             multi: None,
             watched: Vec::new(),
             channels: BTreeSet::new(),
@@ -256,8 +259,42 @@ impl Ctx<'_> {
         Reply::bulk(self.out, b);
     }
 
+    pub fn proto(&self) -> Proto {
+        self.client.proto
+    }
+
+    /// A missing value, in the client's protocol.
     pub fn null(&mut self) {
-        Reply::null(self.out);
+        Reply::null(self.out, self.client.proto);
+    }
+
+    /// A missing collection, in the client's protocol.
+    pub fn null_array(&mut self) {
+        Reply::null_array(self.out, self.client.proto);
+    }
+
+    pub fn array_len(&mut self, n: usize) {
+        Reply::array_len(self.out, n);
+    }
+
+    pub fn map_len(&mut self, n: usize) {
+        Reply::map_len(self.out, self.client.proto, n);
+    }
+
+    pub fn set_len(&mut self, n: usize) {
+        Reply::set_len(self.out, self.client.proto, n);
+    }
+
+    pub fn push_len(&mut self, n: usize) {
+        Reply::push_len(self.out, self.client.proto, n);
+    }
+
+    pub fn double(&mut self, v: f64) {
+        Reply::double(self.out, self.client.proto, v);
+    }
+
+    pub fn verbatim(&mut self, text: &[u8]) {
+        Reply::verbatim(self.out, self.client.proto, text);
     }
 
     pub fn db(&self) -> usize {
@@ -365,7 +402,10 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         ctx.error("NOAUTH Authentication required.");
         return;
     }
-    if ctx.client.subscriptions() > 0 && spec.flags & SUB_OK == 0 {
+    // Only RESP2 needs the subscribe context: there messages and replies share one array type
+    // and could not be told apart. RESP3 sends messages as push frames, so (as in Redis) a
+    // subscribed RESP3 client may run any command.
+    if ctx.client.proto == Proto::Resp2 && ctx.client.subscriptions() > 0 && spec.flags & SUB_OK == 0 {
         ctx.error(&format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             spec.name

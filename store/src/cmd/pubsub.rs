@@ -45,12 +45,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "pubsub", arity: -2, flags: PUBSUB | STALE | LOADING, keys: (0, 0, 0), handler: pubsub },
 ];
 
+/// A (un)subscribe confirmation: a push frame in RESP3, like the messages, as Redis sends it.
 fn confirm(ctx: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
-    Reply::array_len(ctx.out, 3);
+    ctx.push_len(3);
     Reply::bulk(ctx.out, kind);
     match name {
         Some(n) => Reply::bulk(ctx.out, n),
-        None => Reply::null(ctx.out),
+        None => ctx.null(),
     }
     Reply::int(ctx.out, ctx.client.subscriptions() as i64);
 }
@@ -108,7 +109,8 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn publish(ctx: &mut Ctx, args: &[Bytes]) {
-    let n = ctx.st.pubsub.publish(&ctx.st.clients, &args[1], &args[2]);
+    let publisher = crate::pubsub::Publisher { id: ctx.client.id, proto: ctx.client.proto, out: &mut *ctx.out };
+    let n = ctx.st.pubsub.publish(&ctx.st.clients, &args[1], &args[2], publisher);
     ctx.st.stats.pubsub_messages += 1;
     ctx.int(n as i64)
 }

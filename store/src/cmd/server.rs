@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::config::SetError;
 use crate::db::digest;
-use crate::protocol::Reply;
+use crate::protocol::{Proto, Reply};
 use crate::server::ShutdownMode;
 
 pub const COMMANDS: &[CommandSpec] = &[
@@ -162,7 +162,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
 fn info(ctx: &mut Ctx, args: &[Bytes]) {
     let sections: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     let text = info_text(ctx.st, ctx.now_ms, &sections);
-    ctx.bulk(text.as_bytes())
+    ctx.verbatim(text.as_bytes())
 }
 
 fn config(ctx: &mut Ctx, args: &[Bytes]) {
@@ -173,7 +173,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
             for p in &args[2..] {
                 ctx.st.config.get_matching(p, &mut found);
             }
-            Reply::array_len(ctx.out, found.len() * 2);
+            ctx.map_len(found.len());
             for (k, v) in found {
                 Reply::bulk(ctx.out, k.as_bytes());
                 Reply::bulk(ctx.out, v.as_bytes());
@@ -290,30 +290,33 @@ fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.int(t)
 }
 
-fn command_entry(out: &mut BytesMut, spec: &CommandSpec) {
+/// One COMMAND entry. Flags, ACL categories, tips, key specs and subcommands are sets in RESP3,
+/// as Redis 7.0 sends them.
+fn command_entry(out: &mut BytesMut, proto: Proto, spec: &CommandSpec) {
     Reply::array_len(out, 10);
     Reply::bulk(out, spec.name.as_bytes());
     Reply::int(out, spec.arity as i64);
     let flags = spec.flag_names();
-    Reply::array_len(out, flags.len());
+    Reply::set_len(out, proto, flags.len());
     for f in flags {
         Reply::simple(out, f);
     }
     Reply::int(out, spec.keys.0 as i64);
     Reply::int(out, spec.keys.1 as i64);
     Reply::int(out, spec.keys.2 as i64);
-    Reply::array_len(out, 0); // ACL categories
-    Reply::array_len(out, 0); // tips
-    Reply::array_len(out, 0); // key specs
-    Reply::array_len(out, 0); // subcommands
+    Reply::set_len(out, proto, 0); // ACL categories
+    Reply::set_len(out, proto, 0); // tips
+    Reply::set_len(out, proto, 0); // key specs
+    Reply::set_len(out, proto, 0); // subcommands
 }
 
 fn command(ctx: &mut Ctx, args: &[Bytes]) {
     if args.len() == 1 {
         let specs = ctx.st.commands.specs.clone();
         Reply::array_len(ctx.out, specs.len());
+        let proto = ctx.proto();
         for s in specs {
-            command_entry(ctx.out, s);
+            command_entry(ctx.out, proto, s);
         }
         return;
     }
@@ -327,13 +330,13 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) {
             Reply::array_len(ctx.out, args.len() - 2);
             for name in &args[2..] {
                 match ctx.st.commands.lookup(name) {
-                    Some(s) => command_entry(ctx.out, s),
-                    None => Reply::null_array(ctx.out),
+                    Some(s) => command_entry(ctx.out, ctx.client.proto, s),
+                    None => ctx.null_array(),
                 }
             }
         }
         // redis-cli asks for docs to show hints; an empty map means "no docs", which it accepts.
-        "docs" => Reply::array_len(ctx.out, 0),
+        "docs" => ctx.map_len(0),
         "list" => {
             let names: Vec<&str> = ctx.st.commands.specs.iter().map(|s| s.name).collect();
             Reply::bulk_array(ctx.out, names.iter());

@@ -291,9 +291,14 @@ fn intset_order(v: &mut [&Sds]) {
     }
 }
 
-fn reply_members(out: &mut BytesMut, mut v: Vec<&Sds>) {
+/// Replies with whole sets (SMEMBERS, SINTER, SUNION, SDIFF) as Redis does: a RESP3 set (an
+/// array in RESP2), members in listing order.
+fn reply_set(ctx: &mut Ctx, mut v: Vec<&Sds>) {
     intset_order(&mut v);
-    Reply::bulk_array(out, v.into_iter());
+    ctx.set_len(v.len());
+    for m in v {
+        Reply::bulk(ctx.out, m);
+    }
 }
 
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) {
@@ -332,8 +337,8 @@ fn smembers(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     };
     match s {
-        Some(s) => reply_members(ctx.out, s.iter().collect()),
-        None => Reply::array_len(ctx.out, 0),
+        Some(s) => reply_set(ctx, s.iter().collect()),
+        None => ctx.set_len(0),
     }
 }
 
@@ -378,8 +383,9 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) {
     let env = ctx.env;
     let (popped, empty) = match write_set(ctx, key) {
         Err(()) => return ctx.error(WRONGTYPE),
-        Ok(None) => return if count.is_some() { Reply::array_len(ctx.out, 0) } else { ctx.null() },
-        Ok(Some(_)) if count == Some(0) => return Reply::array_len(ctx.out, 0),
+        // With a count the reply is a set, even an empty one (Redis 7.0).
+        Ok(None) => return if count.is_some() { ctx.set_len(0) } else { ctx.null() },
+        Ok(Some(_)) if count == Some(0) => return ctx.set_len(0),
         Ok(Some(s)) => {
             let n = count.unwrap_or(1).min(s.len() as u64) as usize;
             let popped: Vec<Sds> = if n == s.len() {
@@ -405,7 +411,12 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) {
             Some(m) => ctx.bulk(m),
             None => ctx.null(),
         },
-        Some(_) => Reply::bulk_array(ctx.out, popped.iter()),
+        Some(_) => {
+            ctx.set_len(popped.len());
+            for m in &popped {
+                Reply::bulk(ctx.out, m);
+            }
+        }
     }
 }
 
@@ -456,7 +467,10 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     }
     if count as u64 >= all.len() as u64 {
-        return reply_members(ctx.out, all);
+        // The whole set, in listing order, but an array even in RESP3 (Redis 7.0).
+        let mut all = all;
+        intset_order(&mut all);
+        return Reply::bulk_array(ctx.out, all.into_iter());
     }
     let mut all = all;
     sample_distinct(rng, &mut all, count as usize);
@@ -519,7 +533,7 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output) {
         None => {
             // Intersection with a missing (empty) set is empty.
             return match output {
-                Output::Reply => Reply::array_len(ctx.out, 0),
+                Output::Reply => ctx.set_len(0),
                 Output::Store(dst) => {
                     let empty = new_set(ctx);
                     store_result(ctx, dst, empty)
@@ -544,7 +558,7 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output) {
             }
             ctx.int(n as i64)
         }
-        Output::Reply => reply_members(ctx.out, first.iter().filter(in_all).collect()),
+        Output::Reply => reply_set(ctx, first.iter().filter(in_all).collect()),
         Output::Store(dst) => {
             let mut result = new_set(ctx);
             result.extend(first.iter().filter(in_all).cloned());
@@ -571,7 +585,7 @@ fn sunion_diff_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output, diff: bool
     }
     match output {
         Output::Store(dst) => store_result(ctx, dst, result),
-        _ => reply_members(ctx.out, result.iter().collect()),
+        _ => reply_set(ctx, result.iter().collect()),
     }
 }
 

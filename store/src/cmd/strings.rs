@@ -52,7 +52,7 @@ fn get(ctx: &mut Ctx, args: &[Bytes]) {
         Some(_) => ctx.error(WRONGTYPE),
         None => {
             ctx.st.stats.keyspace_misses += 1;
-            Reply::null(ctx.out)
+            ctx.null()
         }
     }
 }
@@ -136,7 +136,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
     let db = ctx.client.db;
     let exists = ctx.st.ks.exists(db, key, ctx.now_ms);
     if (nx && exists) || (xx && !exists) {
-        return if get_old { reply_opt(ctx, old) } else { Reply::null(ctx.out) };
+        return if get_old { reply_opt(ctx, old) } else { ctx.null() };
     }
     store(ctx, key, &args[2], expiry == Expiry::KeepTtl);
     if let Expiry::At(at) = expiry {
@@ -153,7 +153,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
 fn reply_opt(ctx: &mut Ctx, v: Option<Sds>) {
     match v {
         Some(s) => Reply::bulk(ctx.out, &s),
-        None => Reply::null(ctx.out),
+        None => ctx.null(),
     }
 }
 
@@ -290,7 +290,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) {
             }
             // MGET answers nil for keys of other types rather than failing.
             _ => {
-                Reply::null(ctx.out);
+                ctx.null();
                 ctx.st.stats.keyspace_misses += 1;
             }
         }

@@ -56,7 +56,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
     if ctx.st.watches.dirty.contains(&ctx.client.id) || expired_since {
         crate::fault::probe("multi.exec_aborted_by_watch");
         clear_watches(ctx);
-        return Reply::null_array(ctx.out);
+        return ctx.null_array();
     }
     clear_watches(ctx);
     Reply::array_len(ctx.out, m.queue.len());

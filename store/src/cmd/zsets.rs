@@ -18,6 +18,9 @@
 //!   with Redis's `strtod` checks: overflow (`1e400`) and underflow to zero are "not a valid
 //!   float" (hexadecimal floats are not accepted); range bounds follow `zslParseRange`, which
 //!   accepts an empty string as 0 and overflow as infinity.
+//! - RESP3 clients get scores as doubles (`,0.10000000000000001`, same text) and WITHSCORES
+//!   replies as [member, score] pairs, as Redis 7.0 sends them; ZSCAN keeps bulk-string scores
+//!   in both protocols, as Redis does.
 //! - ZSCAN uses the hash-ordered cursor described in `sets.rs`; a sorted set small enough for
 //!   Redis's listpack encoding (<= 128 members of <= 64 bytes) is returned whole, in score order,
 //!   with cursor 0, as Redis does.
@@ -76,7 +79,42 @@ type Entry = (Score, Sds);
 /// Formats a score like Redis 7.0's `addReplyDouble` (`%.17g` via `format_double`). Zero is `0`
 /// whatever its sign, as Redis reports it for small (listpack) sorted sets.
 pub(crate) fn format_score(v: f64) -> String {
-    format_double(if v == 0.0 { 0.0 } else { v })
+    format_double(unsigned_zero(v))
+}
+
+fn unsigned_zero(v: f64) -> f64 {
+    if v == 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// A score reply: a RESP3 double, or the `%.17g` bulk string in RESP2 (`addReplyDouble`).
+fn reply_score(ctx: &mut Ctx, v: f64) {
+    ctx.double(unsigned_zero(v))
+}
+
+/// The header of a reply of `n` entries, each a member or (with scores) a member and its score.
+/// With scores RESP2 flattens the pairs and RESP3 nests each in its own array, as Redis 7.0
+/// does for ZRANGE and ZRANDMEMBER (and ZPOPMIN/ZPOPMAX with a count).
+fn reply_entries_len(ctx: &mut Ctx, n: usize, withscores: bool) {
+    let per = if withscores && !ctx.proto().is_resp3() { 2 } else { 1 };
+    ctx.array_len(n * per)
+}
+
+/// The entries announced by [`reply_entries_len`].
+fn reply_entries<'a>(ctx: &mut Ctx, items: impl Iterator<Item = (&'a [u8], f64)>, withscores: bool) {
+    let nested = withscores && ctx.proto().is_resp3();
+    for (m, s) in items {
+        if nested {
+            ctx.array_len(2);
+        }
+        Reply::bulk(ctx.out, m);
+        if withscores {
+            reply_score(ctx, s);
+        }
+    }
 }
 
 /// C's `isspace` in the "C" locale.
@@ -543,7 +581,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
     }
     if f.incr {
         if processed > 0 {
-            ctx.bulk(format_score(last).as_bytes())
+            reply_score(ctx, last)
         } else {
             ctx.null()
         }
@@ -580,7 +618,7 @@ fn zscore(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     };
     match z.as_ref().and_then(|z| z.scores.get(&args[2][..])) {
-        Some(&s) => ctx.bulk(format_score(s).as_bytes()),
+        Some(&s) => reply_score(ctx, s),
         None => ctx.null(),
     }
 }
@@ -592,8 +630,8 @@ fn zmscore(ctx: &mut Ctx, args: &[Bytes]) {
     Reply::array_len(ctx.out, args.len() - 2);
     for m in &args[2..] {
         match z.as_ref().and_then(|z| z.scores.get(&m[..])) {
-            Some(&s) => Reply::bulk(ctx.out, format_score(s).as_bytes()),
-            None => Reply::null(ctx.out),
+            Some(&s) => reply_score(ctx, s),
+            None => ctx.null(),
         }
     }
 }
@@ -774,13 +812,8 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut 
         }
         return store_result(ctx, &args[1], out);
     }
-    Reply::array_len(ctx.out, items.len() * if withscores { 2 } else { 1 });
-    for (s, m) in items {
-        Reply::bulk(ctx.out, m);
-        if withscores {
-            Reply::bulk(ctx.out, format_score(s.0).as_bytes());
-        }
-    }
+    reply_entries_len(ctx, items.len(), withscores);
+    reply_entries(ctx, items.into_iter().map(|(s, m)| (&m[..], s.0)), withscores);
 }
 
 fn zrange(ctx: &mut Ctx, args: &[Bytes]) {
@@ -879,10 +912,17 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
     };
     delete_if_empty(ctx, key, empty);
     ctx.dirty(popped.len() as u64);
-    Reply::array_len(ctx.out, popped.len() * 2);
-    for (m, s) in &popped {
-        Reply::bulk(ctx.out, m);
-        Reply::bulk(ctx.out, format_score(*s).as_bytes());
+    let entries = popped.iter().map(|(m, s)| (&m[..], *s));
+    if args.len() == 3 {
+        reply_entries_len(ctx, popped.len(), true);
+        reply_entries(ctx, entries, true);
+    } else {
+        // Without a count Redis 7.0 replies with a flat [member, score] even in RESP3.
+        ctx.array_len(popped.len() * 2);
+        for (m, s) in entries {
+            Reply::bulk(ctx.out, m);
+            reply_score(ctx, s);
+        }
     }
 }
 
@@ -892,15 +932,6 @@ fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) {
     zpop_generic(ctx, args, true)
-}
-
-fn reply_entries<'a>(ctx: &mut Ctx, items: impl Iterator<Item = &'a Entry>, withscores: bool) {
-    for (s, m) in items {
-        Reply::bulk(ctx.out, m);
-        if withscores {
-            Reply::bulk(ctx.out, format_score(s.0).as_bytes());
-        }
-    }
 }
 
 fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
@@ -935,27 +966,29 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
     if count == 0 || z.is_empty() {
         return Reply::array_len(ctx.out, 0);
     }
-    let per = if withscores { 2 } else { 1 };
     let mut all: Vec<&Entry> = z.ordered.iter().collect();
+    fn as_item<'a>(e: &&'a Entry) -> (&'a [u8], f64) {
+        (&e.1[..], e.0 .0)
+    }
     if count < 0 || count == 1 {
         let n = count.unsigned_abs();
         if n > RANDOM_REPLY_MAX {
             return ctx.error("ERR value is out of range");
         }
-        Reply::array_len(ctx.out, n as usize * per);
+        reply_entries_len(ctx, n as usize, withscores);
         for _ in 0..n {
             let e = all[pick(rng, all.len())];
-            reply_entries(ctx, std::iter::once(e), withscores);
+            reply_entries(ctx, std::iter::once(as_item(&e)), withscores);
         }
         return;
     }
     if count as u64 >= all.len() as u64 {
-        Reply::array_len(ctx.out, all.len() * per);
-        return reply_entries(ctx, all.into_iter(), withscores);
+        reply_entries_len(ctx, all.len(), withscores);
+        return reply_entries(ctx, all.iter().map(as_item), withscores);
     }
     sample_distinct(rng, &mut all, count as usize);
-    Reply::array_len(ctx.out, all.len() * per);
-    reply_entries(ctx, all.into_iter(), withscores)
+    reply_entries_len(ctx, all.len(), withscores);
+    reply_entries(ctx, all.iter().map(as_item), withscores)
 }
 
 fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
