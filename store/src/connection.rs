@@ -174,7 +174,10 @@ where
                 session.deferred.take()
             };
             if let Some(d) = deferred {
-                run_deferred(&shared, d, &mut out).await;
+                if run_deferred(&shared, d, &mut out).await {
+                    session.close = true;
+                    batch.clear();
+                }
             }
         }
         if let Some(e) = protocol_error {
@@ -267,7 +270,8 @@ async fn sleep_or_forever(limit: Option<Duration>) {
 }
 
 /// Finishes a command's asynchronous part and writes its reply.
-async fn run_deferred(shared: &Shared, d: Deferred, out: &mut BytesMut) {
+/// Returns true when the connection must close afterwards (a successful SHUTDOWN).
+async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut) -> bool {
     match d {
         Deferred::WriteConfig { path, text } => match shared.env.disk.write_atomic(&path, text.as_bytes()).await {
             Ok(()) => {
@@ -283,5 +287,35 @@ async fn run_deferred(shared: &Shared, d: Deferred, out: &mut BytesMut) {
             tokio::time::sleep(d).await;
             Reply::ok(out)
         }
+        Deferred::Save => match crate::server::save_now(shared, false).await {
+            Ok(_) => Reply::ok(out),
+            Err(_) => Reply::error(out, "ERR"),
+        },
+        Deferred::BgSave { schedule } => match crate::server::start_bgsave(shared) {
+            Ok(()) => Reply::simple(out, "Background saving started"),
+            Err(_) if schedule => Reply::simple(out, "Background saving scheduled"),
+            Err(e) => Reply::error(out, e),
+        },
+        Deferred::Shutdown(mode) => {
+            use crate::server::ShutdownMode;
+            let must_save = match mode {
+                ShutdownMode::Save => true,
+                ShutdownMode::NoSave => false,
+                ShutdownMode::Default => !crate::persistence::save_points(&shared.lock()).is_empty(),
+            };
+            if must_save {
+                if let Err(e) = crate::server::save_now(shared, false).await {
+                    tracing::warn!("Error trying to save the DB, can't exit: {e}");
+                    Reply::error(out, "ERR Errors trying to SHUTDOWN. Check logs.");
+                    return false;
+                }
+            }
+            tracing::warn!("User requested shutdown...");
+            // Saved (or not wanted): the server exits without saving again. No reply, as Redis.
+            shared.lock().shutdown = Some(ShutdownMode::NoSave);
+            shared.shutdown_notify.notify_one();
+            return true;
+        }
     }
+    false
 }

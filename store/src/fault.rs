@@ -21,6 +21,7 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("del-miscount", "DEL counts keys given instead of keys deleted"),
     ("watch-ignores-incr", "INCR does not invalidate WATCHes on its key"),
     ("getset-returns-new", "GETSET replies with the new value instead of the old one"),
+    ("rename-before-fsync", "a save renames its temporary file over dump.rdb before fsyncing it"),
 ];
 
 #[cfg(madsim)]

@@ -104,6 +104,7 @@ pub struct State {
     /// Observation sink and the incremental digest it needs (simulation only).
     pub observer: Option<crate::observe::Observer>,
     pub tracking: crate::observe::Tracking,
+    pub save: crate::persistence::SaveState,
 }
 
 /// The state plus what is shared without the lock.
@@ -157,7 +158,10 @@ impl Server {
             }
         }
         let actual_port = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
-        let state = State::new(config, &env, actual_port);
+        let mut state = State::new(config, &env, actual_port);
+        // Load the dataset before accepting anyone, as Redis does; a corrupt file stops start-up.
+        let now = env.clock.now_ms();
+        crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
         Ok(Server {
             shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
             listeners,
@@ -186,6 +190,20 @@ impl Server {
             // Read the flag into a local first: the guard must be gone before the body locks.
             let requested = shared.lock().shutdown;
             if let Some(mode) = requested {
+                let must_save = match mode {
+                    ShutdownMode::Save => true,
+                    ShutdownMode::NoSave => false,
+                    ShutdownMode::Default => !crate::persistence::save_points(&shared.lock()).is_empty(),
+                };
+                if must_save {
+                    tracing::info!("Saving the final RDB snapshot before exiting.");
+                    if let Err(e) = save_now(&shared, false).await {
+                        // Redis refuses to exit rather than lose data it was told to keep.
+                        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+                        shared.lock().shutdown = None;
+                        continue;
+                    }
+                }
                 for t in &tasks {
                     t.abort();
                 }
@@ -227,6 +245,7 @@ impl State {
             config_file: config.file.clone(),
             observer: env.observer.clone(),
             tracking: Default::default(),
+            save: Default::default(),
             config,
         }
     }
@@ -253,6 +272,40 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// SAVE (and the final save at shutdown): snapshot, write, record. Returns the file size.
+pub async fn save_now(shared: &Shared, background: bool) -> std::io::Result<u64> {
+    let job = {
+        let mut st = shared.lock();
+        crate::persistence::prepare(&mut st, shared.env.clock.now_ms())
+    };
+    let result = crate::persistence::write(&job, &shared.env.disk).await;
+    let mut st = shared.lock();
+    crate::persistence::finish(&mut st, &job, &result, shared.env.clock.now_ms(), background);
+    result
+}
+
+/// BGSAVE: takes the snapshot now and writes it in a background task.
+pub fn start_bgsave(shared: &Arc<Shared>) -> Result<(), &'static str> {
+    let job = {
+        let mut st = shared.lock();
+        if st.save.bgsave_in_progress {
+            return Err("ERR Background save already in progress");
+        }
+        st.save.bgsave_in_progress = true;
+        let now = shared.env.clock.now_ms();
+        st.save.bgsave_started_ms = now;
+        crate::persistence::prepare(&mut st, now)
+    };
+    crate::fault::probe("persist.bgsave_started");
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let result = crate::persistence::write(&job, &shared.env.disk).await;
+        let mut st = shared.lock();
+        crate::persistence::finish(&mut st, &job, &result, shared.env.clock.now_ms(), true);
+    });
+    Ok(())
+}
+
 /// Periodic work, `hz` times a second: active expiry, and (later issues) replication and
 /// persistence timers.
 async fn cron(shared: Arc<Shared>) {
@@ -268,5 +321,11 @@ async fn cron(shared: Arc<Shared>) {
         // a fixed budget per tick bounds the time the lock is held.
         st.ks.active_expire(now, 200);
         crate::cmd::propagate_expired(&mut st);
+        let due = crate::persistence::save_point_due(&st, now);
+        drop(st);
+        if due {
+            tracing::info!("Save point reached: background saving started");
+            let _ = start_bgsave(&shared);
+        }
     }
 }

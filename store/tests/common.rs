@@ -234,3 +234,53 @@ impl Conn {
         self.read().unwrap_or_else(|| "(closed)".into())
     }
 }
+
+/// Raw-byte replies, for binary values (DUMP payloads, binary strings) that the text rendering
+/// of [`Conn::read`] would mangle.
+impl Conn {
+    fn send_bytes(&mut self, args: &[&[u8]]) {
+        let a: Vec<Vec<u8>> = args.iter().map(|s| s.to_vec()).collect();
+        self.send(&a);
+    }
+
+    fn read_bulk_raw(&mut self) -> Option<Vec<u8>> {
+        let l = self.line().expect("connection closed");
+        let n: i64 = match l.strip_prefix('$') {
+            Some(n) => n.parse().unwrap(),
+            None => panic!("expected a bulk string, got {l:?}"),
+        };
+        if n < 0 {
+            return None;
+        }
+        let n = n as usize;
+        while self.buf.len() < n + 2 {
+            assert!(self.fill(), "connection closed inside a bulk string");
+        }
+        let v = self.buf[..n].to_vec();
+        self.buf.drain(..n + 2);
+        Some(v)
+    }
+
+    /// Sends a command whose reply is a bulk string; returns its bytes (None for nil).
+    pub fn call_bulk(&mut self, args: &[&[u8]]) -> Option<Vec<u8>> {
+        self.send_bytes(args);
+        self.read_bulk_raw()
+    }
+
+    /// Sends a command whose reply is an array of bulk strings; returns them as bytes.
+    pub fn call_bulks(&mut self, args: &[&[u8]]) -> Vec<Vec<u8>> {
+        self.send_bytes(args);
+        let l = self.line().expect("connection closed");
+        let n: usize = match l.strip_prefix('*') {
+            Some(n) => n.parse().unwrap(),
+            None => panic!("expected an array, got {l:?}"),
+        };
+        (0..n).map(|_| self.read_bulk_raw().unwrap_or_default()).collect()
+    }
+
+    /// Sends a command with binary arguments and returns the reply rendered as by [`Conn::read`].
+    pub fn call_raw(&mut self, args: &[&[u8]]) -> String {
+        self.send_bytes(args);
+        self.read().unwrap_or_else(|| "(closed)".into())
+    }
+}

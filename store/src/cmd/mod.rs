@@ -196,6 +196,12 @@ pub enum Deferred {
     WriteConfig { path: std::path::PathBuf, text: String },
     /// DEBUG SLEEP: hold this client (not the server) for a while, then +OK.
     Sleep(std::time::Duration),
+    /// SAVE: write a snapshot and answer when it is durable.
+    Save,
+    /// BGSAVE [SCHEDULE].
+    BgSave { schedule: bool },
+    /// SHUTDOWN: save if asked (or if save points exist), then stop; an error if the save fails.
+    Shutdown(crate::server::ShutdownMode),
 }
 
 impl Session {
@@ -426,6 +432,11 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         }
         multi.queue.push((spec, args));
         Reply::simple(ctx.out, "QUEUED");
+        return;
+    }
+    if spec.is_write() && crate::persistence::writes_refused(ctx.st) {
+        flag_multi_failed(ctx);
+        ctx.error(crate::persistence::MISCONF);
         return;
     }
     if spec.flags & DENYOOM != 0 && over_maxmemory(ctx.st) {

@@ -29,6 +29,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         handler: shutdown,
     },
     CommandSpec { name: "debug", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: debug },
+    CommandSpec { name: "save", arity: 1, flags: ADMIN | NO_QUEUE, keys: (0, 0, 0), handler: save },
+    CommandSpec { name: "bgsave", arity: -1, flags: ADMIN, keys: (0, 0, 0), handler: bgsave },
     CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
 ];
 
@@ -112,9 +114,14 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
     if want("persistence") {
         let _ = write!(
             o,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n\r\n",
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n\r\n",
             st.dirty,
-            st.lastsave_ms / 1000
+            st.save.bgsave_in_progress as u8,
+            st.lastsave_ms / 1000,
+            if st.save.last_bgsave_ok { "ok" } else { "err" },
+            st.save.last_bgsave_duration_s,
+            if st.save.bgsave_in_progress { (now_ms - st.save.bgsave_started_ms) / 1000 } else { -1 },
+            st.save.saves_total,
         );
     }
     if want("stats") {
@@ -370,16 +377,24 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
             return ctx.error(SYNTAX);
         }
     }
-    if mode == ShutdownMode::Save {
-        // RDB persistence arrives with the persistence issue; refusing is honest, pretending
-        // to have saved is not.
-        tracing::warn!("SHUTDOWN SAVE requested but this build has no RDB persistence yet");
-        return ctx.error("ERR Errors trying to SHUTDOWN. Check logs.");
+    // The save (if any) and the stop happen in the connection, outside the lock.
+    ctx.client.deferred = Some(Deferred::Shutdown(mode));
+}
+
+fn save(ctx: &mut Ctx, _args: &[Bytes]) {
+    if ctx.st.save.bgsave_in_progress {
+        return ctx.error("ERR Background save already in progress");
     }
-    tracing::warn!("User requested shutdown...");
-    ctx.st.shutdown = Some(mode);
-    // No reply on success: the connection closes, as with Redis.
-    ctx.client.close = true;
+    ctx.client.deferred = Some(Deferred::Save);
+}
+
+fn bgsave(ctx: &mut Ctx, args: &[Bytes]) {
+    let schedule = match args.len() {
+        1 => false,
+        2 if eq_ic(&args[1], "schedule") => true,
+        _ => return ctx.error(SYNTAX),
+    };
+    ctx.client.deferred = Some(Deferred::BgSave { schedule });
 }
 
 fn debug(ctx: &mut Ctx, args: &[Bytes]) {

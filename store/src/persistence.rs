@@ -1,0 +1,231 @@
+//! RDB persistence: SAVE, BGSAVE, save points, loading at start-up, saving at shutdown.
+//!
+//! Why it is shaped this way: a save is split in three steps so that clients are never stalled
+//! by disk I/O or encoding.
+//! 1. [`prepare`] runs under the server lock and takes a point-in-time snapshot of every
+//!    database. The keyspace is copy-on-write (see `db/mod.rs`), so this costs one `Arc` clone
+//!    per shard, whatever the dataset size: this is our `fork()`.
+//! 2. [`write`] runs without the lock: it encodes the snapshot (the `rdb` module) and streams it
+//!    to `<dbfilename>.tmp` in bounded chunks through the disk seam, fsyncs it, renames it over
+//!    `dbfilename` and fsyncs the directory, as Redis does. A crash at any point leaves either
+//!    the previous complete file or the new complete file under the name, never a mix.
+//! 3. [`finish`] runs under the lock again: it records the outcome (`LASTSAVE`, INFO fields,
+//!    the dirty counter, the MISCONF state) and reports the save to the observer.
+//!
+//! SAVE uses the same three steps and answers when the file is durable; unlike Redis it does
+//! not block other clients meanwhile (they see the same point-in-time file either way).
+//! Loading happens before the server accepts connections; a corrupt or truncated file stops
+//! start-up with a clear message instead of starting empty.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::db::{DbSnapshot, ExpirePolicy, Keyspace};
+use crate::env::{Disk, DISK_WRITE_CHUNK_BYTES};
+use crate::rdb::{AuxFields, RdbWriter};
+use crate::server::State;
+
+/// What INFO persistence reports and what save points need.
+#[derive(Clone, Debug)]
+pub struct SaveState {
+    pub bgsave_in_progress: bool,
+    pub bgsave_started_ms: i64,
+    pub last_bgsave_ok: bool,
+    pub last_bgsave_duration_s: i64,
+    /// Last attempt (success or failure), for the retry delay after a failure.
+    pub last_attempt_ms: i64,
+    pub saves_total: u64,
+}
+
+impl Default for SaveState {
+    fn default() -> SaveState {
+        SaveState {
+            bgsave_in_progress: false,
+            bgsave_started_ms: 0,
+            last_bgsave_ok: true,
+            last_bgsave_duration_s: -1,
+            last_attempt_ms: 0,
+            saves_total: 0,
+        }
+    }
+}
+
+/// Redis waits this long before retrying a failed background save from the save points.
+pub const BGSAVE_RETRY_DELAY_MS: i64 = 5_000;
+
+/// A snapshot ready to be written.
+pub struct SaveJob {
+    snapshots: Vec<DbSnapshot>,
+    aux: AuxFields,
+    pub path: PathBuf,
+    /// Changes the snapshot covers (subtracted from `dirty` on success).
+    dirty_at_start: u64,
+    pub started_ms: i64,
+    /// Dataset digest at the snapshot (simulation: what a later load must reproduce).
+    pub digest: Option<crate::db::digest::Digest>,
+}
+
+/// `dir/dbfilename`.
+pub fn rdb_path(st: &State) -> PathBuf {
+    let dir = st.config.get("dir").unwrap_or(".");
+    let file = st.config.get("dbfilename").unwrap_or("dump.rdb");
+    PathBuf::from(dir).join(file)
+}
+
+/// Whether any save point is configured (`save` not empty).
+pub fn save_points(st: &State) -> Vec<(i64, u64)> {
+    let text = st.config.get("save").unwrap_or("");
+    let nums: Vec<i64> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    nums.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1] as u64)).collect()
+}
+
+/// Step 1, under the lock: the point-in-time snapshot.
+pub fn prepare(st: &mut State, now_ms: i64) -> SaveJob {
+    let snapshots = st.ks.dbs.iter().map(|db| db.snapshot()).collect();
+    let digest = st.observer.as_ref().map(|_| crate::db::digest::digest_all(&st.ks.dbs));
+    let aux = AuxFields {
+        ctime: now_ms / 1000,
+        used_mem: crate::alloc::used_memory() as u64,
+        repl: Some(crate::rdb::ReplAux { stream_db: 0, id: st.replid.clone(), offset: 0 }),
+        ..AuxFields::default()
+    };
+    SaveJob { snapshots, aux, path: rdb_path(st), dirty_at_start: st.dirty, started_ms: now_ms, digest }
+}
+
+/// Step 2, without the lock: encode and write durably. Returns the file size.
+pub async fn write(job: &SaveJob, disk: &Disk) -> io::Result<u64> {
+    let tmp = crate::env::temp_path(&job.path);
+    let mut file = disk.create(&tmp).await?;
+    let mut writer = RdbWriter::new(Vec::with_capacity(DISK_WRITE_CHUNK_BYTES * 2));
+    writer.write_header(&job.aux)?;
+    let mut written: u64 = 0;
+    for (index, snap) in job.snapshots.iter().enumerate() {
+        let size: u64 = snap.shards.iter().map(|s| s.map.len() as u64).sum();
+        if size == 0 {
+            continue;
+        }
+        let expires: u64 = snap.shards.iter().map(|s| s.expires.len() as u64).sum();
+        writer.begin_db(index as u64, size, expires)?;
+        for (key, value, expire) in snap.iter() {
+            writer.write_entry(key, value, expire)?;
+            // Stream out in bounded chunks: memory stays flat, and simulated crashes can land
+            // between any two chunks.
+            let sink = writer.sink()?;
+            if sink.len() >= DISK_WRITE_CHUNK_BYTES {
+                let chunk = std::mem::take(sink);
+                written += chunk.len() as u64;
+                file.write_all(&chunk).await?;
+            }
+        }
+    }
+    let rest = writer.finish()?;
+    written += rest.len() as u64;
+    file.write_all(&rest).await?;
+    if crate::fault::planted("rename-before-fsync") {
+        // The planted bug: the name is switched before the data is durable.
+        drop(file);
+        disk.rename(&tmp, &job.path).await?;
+        disk.sync_dir_of(&job.path).await?;
+        return Ok(written);
+    }
+    file.sync().await?;
+    drop(file);
+    disk.rename(&tmp, &job.path).await?;
+    disk.sync_dir_of(&job.path).await?;
+    Ok(written)
+}
+
+/// Step 3, under the lock: record the outcome.
+pub fn finish(st: &mut State, job: &SaveJob, result: &io::Result<u64>, now_ms: i64, background: bool) {
+    st.save.last_attempt_ms = now_ms;
+    st.save.last_bgsave_duration_s = ((now_ms - job.started_ms) / 1000).max(0);
+    if background {
+        st.save.bgsave_in_progress = false;
+    }
+    match result {
+        Ok(bytes) => {
+            st.dirty = st.dirty.saturating_sub(job.dirty_at_start);
+            st.lastsave_ms = now_ms;
+            st.save.last_bgsave_ok = true;
+            st.save.saves_total += 1;
+            tracing::info!("DB saved on disk ({bytes} bytes)");
+            crate::fault::probe(if background { "persist.bgsave_ok" } else { "persist.save_ok" });
+            if let (Some(obs), Some(digest)) = (&st.observer, job.digest) {
+                obs.emit(crate::observe::Observation::Saved { digest });
+            }
+        }
+        Err(e) => {
+            st.save.last_bgsave_ok = false;
+            tracing::warn!("Failed saving the DB: {e}");
+            crate::fault::probe("persist.save_failed");
+        }
+    }
+}
+
+/// Whether write commands must be refused (`stop-writes-on-bgsave-error`, MISCONF).
+pub fn writes_refused(st: &State) -> bool {
+    !st.save.last_bgsave_ok && st.config.get_bool("stop-writes-on-bgsave-error") && !save_points(st).is_empty()
+}
+
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Whether a save point asks for a background save now.
+pub fn save_point_due(st: &State, now_ms: i64) -> bool {
+    if st.save.bgsave_in_progress || st.dirty == 0 {
+        return false;
+    }
+    if !st.save.last_bgsave_ok && now_ms - st.save.last_attempt_ms < BGSAVE_RETRY_DELAY_MS {
+        return false;
+    }
+    save_points(st).iter().any(|&(secs, changes)| st.dirty >= changes && now_ms - st.lastsave_ms >= secs * 1000)
+}
+
+/// Loads `dir/dbfilename` into the keyspace at start-up. A missing file is an empty dataset; a
+/// corrupt one is an error that stops start-up. Keys already expired are dropped on a master.
+pub async fn load(st: &mut State, disk: &Disk, now_ms: i64) -> Result<Option<LoadInfo>, String> {
+    let path = rdb_path(st);
+    let bytes = match disk.read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("Fatal error loading the DB {}: {e}. Exiting.", path.display())),
+    };
+    let data = crate::rdb::decode(&bytes, st.ks.dbs.len(), &st.ks.hasher())
+        .map_err(|e| format!("Short read or corrupt RDB loading {}: {e}. Exiting.", path.display()))?;
+    let mut keys = 0u64;
+    let mut expired = 0u64;
+    let drop_expired = st.ks.policy == ExpirePolicy::Delete;
+    for (index, entries) in data.dbs.into_iter().enumerate() {
+        for (key, value, expire) in entries {
+            if drop_expired && expire.is_some_and(|t| t <= now_ms) {
+                expired += 1;
+                continue;
+            }
+            insert(&mut st.ks, index, key, value, expire);
+            keys += 1;
+        }
+    }
+    if st.observer.is_some() {
+        st.tracking.digest = crate::db::digest::digest_all(&st.ks.dbs);
+        let obs = st.observer.clone().expect("checked");
+        obs.emit(crate::observe::Observation::Loaded { digest: st.tracking.digest, keys });
+    }
+    crate::fault::probe("persist.loaded");
+    tracing::info!("DB loaded from disk: {keys} keys ({expired} expired keys skipped)");
+    Ok(Some(LoadInfo { keys, expired_skipped: expired, repl_id: data.repl_id, repl_offset: data.repl_offset }))
+}
+
+fn insert(ks: &mut Keyspace, db: usize, key: crate::sds::Sds, value: crate::db::Value, expire: Option<i64>) {
+    ks.dbs[db].insert(key.clone(), value, false);
+    if let Some(t) = expire {
+        ks.dbs[db].set_expire(&key, t);
+    }
+}
+
+/// What a load found (replication will use the replication id and offset).
+#[derive(Clone, Debug)]
+pub struct LoadInfo {
+    pub keys: u64,
+    pub expired_skipped: u64,
+    pub repl_id: Option<String>,
+    pub repl_offset: Option<i64>,
+}
