@@ -27,10 +27,20 @@ pub const OBSERVATIONS_MAX: usize = 100_000;
 /// What a server node reported through the observation sink.
 #[derive(Default)]
 pub struct Observed {
-    pub log: std::collections::VecDeque<store::observe::Observation>,
+    pub log: std::collections::VecDeque<LogEntry>,
     pub dropped: u64,
     /// The dataset digest after the latest observed change.
     pub last_digest: Option<store::db::digest::Digest>,
+    /// Start-ups that failed (the server refused to start), with the reason.
+    pub startup_failures: Vec<String>,
+}
+
+/// One entry of a node's log: what the server reported, or what the nemesis did to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEntry {
+    Server(store::observe::Observation),
+    /// The nemesis killed the node here (power failure).
+    Crash,
 }
 
 pub struct ServerNode {
@@ -93,19 +103,22 @@ impl Cluster {
         );
         let observed = Arc::new(std::sync::Mutex::new(Observed::default()));
         let sink = observed.clone();
+        let observed_for_init = observed.clone();
         // Every write is verified against a full digest recomputation: datasets are small here.
         env.observer = Some(store::observe::Observer::new(
             move |o| {
                 let mut s = sink.lock().expect("observed");
-                s.last_digest = Some(match &o {
+                match &o {
                     store::observe::Observation::Write { digest, .. }
-                    | store::observe::Observation::Expired { digest, .. } => *digest,
-                });
+                    | store::observe::Observation::Expired { digest, .. }
+                    | store::observe::Observation::Loaded { digest, .. } => s.last_digest = Some(*digest),
+                    store::observe::Observation::SaveStarted { .. } | store::observe::Observation::Saved { .. } => {}
+                }
                 if s.log.len() == OBSERVATIONS_MAX {
                     s.log.pop_front();
                     s.dropped += 1;
                 }
-                s.log.push_back(o);
+                s.log.push_back(LogEntry::Server(o));
             },
             true,
         ));
@@ -120,9 +133,16 @@ impl Cluster {
             .init(move || {
                 let config = config.clone();
                 let env = env.clone();
+                let failures = observed_for_init.clone();
                 async move {
-                    let server = Server::bind(config, env).await.expect("bind in simulation");
-                    server.run().await;
+                    match Server::bind(config, env).await {
+                        Ok(server) => {
+                            server.run().await;
+                        }
+                        // A refused start-up (a corrupt dump.rdb) is an outcome checkers judge,
+                        // not a simulator crash: record it and leave the node down.
+                        Err(e) => failures.lock().expect("observed").startup_failures.push(e.to_string()),
+                    }
                 }
             })
             .build();

@@ -208,6 +208,7 @@ impl Nemesis {
                     _ => store::env::CrashLoss::Torn(self.rng.gen_range(0..1000)),
                 };
                 s.disk.power_fail_with(loss);
+                s.observed.lock().expect("observed").log.push_back(crate::cluster::LogEntry::Crash);
                 self.kills_ns.push((server, cluster.now_ns()));
                 store::fault::probe("fault.kill");
                 cluster.record(format!("nemesis: kill {} (disk: {loss:?})", s.name));

@@ -289,6 +289,9 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut) -> 
         }
         Deferred::Save => match crate::server::save_now(shared, false).await {
             Ok(_) => Reply::ok(out),
+            Err(e) if e.to_string().contains("already in progress") => {
+                Reply::error(out, "ERR Background save already in progress")
+            }
             Err(_) => Reply::error(out, "ERR"),
         },
         Deferred::BgSave { schedule } => match crate::server::start_bgsave(shared) {
@@ -304,7 +307,7 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut) -> 
                 ShutdownMode::Default => !crate::persistence::save_points(&shared.lock()).is_empty(),
             };
             if must_save {
-                if let Err(e) = crate::server::save_now(shared, false).await {
+                if let Err(e) = crate::server::save_now(shared, true).await {
                     tracing::warn!("Error trying to save the DB, can't exit: {e}");
                     Reply::error(out, "ERR Errors trying to SHUTDOWN. Check logs.");
                     return false;

@@ -162,10 +162,9 @@ impl DiskFile {
                 f.write_all(data).await
             }
             DiskFile::Sim { disk, path } => {
-                disk.append(path, data)?;
-                // A crash may land between any two writes.
-                tokio::task::yield_now().await;
-                Ok(())
+                // A crash may land between any two writes (and during the write's service time).
+                sim_pause(disk.latency(false)).await;
+                disk.append(path, data)
             }
         }
     }
@@ -179,9 +178,8 @@ impl DiskFile {
                 f.sync_all().await
             }
             DiskFile::Sim { disk, path } => {
-                let r = disk.fsync(path);
-                tokio::task::yield_now().await;
-                r
+                sim_pause(disk.latency(true)).await;
+                disk.fsync(path)
             }
         }
     }
@@ -226,9 +224,8 @@ impl Disk {
                 Err(_) => Ok(()),
             },
             Disk::Sim(d) => {
-                let r = d.fsync_dir();
-                tokio::task::yield_now().await;
-                r
+                sim_pause(d.latency(true)).await;
+                d.fsync_dir()
             }
         }
     }
@@ -259,6 +256,15 @@ impl Disk {
             Disk::Real => tokio::fs::metadata(path).await.is_ok(),
             Disk::Sim(d) => d.exists(path),
         }
+    }
+}
+
+/// Lets the simulation crash the node here: yields, or sleeps for a simulated service time.
+async fn sim_pause(d: std::time::Duration) {
+    if d.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(d).await;
     }
 }
 
@@ -302,6 +308,9 @@ struct SimDiskState {
     durable_names: BTreeMap<PathBuf, usize>,
     capacity_bytes: u64,
     fail_fsync: bool,
+    /// Simulated service times: a save then spans simulated time, so crashes can land inside it.
+    write_latency_us: u64,
+    fsync_latency_us: u64,
 }
 
 impl SimDiskState {
@@ -339,6 +348,8 @@ impl SimDisk {
                 durable_names: BTreeMap::new(),
                 capacity_bytes,
                 fail_fsync: false,
+                write_latency_us: 0,
+                fsync_latency_us: 0,
             }),
         }
     }
@@ -458,6 +469,18 @@ impl SimDisk {
 
     pub fn set_capacity(&self, capacity_bytes: u64) {
         self.lock().capacity_bytes = capacity_bytes;
+    }
+
+    /// How long each write and each fsync takes (simulated time).
+    pub fn set_latency(&self, write_us: u64, fsync_us: u64) {
+        let mut s = self.lock();
+        s.write_latency_us = write_us;
+        s.fsync_latency_us = fsync_us;
+    }
+
+    fn latency(&self, fsync: bool) -> std::time::Duration {
+        let s = self.lock();
+        std::time::Duration::from_micros(if fsync { s.fsync_latency_us } else { s.write_latency_us })
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Observation {
     Write { seq: u64, db: usize, command: Vec<Bytes>, digest: Digest },
     /// Keys deleted by expiry (lazy or active), and the digest after.
     Expired { keys: Vec<(usize, Bytes)>, digest: Digest },
+    /// A save took its snapshot (the digest is the snapshot's).
+    SaveStarted { digest: Digest },
     /// A save completed durably; `digest` is the dataset digest of the snapshot it wrote.
     Saved { digest: Digest },
     /// The dataset was loaded from disk at start-up.

@@ -29,6 +29,9 @@ use crate::server::State;
 #[derive(Clone, Debug)]
 pub struct SaveState {
     pub bgsave_in_progress: bool,
+    /// A foreground SAVE (or the shutdown save) is writing: saves never run concurrently, they
+    /// would share the temporary file.
+    pub save_in_progress: bool,
     pub bgsave_started_ms: i64,
     pub last_bgsave_ok: bool,
     pub last_bgsave_duration_s: i64,
@@ -41,6 +44,7 @@ impl Default for SaveState {
     fn default() -> SaveState {
         SaveState {
             bgsave_in_progress: false,
+            save_in_progress: false,
             bgsave_started_ms: 0,
             last_bgsave_ok: true,
             last_bgsave_duration_s: -1,
@@ -83,6 +87,9 @@ pub fn save_points(st: &State) -> Vec<(i64, u64)> {
 pub fn prepare(st: &mut State, now_ms: i64) -> SaveJob {
     let snapshots = st.ks.dbs.iter().map(|db| db.snapshot()).collect();
     let digest = st.observer.as_ref().map(|_| crate::db::digest::digest_all(&st.ks.dbs));
+    if let (Some(obs), Some(d)) = (&st.observer, digest) {
+        obs.emit(crate::observe::Observation::SaveStarted { digest: d });
+    }
     let aux = AuxFields {
         ctime: now_ms / 1000,
         used_mem: crate::alloc::used_memory() as u64,
@@ -141,6 +148,8 @@ pub fn finish(st: &mut State, job: &SaveJob, result: &io::Result<u64>, now_ms: i
     st.save.last_bgsave_duration_s = ((now_ms - job.started_ms) / 1000).max(0);
     if background {
         st.save.bgsave_in_progress = false;
+    } else {
+        st.save.save_in_progress = false;
     }
     match result {
         Ok(bytes) => {
@@ -162,6 +171,11 @@ pub fn finish(st: &mut State, job: &SaveJob, result: &io::Result<u64>, now_ms: i
     }
 }
 
+/// Whether a save is being written.
+pub fn busy(st: &State) -> bool {
+    st.save.bgsave_in_progress || st.save.save_in_progress
+}
+
 /// Whether write commands must be refused (`stop-writes-on-bgsave-error`, MISCONF).
 pub fn writes_refused(st: &State) -> bool {
     !st.save.last_bgsave_ok && st.config.get_bool("stop-writes-on-bgsave-error") && !save_points(st).is_empty()
@@ -171,7 +185,7 @@ pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 
 /// Whether a save point asks for a background save now.
 pub fn save_point_due(st: &State, now_ms: i64) -> bool {
-    if st.save.bgsave_in_progress || st.dirty == 0 {
+    if busy(st) || st.dirty == 0 {
         return false;
     }
     if !st.save.last_bgsave_ok && now_ms - st.save.last_attempt_ms < BGSAVE_RETRY_DELAY_MS {
@@ -186,7 +200,12 @@ pub async fn load(st: &mut State, disk: &Disk, now_ms: i64) -> Result<Option<Loa
     let path = rdb_path(st);
     let bytes = match disk.read(&path).await {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(obs) = &st.observer {
+                obs.emit(crate::observe::Observation::Loaded { digest: [0; 3], keys: 0 });
+            }
+            return Ok(None);
+        }
         Err(e) => return Err(format!("Fatal error loading the DB {}: {e}. Exiting.", path.display())),
     };
     let data = crate::rdb::decode(&bytes, st.ks.dbs.len(), &st.ks.hasher())

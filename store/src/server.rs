@@ -197,7 +197,7 @@ impl Server {
                 };
                 if must_save {
                     tracing::info!("Saving the final RDB snapshot before exiting.");
-                    if let Err(e) = save_now(&shared, false).await {
+                    if let Err(e) = save_now(&shared, true).await {
                         // Redis refuses to exit rather than lose data it was told to keep.
                         tracing::warn!("Error trying to save the DB, can't exit: {e}");
                         shared.lock().shutdown = None;
@@ -272,15 +272,29 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// Longest a shutdown waits for a background save to finish before saving itself.
+const SAVE_WAIT_MAX: Duration = Duration::from_secs(600);
+
 /// SAVE (and the final save at shutdown): snapshot, write, record. Returns the file size.
-pub async fn save_now(shared: &Shared, background: bool) -> std::io::Result<u64> {
-    let job = {
-        let mut st = shared.lock();
-        crate::persistence::prepare(&mut st, shared.env.clock.now_ms())
+/// With `wait`, waits for a save in progress to end first; without, fails if one is running.
+pub async fn save_now(shared: &Shared, wait: bool) -> std::io::Result<u64> {
+    let started = tokio::time::Instant::now();
+    let job = loop {
+        {
+            let mut st = shared.lock();
+            if !crate::persistence::busy(&st) {
+                st.save.save_in_progress = true;
+                break crate::persistence::prepare(&mut st, shared.env.clock.now_ms());
+            }
+        }
+        if !wait || started.elapsed() > SAVE_WAIT_MAX {
+            return Err(std::io::Error::other("Background save already in progress"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let result = crate::persistence::write(&job, &shared.env.disk).await;
     let mut st = shared.lock();
-    crate::persistence::finish(&mut st, &job, &result, shared.env.clock.now_ms(), background);
+    crate::persistence::finish(&mut st, &job, &result, shared.env.clock.now_ms(), false);
     result
 }
 
@@ -288,7 +302,7 @@ pub async fn save_now(shared: &Shared, background: bool) -> std::io::Result<u64>
 pub fn start_bgsave(shared: &Arc<Shared>) -> Result<(), &'static str> {
     let job = {
         let mut st = shared.lock();
-        if st.save.bgsave_in_progress {
+        if crate::persistence::busy(&st) {
             return Err("ERR Background save already in progress");
         }
         st.save.bgsave_in_progress = true;

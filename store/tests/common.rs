@@ -245,6 +245,9 @@ impl Conn {
 
     fn read_bulk_raw(&mut self) -> Option<Vec<u8>> {
         let l = self.line().expect("connection closed");
+        if let Some(simple) = l.strip_prefix('+') {
+            return Some(simple.as_bytes().to_vec());
+        }
         let n: i64 = match l.strip_prefix('$') {
             Some(n) => n.parse().unwrap(),
             None => panic!("expected a bulk string, got {l:?}"),
@@ -267,7 +270,7 @@ impl Conn {
         self.read_bulk_raw()
     }
 
-    /// Sends a command whose reply is an array of bulk strings; returns them as bytes.
+    /// Sends a command whose reply is an array of bulk (or simple) strings; returns their bytes.
     pub fn call_bulks(&mut self, args: &[&[u8]]) -> Vec<Vec<u8>> {
         self.send_bytes(args);
         let l = self.line().expect("connection closed");

@@ -2,6 +2,7 @@
 //! cluster, drives a workload, checks what it observed, and returns an error describing the
 //! first violation.
 
+pub mod persist;
 pub mod register;
 pub mod smoke;
 
@@ -23,6 +24,22 @@ pub struct Scenario {
 }
 
 pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "persist",
+        about: "one server with RDB snapshots (SAVE, BGSAVE, save points), crashes during saves, disk faults; atomic snapshots, completed saves survive, corruption detected",
+        default_seeds: 1000,
+        required_probes: &[
+            "persist.save_ok",
+            "persist.bgsave_ok",
+            "persist.loaded",
+            "persist.save_failed",
+            "persist.crash_during_save",
+            "persist.restart_checked",
+            "persist.corruption_detected",
+            "persist.concurrent_save_refused",
+        ],
+        run: |seed, trace| Box::pin(persist::run(seed, trace)),
+    },
     Scenario {
         name: "register",
         about: "one server, clients sharing keys (GET/SET/INCR/DEL/WATCH-CAS) under the nemesis; linearizability per epoch, liveness after heal",

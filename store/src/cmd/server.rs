@@ -382,7 +382,7 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn save(ctx: &mut Ctx, _args: &[Bytes]) {
-    if ctx.st.save.bgsave_in_progress {
+    if crate::persistence::busy(ctx.st) {
         return ctx.error("ERR Background save already in progress");
     }
     ctx.client.deferred = Some(Deferred::Save);

@@ -539,7 +539,7 @@ impl<'a> Reader<'a> {
 
 /// Field/value or member/score pairs of a flat compact encoding.
 fn pairs(entries: Vec<Elem<'_>>) -> Result<Vec<(Elem<'_>, Elem<'_>)>, String> {
-    if entries.len() % 2 != 0 {
+    if !entries.len().is_multiple_of(2) {
         return Err(format!("odd number of entries ({})", entries.len()));
     }
     let mut it = entries.into_iter();
@@ -774,9 +774,11 @@ fn parse_ziplist(zl: &[u8]) -> Result<Vec<Elem<'_>>, String> {
     Ok(out)
 }
 
+type FieldValue<'b> = (&'b [u8], &'b [u8]);
+
 /// Zipmap (Redis < 2.6 small hashes): count byte, then (len, field, len, free, value, free
 /// bytes)*, 0xFF. Lengths are one byte below 254, else 254 + u32 LE.
-fn parse_zipmap(zm: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+fn parse_zipmap(zm: &[u8]) -> Result<Vec<FieldValue<'_>>, String> {
     if zm.len() < 2 || zm[zm.len() - 1] != 0xFF {
         return Err("missing terminator".into());
     }

@@ -434,7 +434,7 @@ pub(crate) fn format_g17(f: f64) -> String {
         }
     };
     let mut body = String::new();
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         body.push(digits[0] as char);
         body.push('.');
         body.extend(digits[1..].iter().map(|&d| d as char));

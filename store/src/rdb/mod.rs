@@ -31,8 +31,8 @@ mod tests;
 
 use std::fmt;
 
-pub use decode::{decode, RdbData};
-pub use encode::{encode_keyspace, AuxFields, RdbWriter, ReplAux};
+pub use decode::{decode, decode_dump, RdbData};
+pub use encode::{dump_value, encode_keyspace, AuxFields, RdbWriter, ReplAux};
 
 /// The version this module writes: Redis 7.0's. Redis refuses files newer than its own, so
 /// writing 10 keeps every 7.x replica able to load ours.
