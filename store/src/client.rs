@@ -222,6 +222,57 @@ impl Client {
         self.read_reply().await
     }
 
+    /// Reads one line (up to CRLF or LF), for the replication handshake's status lines and
+    /// payload headers. Empty lines are keepalives the caller may skip.
+    pub async fn read_line(&mut self, max_len: usize) -> io::Result<String> {
+        let deadline = tokio::time::Instant::now() + self.io_timeout;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line = self.buf.split_to(i + 1);
+                let text = String::from_utf8_lossy(&line[..i]).trim_end_matches('\r').to_string();
+                return Ok(text);
+            }
+            if self.buf.len() > max_len {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+            }
+            self.fill(deadline).await?;
+        }
+    }
+
+    /// Reads exactly `n` bytes (an RDB payload), in bounded steps, each within the timeout.
+    pub async fn read_exact_bytes(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n.min(64 << 20));
+        loop {
+            let take = (n - out.len()).min(self.buf.len());
+            out.extend_from_slice(&self.buf.split_to(take));
+            if out.len() == n {
+                return Ok(out);
+            }
+            // Each chunk gets its own deadline: a large transfer may take long in total.
+            let deadline = tokio::time::Instant::now() + self.io_timeout;
+            self.fill(deadline).await?;
+        }
+    }
+
+    async fn fill(&mut self, deadline: tokio::time::Instant) -> io::Result<()> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(64 * 1024);
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let n = tokio::time::timeout(left, self.stream.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by peer"));
+        }
+        Ok(())
+    }
+
+    /// The socket and what was read ahead, for a caller that takes over the stream.
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.buf)
+    }
+
     /// Sends several commands in one write and reads all their replies, in order.
     pub async fn pipeline(&mut self, commands: &[Vec<Vec<u8>>]) -> io::Result<Vec<Resp>> {
         let mut out = BytesMut::new();

@@ -174,7 +174,7 @@ where
                 session.deferred.take()
             };
             if let Some(d) = deferred {
-                if run_deferred(&shared, d, &mut out).await {
+                if run_deferred(&shared, d, &mut out, &mut session).await {
                     session.close = true;
                     batch.clear();
                 }
@@ -215,7 +215,8 @@ where
             inbuf.reserve(READ_CHUNK);
         }
         // Redis exempts pub/sub clients from the idle timeout.
-        let idle_limit = (timeout_secs > 0 && session.subscriptions() == 0).then(|| Duration::from_secs(timeout_secs));
+        let idle_limit = (timeout_secs > 0 && session.subscriptions() == 0 && !session.is_replica)
+            .then(|| Duration::from_secs(timeout_secs));
         tokio::select! {
             biased;
             _ = wake.notified() => {
@@ -248,6 +249,9 @@ where
     st.pubsub.remove_client(id, &session.channels, &session.patterns);
     st.watches.unwatch_all(id, &session.watched);
     st.clients.remove(&id);
+    if st.repl.replicas.remove(&id).is_some() {
+        tracing::info!("Connection with replica {} lost.", session.addr);
+    }
 }
 
 /// Reads what is available; under buggify sometimes only a few bytes, so that requests arrive
@@ -271,7 +275,7 @@ async fn sleep_or_forever(limit: Option<Duration>) {
 
 /// Finishes a command's asynchronous part and writes its reply.
 /// Returns true when the connection must close afterwards (a successful SHUTDOWN).
-async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut) -> bool {
+async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, session: &mut Session) -> bool {
     match d {
         Deferred::WriteConfig { path, text } => match shared.env.disk.write_atomic(&path, text.as_bytes()).await {
             Ok(()) => {
@@ -299,6 +303,45 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut) -> 
             Err(_) if schedule => Reply::simple(out, "Background saving scheduled"),
             Err(e) => Reply::error(out, e),
         },
+        Deferred::Sync { replid, offset, legacy } => {
+            let ip = session.repl_ip.clone().unwrap_or_else(|| {
+                session
+                    .addr
+                    .rsplit_once(':')
+                    .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string())
+                    .unwrap_or_default()
+            });
+            let req = crate::replication::master::SyncRequest {
+                client_id: session.id,
+                replid,
+                offset,
+                ip,
+                listening_port: session.repl_listening_port,
+                legacy_sync: legacy,
+            };
+            if crate::replication::master::serve(shared, req, out).await {
+                session.is_replica = true;
+            }
+        }
+        Deferred::Wait { replicas, offset, timeout_ms } => {
+            let start = tokio::time::Instant::now();
+            let acked = loop {
+                let acked = {
+                    let st = shared.lock();
+                    st.repl.replicas.values().filter(|r| r.ack_offset >= offset).count()
+                };
+                let timed_out = timeout_ms > 0 && start.elapsed() >= Duration::from_millis(timeout_ms);
+                if acked >= replicas || timed_out {
+                    break acked;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            Reply::int(out, acked as i64);
+        }
+        Deferred::StartReplication { generation } => {
+            crate::replication::replica::spawn_link(shared.clone(), generation);
+            Reply::ok(out);
+        }
         Deferred::Shutdown(mode) => {
             use crate::server::ShutdownMode;
             let must_save = match mode {

@@ -22,6 +22,7 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("watch-ignores-incr", "INCR does not invalidate WATCHes on its key"),
     ("getset-returns-new", "GETSET replies with the new value instead of the old one"),
     ("rename-before-fsync", "a save renames its temporary file over dump.rdb before fsyncing it"),
+    ("write-not-propagated", "INCR is applied on the master but never sent to replicas"),
 ];
 
 #[cfg(madsim)]

@@ -26,6 +26,7 @@ pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
+pub mod replication;
 pub mod sds;
 pub mod server;
 pub mod watch;

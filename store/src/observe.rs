@@ -28,6 +28,10 @@ pub enum Observation {
     Saved { digest: Digest },
     /// The dataset was loaded from disk at start-up.
     Loaded { digest: Digest, keys: u64 },
+    /// Master: the replication stream reached `offset` under `replid`, with this dataset digest.
+    ReplOffset { replid: String, offset: i64, digest: Digest },
+    /// Replica: applied the master's stream up to `offset` under `replid`; dataset digest after.
+    ReplApplied { replid: String, offset: i64, digest: Digest },
 }
 
 /// Where observations go. Called under the server lock: keep it short (append to a buffer).

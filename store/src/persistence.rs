@@ -93,10 +93,41 @@ pub fn prepare(st: &mut State, now_ms: i64) -> SaveJob {
     let aux = AuxFields {
         ctime: now_ms / 1000,
         used_mem: crate::alloc::used_memory() as u64,
-        repl: Some(crate::rdb::ReplAux { stream_db: 0, id: st.replid.clone(), offset: 0 }),
+        repl: Some(crate::rdb::ReplAux { stream_db: 0, id: st.repl.replid.clone(), offset: st.repl.offset }),
         ..AuxFields::default()
     };
     SaveJob { snapshots, aux, path: rdb_path(st), dirty_at_start: st.dirty, started_ms: now_ms, digest }
+}
+
+/// A snapshot of every database plus the aux fields, for a full resync (no observation: it is
+/// not a save).
+pub fn snapshot_for_sync(st: &State, now_ms: i64) -> (Vec<DbSnapshot>, AuxFields) {
+    let snapshots = st.ks.dbs.iter().map(|db| db.snapshot()).collect();
+    let aux = AuxFields {
+        ctime: now_ms / 1000,
+        used_mem: crate::alloc::used_memory() as u64,
+        repl: Some(crate::rdb::ReplAux { stream_db: 0, id: st.repl.replid.clone(), offset: st.repl.offset }),
+        ..AuxFields::default()
+    };
+    (snapshots, aux)
+}
+
+/// Encodes snapshots into one RDB image in memory (full resync payload).
+pub fn encode_snapshots(snapshots: &[DbSnapshot], aux: &AuxFields) -> io::Result<Vec<u8>> {
+    let mut writer = RdbWriter::new(Vec::new());
+    writer.write_header(aux)?;
+    for (index, snap) in snapshots.iter().enumerate() {
+        let size: u64 = snap.shards.iter().map(|s| s.map.len() as u64).sum();
+        if size == 0 {
+            continue;
+        }
+        let expires: u64 = snap.shards.iter().map(|s| s.expires.len() as u64).sum();
+        writer.begin_db(index as u64, size, expires)?;
+        for (key, value, expire) in snap.iter() {
+            writer.write_entry(key, value, expire)?;
+        }
+    }
+    writer.finish()
 }
 
 /// Step 2, without the lock: encode and write durably. Returns the file size.

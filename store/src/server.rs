@@ -92,8 +92,8 @@ pub struct State {
     pub watches: Watches,
     pub stats: Stats,
     pub run_id: String,
-    /// The replication ID (40 hex), distinct from the run ID as in Redis.
-    pub replid: String,
+    /// Replication: role, IDs, offsets, backlog, attached replicas.
+    pub repl: crate::replication::ReplState,
     /// Changes since the last save (Redis's `server.dirty`).
     pub dirty: u64,
     pub start_ms: i64,
@@ -161,7 +161,20 @@ impl Server {
         let mut state = State::new(config, &env, actual_port);
         // Load the dataset before accepting anyone, as Redis does; a corrupt file stops start-up.
         let now = env.clock.now_ms();
-        crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
+        let loaded = crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
+        // The replication id and offset saved in the RDB let a restarted replica continue
+        // partially, and a restarted master accept its old replicas' PSYNC via replid2.
+        if let Some(crate::persistence::LoadInfo { repl_id: Some(id), repl_offset: Some(off), .. }) = loaded {
+            if id.len() == 40 && off >= 0 {
+                if state.config.get("replicaof").is_some_and(|r| !r.is_empty()) {
+                    state.repl.replid = id;
+                } else {
+                    state.repl.replid2 = id;
+                    state.repl.second_offset = off + 1;
+                }
+                state.repl.offset = off;
+            }
+        }
         Ok(Server {
             shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
             listeners,
@@ -185,6 +198,22 @@ impl Server {
             tasks.push(tokio::spawn(accept_loop(shared, listener)));
         }
         tasks.push(tokio::spawn(cron(shared.clone())));
+        // `replicaof` in the configuration: follow that master from the start.
+        let start_link = {
+            let mut st = shared.lock();
+            let target = st.config.get("replicaof").unwrap_or("").to_string();
+            let mut parts = target.split_whitespace();
+            match (parts.next(), parts.next().and_then(|p| p.parse::<u16>().ok())) {
+                (Some(host), Some(port)) => {
+                    let now = shared.env.clock.now_ms();
+                    Some(crate::cmd::replication::demote(&mut st, host.to_string(), port, now))
+                }
+                _ => None,
+            }
+        };
+        if let Some(generation) = start_link {
+            crate::replication::replica::spawn_link(shared.clone(), generation);
+        }
         tracing::info!("Ready to accept connections");
         loop {
             // Read the flag into a local first: the guard must be gone before the body locks.
@@ -236,7 +265,7 @@ impl State {
             watches: Watches::default(),
             stats: Stats::default(),
             run_id: env.rng.hex_id(),
-            replid: env.rng.hex_id(),
+            repl: crate::replication::ReplState::new(env.rng.hex_id()),
             dirty: 0,
             start_ms: now,
             lastsave_ms: now,

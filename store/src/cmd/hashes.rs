@@ -293,6 +293,8 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(n) => {
             let text = ld::format_human(n);
             h.insert(Sds::new(&args[2]), Sds::new(text.as_bytes()));
+            // Replicas get the result (HSET), so float formatting cannot diverge.
+            rewrite_as(ctx, vec![vec![arg("HSET"), key.clone(), args[2].clone(), arg(&text)]]);
             ctx.dirty(1);
             ctx.bulk(text.as_bytes())
         }

@@ -226,8 +226,11 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, relative: bool) {
     if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete {
         // A deadline in the past deletes the key now (propagated as DEL).
         ctx.st.ks.delete(db, &args[1]);
+        rewrite_as(ctx, vec![vec![arg("DEL"), args[1].clone()]]);
     } else {
         ctx.st.ks.dbs[db].set_expire(&args[1], at);
+        // Replicas get the absolute deadline: their clocks and apply times differ.
+        rewrite_as(ctx, vec![vec![arg("PEXPIREAT"), args[1].clone(), arg(at.to_string())]]);
     }
     ctx.dirty(1);
     ctx.int(1)

@@ -14,6 +14,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -123,6 +124,7 @@ fn all_families() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(zsets::COMMANDS)
         .chain(pubsub::COMMANDS)
         .chain(transactions::COMMANDS)
+        .chain(replication::COMMANDS)
 }
 
 impl CommandTable {
@@ -187,6 +189,13 @@ pub struct Session {
     pub is_local: bool,
     /// Work the command left for the connection to finish outside the lock (it writes the reply).
     pub deferred: Option<Deferred>,
+    /// This connection is a replica attached with PSYNC/SYNC (its ACKs update the registry).
+    pub is_replica: bool,
+    /// This session applies the master's stream on a replica (writes allowed, no replies).
+    pub is_master: bool,
+    /// REPLCONF listening-port / ip-address, for INFO and ROLE.
+    pub repl_listening_port: u16,
+    pub repl_ip: Option<String>,
 }
 
 /// Asynchronous work a command hands to its connection, performed after the lock is released;
@@ -202,6 +211,12 @@ pub enum Deferred {
     BgSave { schedule: bool },
     /// SHUTDOWN: save if asked (or if save points exist), then stop; an error if the save fails.
     Shutdown(crate::server::ShutdownMode),
+    /// PSYNC / SYNC: become a replica link (full or partial resync).
+    Sync { replid: String, offset: i64, legacy: bool },
+    /// WAIT: until `replicas` acknowledged `offset`, or the timeout (0 = no timeout).
+    Wait { replicas: usize, offset: i64, timeout_ms: u64 },
+    /// REPLICAOF host port: start the link task for this generation.
+    StartReplication { generation: u64 },
 }
 
 impl Session {
@@ -221,6 +236,10 @@ impl Session {
             laddr,
             is_local,
             deferred: None,
+            is_replica: false,
+            is_master: false,
+            repl_listening_port: 0,
+            repl_ip: None,
         }
     }
 
@@ -336,6 +355,17 @@ impl Ctx<'_> {
     }
 }
 
+/// Replaces this command in the replication stream (relative times made absolute, random
+/// choices made explicit), so that replicas and a reloaded stream reach the same data.
+pub fn rewrite_as(ctx: &mut Ctx, commands: Vec<Vec<Bytes>>) {
+    ctx.st.repl.rewrite = Some(commands);
+}
+
+/// A stream argument from text.
+pub fn arg(s: impl AsRef<[u8]>) -> Bytes {
+    Bytes::copy_from_slice(s.as_ref())
+}
+
 /// Parses an integer argument; replies with Redis's error and returns None if it is not one.
 pub fn arg_i64(ctx: &mut Ctx, arg: &[u8]) -> Option<i64> {
     match parse_i64_strict(arg) {
@@ -434,17 +464,46 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         Reply::simple(ctx.out, "QUEUED");
         return;
     }
-    if spec.is_write() && crate::persistence::writes_refused(ctx.st) {
+    if ctx.st.repl.is_replica() && !ctx.client.is_master {
+        if spec.is_write() && ctx.st.config.hot.replica_read_only {
+            flag_multi_failed(ctx);
+            crate::fault::probe("repl.readonly_refused");
+            ctx.error("READONLY You can't write against a read only replica.");
+            return;
+        }
+        if !ctx.st.repl.link.up && spec.flags & STALE == 0 && !ctx.st.config.get_bool("replica-serve-stale-data") {
+            flag_multi_failed(ctx);
+            ctx.error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.");
+            return;
+        }
+    }
+    if spec.is_write() && !ctx.st.repl.is_replica() && !enough_good_replicas(ctx) {
+        flag_multi_failed(ctx);
+        crate::fault::probe("repl.noreplicas_refused");
+        ctx.error("NOREPLICAS Not enough good replicas to write.");
+        return;
+    }
+    if spec.is_write() && !ctx.client.is_master && crate::persistence::writes_refused(ctx.st) {
         flag_multi_failed(ctx);
         ctx.error(crate::persistence::MISCONF);
         return;
     }
-    if spec.flags & DENYOOM != 0 && over_maxmemory(ctx.st) {
+    if spec.flags & DENYOOM != 0 && !ctx.client.is_master && over_maxmemory(ctx.st) {
         flag_multi_failed(ctx);
         ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
         return;
     }
     call(ctx, spec, &args);
+}
+
+/// min-replicas-to-write / min-replicas-max-lag, judged by the master's own view of its replicas.
+fn enough_good_replicas(ctx: &Ctx) -> bool {
+    let min = ctx.st.config.get_i64("min-replicas-to-write");
+    let max_lag = ctx.st.config.get_i64("min-replicas-max-lag");
+    if min <= 0 || max_lag <= 0 {
+        return true;
+    }
+    ctx.st.repl.good_replicas(ctx.now_ms, max_lag) >= min as usize
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -471,9 +530,23 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     let dirty_before = ctx.st.dirty;
     let observed = ctx.st.observer.is_some() && spec.is_write();
     let before = if observed { key_digests(ctx, spec, args) } else { Vec::new() };
+    ctx.st.repl.rewrite = None;
     (spec.handler)(ctx, args);
+    // Expiry deletions the command caused go into the stream before the command itself (and
+    // into the observed digest first: `observe_write` then treats those keys as absent before).
+    let expired_now: Vec<(usize, Sds)> = if observed { ctx.st.ks.expired.clone() } else { Vec::new() };
+    propagate_expired(ctx.st);
     if observed && ctx.st.dirty != dirty_before {
-        observe_write(ctx, spec, args, &before);
+        observe_write(ctx, spec, args, &before, &expired_now);
+    }
+    if ctx.st.dirty != dirty_before && spec.is_write() {
+        let commands = ctx.st.repl.rewrite.take().unwrap_or_else(|| vec![args.to_vec()]);
+        let db = ctx.client.db;
+        if crate::fault::planted("write-not-propagated") && spec.name == "incr" {
+            // The planted bug: this write never reaches the replicas.
+        } else {
+            crate::replication::propagate(ctx.st, db, &commands);
+        }
     }
     ctx.st.stats.total_commands_processed += 1;
     let planted_skip = spec.name == "incr" && crate::fault::planted("watch-ignores-incr");
@@ -492,15 +565,21 @@ fn key_digests(ctx: &Ctx, spec: &CommandSpec, args: &[Bytes]) -> Vec<crate::db::
 }
 
 /// Updates the incremental digest for a write and reports it.
-fn observe_write(ctx: &mut Ctx, spec: &CommandSpec, args: &[Bytes], before: &[crate::db::digest::Digest]) {
+fn observe_write(
+    ctx: &mut Ctx,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    before: &[crate::db::digest::Digest],
+    expired_now: &[(usize, Sds)],
+) {
     use crate::db::digest;
     let db = ctx.client.db;
     let after = key_digests(ctx, spec, args);
     let st = &mut *ctx.st;
     // Keys deleted by expiry during the command are folded in first. One of the command's own
     // keys may be among them: its "before" already counted it, so it is zeroed below.
-    let expired = std::mem::take(&mut st.ks.expired_digest);
-    let mut d = digest::xor(st.tracking.digest, expired);
+    // Expiry deletions were already folded in by `propagate_expired`.
+    let mut d = digest::xor(st.tracking.digest, std::mem::take(&mut st.ks.expired_digest));
     if spec.keys.0 <= 0 {
         // Keyless writes (FLUSHDB, FLUSHALL) may change any key: recompute.
         d = digest::digest_all(&st.ks.dbs);
@@ -511,8 +590,8 @@ fn observe_write(ctx: &mut Ctx, spec: &CommandSpec, args: &[Bytes], before: &[cr
             if keys[..i].contains(k) {
                 continue;
             }
-            let expired_now = st.ks.expired.iter().any(|(edb, ek)| *edb == db && ek[..] == k[..]);
-            let old = if expired_now { [0; 3] } else { before[i] };
+            let expired = expired_now.iter().any(|(edb, ek)| *edb == db && ek[..] == k[..]);
+            let old = if expired { [0; 3] } else { before[i] };
             d = digest::xor(digest::xor(d, old), after[i]);
         }
     }
@@ -545,6 +624,8 @@ pub fn propagate_expired(st: &mut State) {
     let expired = std::mem::take(&mut st.ks.expired);
     for (db, key) in &expired {
         st.watches.touch(*db, key);
+        // Replicas never expire keys themselves: the master's DEL does it (Redis 7).
+        crate::replication::propagate(st, *db, &[vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]]);
     }
     if let Some(observer) = st.observer.clone() {
         let folded = std::mem::take(&mut st.ks.expired_digest);

@@ -128,12 +128,15 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         let s = &st.stats;
         let _ = write!(
             o,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n\r\n",
             s.total_connections_received,
             s.total_commands_processed,
             s.net_input_bytes,
             s.net_output_bytes,
             s.rejected_connections,
+            st.repl.sync_full,
+            st.repl.sync_partial_ok,
+            st.repl.sync_partial_err,
             st.ks.expired_total,
             s.keyspace_hits,
             s.keyspace_misses,
@@ -143,12 +146,8 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         );
     }
     if want("replication") {
-        let _ = write!(
-            o,
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
-            st.replid,
-            st.config.get_i64("repl-backlog-size")
-        );
+        o.push_str(&crate::replication::info_section(st, now_ms));
+        o.push_str("\r\n");
     }
     if want("keyspace") {
         o.push_str("# Keyspace\r\n");

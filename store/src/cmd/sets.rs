@@ -406,6 +406,12 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) {
     };
     delete_if_empty(ctx, key, empty);
     ctx.dirty(popped.len() as u64);
+    // Which members were popped depends on this node's table layout: replicas get SREM of them.
+    if !popped.is_empty() {
+        let mut srem = vec![arg("SREM"), key.clone()];
+        srem.extend(popped.iter().map(|m| arg(&m[..])));
+        rewrite_as(ctx, vec![srem]);
+    }
     match count {
         None => match popped.first() {
             Some(m) => ctx.bulk(m),

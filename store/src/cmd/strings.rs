@@ -139,9 +139,17 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
         return if get_old { reply_opt(ctx, old) } else { ctx.null() };
     }
     store(ctx, key, &args[2], expiry == Expiry::KeepTtl);
-    if let Expiry::At(at) = expiry {
-        ctx.st.ks.dbs[db].set_expire(key, at);
+    // The stream carries the effect: SET with an absolute deadline (or KEEPTTL), no NX/XX/GET.
+    let mut effect = vec![arg("SET"), key.clone(), args[2].clone()];
+    match expiry {
+        Expiry::At(at) => {
+            ctx.st.ks.dbs[db].set_expire(key, at);
+            effect.extend([arg("PXAT"), arg(at.to_string())]);
+        }
+        Expiry::KeepTtl => effect.push(arg("KEEPTTL")),
+        _ => {}
     }
+    rewrite_as(ctx, vec![effect]);
     ctx.dirty(1);
     if get_old {
         reply_opt(ctx, old)
@@ -174,6 +182,7 @@ fn setex_generic(ctx: &mut Ctx, args: &[Bytes], opt: &str, cmd: &str) {
     store(ctx, &args[1], &args[3], false);
     let db = ctx.client.db;
     ctx.st.ks.dbs[db].set_expire(&args[1], at);
+    rewrite_as(ctx, vec![vec![arg("SET"), args[1].clone(), args[3].clone(), arg("PXAT"), arg(at.to_string())]]);
     ctx.dirty(1);
     ctx.ok()
 }
@@ -236,14 +245,17 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) {
         match expiry {
             Expiry::At(at) if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete => {
                 ctx.st.ks.delete(db, &args[1]);
+                rewrite_as(ctx, vec![vec![arg("DEL"), args[1].clone()]]);
                 ctx.dirty(1);
             }
             Expiry::At(at) => {
                 ctx.st.ks.dbs[db].set_expire(&args[1], at);
+                rewrite_as(ctx, vec![vec![arg("PEXPIREAT"), args[1].clone(), arg(at.to_string())]]);
                 ctx.dirty(1);
             }
             Expiry::Persist => {
                 if ctx.st.ks.dbs[db].persist(&args[1]) {
+                    rewrite_as(ctx, vec![vec![arg("PERSIST"), args[1].clone()]]);
                     ctx.dirty(1);
                 }
             }
@@ -365,6 +377,8 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
     };
     let text = ld::format_human(next);
     store(ctx, &args[1], text.as_bytes(), true);
+    // Replicas get the result, not the addition: float formatting must not diverge.
+    rewrite_as(ctx, vec![vec![arg("SET"), args[1].clone(), arg(&text), arg("KEEPTTL")]]);
     ctx.dirty(1);
     ctx.bulk(text.as_bytes())
 }

@@ -60,6 +60,8 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
     }
     clear_watches(ctx);
     Reply::array_len(ctx.out, m.queue.len());
+    // The queued writes reach replicas wrapped in MULTI/EXEC, so they apply atomically there too.
+    ctx.st.repl.in_exec = true;
     for (spec, args) in m.queue {
         // Errors found at run time (wrong type, OOM) are per-command replies; the rest still run.
         if spec.flags & DENYOOM != 0 && over_maxmemory(ctx.st) {
@@ -68,6 +70,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
         }
         call(ctx, spec, &args);
     }
+    crate::replication::end_exec(ctx.st);
 }
 
 fn discard(ctx: &mut Ctx, _args: &[Bytes]) {

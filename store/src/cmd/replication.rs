@@ -1,0 +1,184 @@
+//! Replication commands: REPLICAOF/SLAVEOF, ROLE, WAIT, and the ones replicas send their
+//! master: REPLCONF, PSYNC, SYNC.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::protocol::Reply;
+use crate::replication::{ReplicaState, Role};
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "replicaof", arity: 3, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: replicaof },
+    CommandSpec { name: "slaveof", arity: 3, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: replicaof },
+    CommandSpec { name: "role", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: role },
+    CommandSpec { name: "wait", arity: 3, flags: 0, keys: (0, 0, 0), handler: wait },
+    CommandSpec { name: "replconf", arity: -1, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: replconf },
+    CommandSpec { name: "psync", arity: -3, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: psync },
+    CommandSpec { name: "sync", arity: 1, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: sync },
+];
+
+fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
+    if eq_ic(&args[1], "no") && eq_ic(&args[2], "one") {
+        if ctx.st.repl.is_replica() {
+            let new_id = ctx.env.rng.hex_id();
+            promote(ctx.st, new_id);
+            tracing::info!("MASTER MODE enabled (user request from '{}')", ctx.client.addr);
+        }
+        return ctx.ok();
+    }
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    let Some(port) = crate::protocol::parse_i64_strict(&args[2]).filter(|p| (0..=65535).contains(p)) else {
+        return ctx.error("ERR Invalid master port");
+    };
+    let port = port as u16;
+    if ctx.st.repl.role == (Role::Replica { host: host.clone(), port }) {
+        return Reply::simple(ctx.out, "OK Already connected to specified master");
+    }
+    let generation = demote(ctx.st, host.clone(), port, ctx.now_ms);
+    tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{}')", ctx.client.addr);
+    ctx.client.deferred = Some(Deferred::StartReplication { generation });
+}
+
+/// REPLICAOF NO ONE: the history so far stays valid under replid2, so this node's own replicas
+/// (and the former master's other replicas) can continue partially.
+pub fn promote(st: &mut crate::server::State, new_id: String) {
+    st.repl.shift_replid(new_id);
+    st.repl.role = Role::Master;
+    st.repl.link.generation += 1;
+    st.repl.link.up = false;
+    st.ks.policy = crate::db::ExpirePolicy::Delete;
+    st.config.set_internal("replicaof", "");
+    disconnect_replicas(st);
+    crate::fault::probe("repl.promoted");
+}
+
+/// REPLICAOF host port: keep the data (PSYNC may continue from it), follow the new master.
+pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i64) -> u64 {
+    st.config.set_internal("replicaof", &format!("{host} {port}"));
+    st.repl.role = Role::Replica { host, port };
+    st.repl.link.generation += 1;
+    st.repl.link.up = false;
+    st.repl.link.down_since_ms = now_ms;
+    // Replicas never expire keys on their own: the master's DELs do it.
+    st.ks.policy = crate::db::ExpirePolicy::HideOnly;
+    disconnect_replicas(st);
+    st.repl.link.generation
+}
+
+/// Our own replicas must resync with the new history.
+fn disconnect_replicas(st: &mut crate::server::State) {
+    for id in std::mem::take(&mut st.repl.replicas).keys() {
+        if let Some(c) = st.clients.get(id) {
+            c.request_kill();
+        }
+    }
+}
+
+fn role(ctx: &mut Ctx, _args: &[Bytes]) {
+    match ctx.st.repl.role.clone() {
+        Role::Master => {
+            Reply::array_len(ctx.out, 3);
+            Reply::bulk(ctx.out, b"master");
+            Reply::int(ctx.out, ctx.st.repl.offset);
+            let replicas: Vec<_> = ctx.st.repl.replicas.values().cloned().collect();
+            Reply::array_len(ctx.out, replicas.len());
+            for r in replicas {
+                Reply::array_len(ctx.out, 3);
+                Reply::bulk(ctx.out, r.ip.as_bytes());
+                Reply::bulk(ctx.out, r.listening_port.to_string().as_bytes());
+                Reply::bulk(ctx.out, r.ack_offset.to_string().as_bytes());
+            }
+        }
+        Role::Replica { host, port } => {
+            let state = match (ctx.st.repl.link.up, ctx.st.repl.link.sync_in_progress) {
+                (true, _) => "connected",
+                (false, true) => "sync",
+                (false, false) => "connect",
+            };
+            Reply::array_len(ctx.out, 5);
+            Reply::bulk(ctx.out, b"slave");
+            Reply::bulk(ctx.out, host.as_bytes());
+            Reply::int(ctx.out, port as i64);
+            Reply::bulk(ctx.out, state.as_bytes());
+            Reply::int(ctx.out, ctx.st.repl.offset);
+        }
+    }
+}
+
+fn wait(ctx: &mut Ctx, args: &[Bytes]) {
+    if ctx.st.repl.is_replica() {
+        return ctx.error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+    }
+    let Some(n) = arg_i64(ctx, &args[1]) else { return };
+    let Some(timeout) = arg_i64(ctx, &args[2]) else { return };
+    if timeout < 0 {
+        return ctx.error("ERR timeout is negative");
+    }
+    let target = ctx.st.repl.offset;
+    let acked = ctx.st.repl.replicas.values().filter(|r| r.ack_offset >= target).count();
+    if ctx.client.multi.is_some() || n <= 0 || acked as i64 >= n {
+        return ctx.int(acked as i64);
+    }
+    // Ask the replicas to acknowledge now rather than at their next periodic ACK.
+    let db = ctx.client.db;
+    crate::replication::propagate(ctx.st, db, &[vec![arg("REPLCONF"), arg("GETACK"), arg("*")]]);
+    ctx.client.deferred = Some(Deferred::Wait { replicas: n as usize, offset: target, timeout_ms: timeout as u64 });
+}
+
+fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
+    if args.len() % 2 == 0 {
+        return ctx.error(SYNTAX);
+    }
+    let mut i = 1;
+    while i < args.len() {
+        let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
+        let val = &args[i + 1];
+        match opt.as_str() {
+            "listening-port" => match crate::protocol::parse_i64_strict(val) {
+                Some(p) if (0..=65535).contains(&p) => ctx.client.repl_listening_port = p as u16,
+                _ => return ctx.error(NOT_INTEGER),
+            },
+            "ip-address" if val.len() < 256 => ctx.client.repl_ip = Some(String::from_utf8_lossy(val).into_owned()),
+            "ip-address" => return ctx.error("ERR REPLCONF ip-address provided by replica instance is too long"),
+            "capa" | "rdb-only" | "rdb-filter-only" => {}
+            "ack" => {
+                // A master never answers ACKs, and ignores them from non-replicas.
+                if let Some(off) = crate::protocol::parse_i64_strict(val) {
+                    let now = ctx.now_ms;
+                    if let Some(r) = ctx.st.repl.replicas.get_mut(&ctx.client.id) {
+                        if off > r.ack_offset {
+                            r.ack_offset = off;
+                        }
+                        r.ack_ms = now;
+                        if r.state == ReplicaState::SendBulk {
+                            r.state = ReplicaState::Online;
+                        }
+                    }
+                }
+                return;
+            }
+            "getack" => return,
+            _ => {
+                return ctx.error(&format!("ERR Unrecognized REPLCONF option: {}", String::from_utf8_lossy(&args[i])));
+            }
+        }
+        i += 2;
+    }
+    ctx.ok()
+}
+
+fn psync(ctx: &mut Ctx, args: &[Bytes]) {
+    if ctx.client.is_replica {
+        return ctx.error("ERR SYNC and PSYNC are invalid with pending output");
+    }
+    let replid = String::from_utf8_lossy(&args[1]).into_owned();
+    let offset = crate::protocol::parse_i64_strict(&args[2]).unwrap_or(-1);
+    ctx.client.deferred = Some(Deferred::Sync { replid, offset, legacy: false });
+}
+
+fn sync(ctx: &mut Ctx, _args: &[Bytes]) {
+    if ctx.client.is_replica {
+        return ctx.error("ERR SYNC and PSYNC are invalid with pending output");
+    }
+    ctx.client.deferred = Some(Deferred::Sync { replid: "?".into(), offset: -1, legacy: true });
+}

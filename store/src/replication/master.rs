@@ -1,0 +1,113 @@
+//! The master side of a replication link: a client connection that sent PSYNC (or SYNC).
+//!
+//! Under the lock, the master decides between a partial resync (the backlog still holds every
+//! byte the replica lacks: `+CONTINUE` and those bytes) and a full one (`+FULLRESYNC <replid>
+//! <offset>`, then the dataset as an RDB payload in Redis's disk framing, `$<len>\r\n<bytes>`).
+//! In the same critical section the replica is registered, so every write after the snapshot
+//! is queued for it behind the payload: nothing is lost or applied twice between the snapshot
+//! and the stream. Encoding the snapshot happens outside the lock.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+
+use super::{ReplicaInfo, ReplicaState};
+use crate::server::Shared;
+
+/// How the replica asked.
+pub struct SyncRequest {
+    pub client_id: u64,
+    pub replid: String,
+    /// The next byte the replica wants (its offset + 1), or -1 for "?".
+    pub offset: i64,
+    pub ip: String,
+    pub listening_port: u16,
+    /// Old SYNC: no +FULLRESYNC line, always a full payload.
+    pub legacy_sync: bool,
+}
+
+enum Plan {
+    Partial { bytes: Vec<u8>, replid: String },
+    Full { snapshots: Vec<crate::db::DbSnapshot>, aux: crate::rdb::AuxFields, replid: String, offset: i64 },
+    Refuse(&'static str),
+}
+
+/// Serves the request; writes what must be sent into `out`. Returns false if refused.
+pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -> bool {
+    let now = shared.env.clock.now_ms();
+    let plan = {
+        let mut st = shared.lock();
+        if st.repl.is_replica() && !st.repl.link.up {
+            Plan::Refuse("NOMASTERLINK Can't SYNC while not connected with my master")
+        } else {
+            let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
+            st.repl.ensure_backlog(size);
+            let info = |state| ReplicaInfo {
+                ip: req.ip.clone(),
+                listening_port: req.listening_port,
+                state,
+                ack_offset: 0,
+                ack_ms: now,
+            };
+            if !req.legacy_sync && st.repl.can_continue(&req.replid, req.offset) {
+                let bytes = st.repl.backlog.as_ref().and_then(|b| b.range_from(req.offset)).expect("checked");
+                st.repl.sync_partial_ok += 1;
+                let mut i = info(ReplicaState::Online);
+                i.ack_offset = req.offset - 1;
+                st.repl.replicas.insert(req.client_id, i);
+                crate::fault::probe("repl.partial_resync");
+                Plan::Partial { bytes, replid: st.repl.replid.clone() }
+            } else {
+                if req.replid != "?" {
+                    st.repl.sync_partial_err += 1;
+                    crate::fault::probe("repl.partial_resync_refused");
+                }
+                st.repl.sync_full += 1;
+                // The stream after this point starts with a SELECT, as after Redis's fork.
+                st.repl.reset_seldb();
+                let (snapshots, aux) = crate::persistence::snapshot_for_sync(&st, now);
+                st.repl.replicas.insert(req.client_id, info(ReplicaState::SendBulk));
+                crate::fault::probe("repl.full_resync");
+                Plan::Full { snapshots, aux, replid: st.repl.replid.clone(), offset: st.repl.offset }
+            }
+        }
+    };
+    match plan {
+        Plan::Refuse(msg) => {
+            crate::protocol::Reply::error(out, msg);
+            false
+        }
+        Plan::Partial { bytes, replid } => {
+            tracing::info!(
+                "Partial resynchronization request from {} accepted, sending {} bytes of backlog.",
+                req.ip,
+                bytes.len()
+            );
+            out.put_slice(format!("+CONTINUE {replid}\r\n").as_bytes());
+            out.put_slice(&bytes);
+            true
+        }
+        Plan::Full { snapshots, aux, replid, offset } => {
+            tracing::info!("Starting full resynchronization with replica {} at offset {offset}", req.ip);
+            let payload = match crate::persistence::encode_snapshots(&snapshots, &aux) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("Encoding the snapshot for a replica failed: {e}");
+                    shared.lock().repl.replicas.remove(&req.client_id);
+                    crate::protocol::Reply::error(out, "ERR snapshot for replication failed");
+                    return false;
+                }
+            };
+            if !req.legacy_sync {
+                out.put_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+            }
+            out.put_slice(format!("${}\r\n", payload.len()).as_bytes());
+            out.put_slice(&payload);
+            if let Some(r) = shared.lock().repl.replicas.get_mut(&req.client_id) {
+                r.state = ReplicaState::Online;
+                r.ack_ms = now;
+            }
+            true
+        }
+    }
+}

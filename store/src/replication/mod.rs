@@ -1,0 +1,302 @@
+//! Replication: master and replicas as Redis runs them.
+//!
+//! Why it is shaped this way:
+//! - Every write already executes under the one server lock, in one total order (see
+//!   `server.rs`). `cmd::call` hands each write that changed the dataset to [`propagate`], which
+//!   encodes it as a RESP command (with a SELECT when the database changes, and with relative
+//!   times and random choices rewritten into deterministic forms by the handlers), appends it to
+//!   the [`Backlog`] and to every attached replica's bounded push queue. The master's offset
+//!   counts those bytes, exactly as Redis's `master_repl_offset` does.
+//! - A replica's link (`replica.rs`) is one task: connect, handshake, full or partial sync, then
+//!   apply the stream command by command under the lock, counting applied bytes, and
+//!   acknowledge. Its own replicas receive the master's stream bytes unchanged, so offsets are
+//!   the same along a chain.
+//! - The master side of a link (`master.rs`) is an ordinary client connection that sent PSYNC:
+//!   the snapshot for a full sync is the same copy-on-write snapshot BGSAVE takes.
+//! - Every wait on a peer has a timeout (repl-timeout): a partition stalls a connection without
+//!   resetting it.
+
+pub mod backlog;
+pub mod master;
+pub mod replica;
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+
+pub use backlog::Backlog;
+
+use crate::protocol::encode_command;
+use crate::server::{ClientEntry, State};
+
+/// Replication IDs are 40 hex characters; "0000..." means none (replid2 when cleared).
+pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Replica { host: String, port: u16 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// Full sync: snapshot taken, RDB being sent; the stream is queued behind it.
+    SendBulk,
+    Online,
+}
+
+/// What the master knows about one attached replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaInfo {
+    pub ip: String,
+    pub listening_port: u16,
+    pub state: ReplicaState,
+    pub ack_offset: i64,
+    pub ack_ms: i64,
+}
+
+/// The replica side's view of its link to the master.
+#[derive(Clone, Debug, Default)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub last_io_ms: i64,
+    pub down_since_ms: i64,
+    pub sync_in_progress: bool,
+    /// Bumped by every REPLICAOF: a link task whose generation is stale stops.
+    pub generation: u64,
+}
+
+pub struct ReplState {
+    pub role: Role,
+    pub replid: String,
+    pub replid2: String,
+    /// First offset valid under replid2 (-1 when none).
+    pub second_offset: i64,
+    /// Master: bytes ever fed into the stream. Replica: bytes of the master's stream applied.
+    pub offset: i64,
+    pub backlog: Option<Backlog>,
+    pub replicas: BTreeMap<u64, ReplicaInfo>,
+    /// The database the stream last SELECTed (None: the next write emits a SELECT).
+    seldb: Option<usize>,
+    pub link: LinkStatus,
+    /// Set by a handler to replace its own command in the stream (deterministic rewrites).
+    pub rewrite: Option<Vec<Vec<Bytes>>>,
+    /// Inside EXEC: the queued writes are wrapped in MULTI/EXEC in the stream.
+    pub in_exec: bool,
+    multi_emitted: bool,
+    /// Full syncs and partial resyncs served (INFO stats).
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
+}
+
+impl ReplState {
+    pub fn new(replid: String) -> ReplState {
+        ReplState {
+            role: Role::Master,
+            replid,
+            replid2: NO_REPLID.into(),
+            second_offset: -1,
+            offset: 0,
+            backlog: None,
+            replicas: BTreeMap::new(),
+            seldb: None,
+            link: LinkStatus::default(),
+            rewrite: None,
+            in_exec: false,
+            multi_emitted: false,
+            sync_full: 0,
+            sync_partial_ok: 0,
+            sync_partial_err: 0,
+        }
+    }
+
+    pub fn is_replica(&self) -> bool {
+        matches!(self.role, Role::Replica { .. })
+    }
+
+    /// Forces a SELECT before the next write (after a full resync and on promotion).
+    pub fn reset_seldb(&mut self) {
+        self.seldb = None;
+    }
+
+    /// Creates the backlog if there is none (the first replica to attach does this).
+    pub fn ensure_backlog(&mut self, size: usize) {
+        if self.backlog.is_none() {
+            self.backlog = Some(Backlog::new(size.max(16 * 1024), self.offset + 1));
+        }
+    }
+
+    /// Whether `PSYNC id offset` can continue from the backlog (Redis's
+    /// `masterTryPartialResynchronization` conditions). `offset` is the next byte wanted.
+    pub fn can_continue(&self, id: &str, offset: i64) -> bool {
+        let id_ok = id == self.replid || (id == self.replid2 && offset <= self.second_offset);
+        match &self.backlog {
+            Some(b) if id_ok => offset >= b.first_offset() && offset <= b.first_offset() + b.histlen() as i64,
+            _ => false,
+        }
+    }
+
+    /// Promotion (REPLICAOF NO ONE): the old history stays valid under replid2.
+    pub fn shift_replid(&mut self, new_id: String) {
+        self.replid2 = std::mem::replace(&mut self.replid, new_id);
+        self.second_offset = self.offset + 1;
+        self.seldb = None;
+    }
+
+    /// Replicas that acknowledged within `max_lag_s` (min-replicas-to-write's "good" ones).
+    pub fn good_replicas(&self, now_ms: i64, max_lag_s: i64) -> usize {
+        self.replicas
+            .values()
+            .filter(|r| r.state == ReplicaState::Online && now_ms - r.ack_ms <= max_lag_s * 1000)
+            .count()
+    }
+}
+
+/// Appends raw stream bytes to the backlog and every attached replica (bounded queues: a
+/// replica that cannot keep up is disconnected and will resync, as with Redis's
+/// client-output-buffer-limit for replicas).
+pub fn feed_raw(repl: &mut ReplState, clients: &BTreeMap<u64, ClientEntry>, bytes: Bytes) {
+    repl.offset += bytes.len() as i64;
+    if let Some(b) = repl.backlog.as_mut() {
+        b.append(&bytes);
+    }
+    for id in repl.replicas.keys() {
+        if let Some(c) = clients.get(id) {
+            if c.push.try_send(bytes.clone()).is_err() {
+                tracing::warn!("Replica {} scheduled to be closed for overcoming of output buffer limits.", c.addr);
+                crate::fault::probe("repl.replica_output_limit");
+                c.request_kill();
+            }
+        }
+    }
+}
+
+/// Feeds one write into the stream (master only; replicas relay their master's bytes).
+pub fn propagate(st: &mut State, db: usize, commands: &[Vec<Bytes>]) {
+    if st.repl.is_replica() || st.repl.backlog.is_none() {
+        return;
+    }
+    let mut out = BytesMut::new();
+    if st.repl.in_exec && !st.repl.multi_emitted {
+        encode_command(&mut out, &[b"MULTI"]);
+        st.repl.multi_emitted = true;
+    }
+    if st.repl.seldb != Some(db) {
+        let n = db.to_string();
+        encode_command(&mut out, &[b"SELECT", n.as_bytes()]);
+        st.repl.seldb = Some(db);
+    }
+    for c in commands {
+        let refs: Vec<&[u8]> = c.iter().map(|a| &a[..]).collect();
+        encode_command(&mut out, &refs);
+    }
+    let bytes = out.freeze();
+    let State { repl, clients, .. } = st;
+    feed_raw(repl, clients, bytes);
+    observe_fed(st);
+}
+
+/// Closes a MULTI opened in the stream by an EXEC's writes.
+pub fn end_exec(st: &mut State) {
+    st.repl.in_exec = false;
+    if std::mem::take(&mut st.repl.multi_emitted) {
+        let mut out = BytesMut::new();
+        encode_command(&mut out, &[b"EXEC"]);
+        let State { repl, clients, .. } = st;
+        feed_raw(repl, clients, out.freeze());
+        observe_fed(st);
+    }
+}
+
+/// Reports the master's offset with the dataset digest at it (simulation checks replicas
+/// against these).
+fn observe_fed(st: &State) {
+    if let Some(obs) = &st.observer {
+        // Inside MULTI the dataset is mid-transaction; the digest is reported at EXEC.
+        if st.repl.in_exec {
+            return;
+        }
+        obs.emit(crate::observe::Observation::ReplOffset {
+            replid: st.repl.replid.clone(),
+            offset: st.repl.offset,
+            digest: st.tracking.digest,
+        });
+    }
+}
+
+/// INFO replication, with Redis's field names and order.
+pub fn info_section(st: &State, now_ms: i64) -> String {
+    use std::fmt::Write as _;
+    let r = &st.repl;
+    let mut o = String::from("# Replication\r\n");
+    match &r.role {
+        Role::Master => {
+            let _ = write!(o, "role:master\r\nconnected_slaves:{}\r\n", r.replicas.len());
+            let min_write = st.config.get_i64("min-replicas-to-write");
+            let max_lag = st.config.get_i64("min-replicas-max-lag");
+            if min_write > 0 && max_lag > 0 {
+                let _ = write!(o, "min_slaves_good_slaves:{}\r\n", r.good_replicas(now_ms, max_lag));
+            }
+            for (i, info) in r.replicas.values().enumerate() {
+                let (state, lag) = match info.state {
+                    ReplicaState::SendBulk => ("send_bulk", 0),
+                    ReplicaState::Online => ("online", ((now_ms - info.ack_ms) / 1000).max(0)),
+                };
+                let _ = write!(
+                    o,
+                    "slave{i}:ip={},port={},state={state},offset={},lag={lag}\r\n",
+                    info.ip, info.listening_port, info.ack_offset
+                );
+            }
+            o.push_str("master_failover_state:no-failover\r\n");
+        }
+        Role::Replica { host, port } => {
+            let l = &r.link;
+            let _ = write!(
+                o,
+                "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{}\r\n",
+                if l.up { "up" } else { "down" },
+                if l.up { ((now_ms - l.last_io_ms) / 1000).max(0) } else { -1 },
+                l.sync_in_progress as u8,
+                r.offset,
+                r.offset,
+            );
+            if !l.up {
+                let down = if l.down_since_ms > 0 { ((now_ms - l.down_since_ms) / 1000).max(0) } else { -1 };
+                let _ = write!(o, "master_link_down_since_seconds:{down}\r\n");
+            }
+            let _ = write!(
+                o,
+                "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
+                st.config.get_i64("replica-priority"),
+                st.config.hot.replica_read_only as u8,
+                r.replicas.len()
+            );
+            for (i, info) in r.replicas.values().enumerate() {
+                let _ = write!(
+                    o,
+                    "slave{i}:ip={},port={},state=online,offset={},lag={}\r\n",
+                    info.ip,
+                    info.listening_port,
+                    info.ack_offset,
+                    ((now_ms - info.ack_ms) / 1000).max(0)
+                );
+            }
+        }
+    }
+    let (active, first, histlen) = match &r.backlog {
+        Some(b) => (1, b.first_offset(), b.histlen()),
+        None => (0, 0, 0),
+    };
+    let _ = write!(
+        o,
+        "master_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{active}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{histlen}\r\n",
+        r.replid,
+        r.replid2,
+        r.offset,
+        r.second_offset,
+        st.config.get_i64("repl-backlog-size"),
+    );
+    o
+}

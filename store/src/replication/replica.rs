@@ -1,0 +1,378 @@
+//! The replica side of a link: one task per `REPLICAOF`, stopped when the generation changes.
+//!
+//! Loop: connect, handshake as Redis 7 does (PING, AUTH, REPLCONF listening-port, REPLCONF capa
+//! eof capa psync2, PSYNC <replid> <offset+1>), then either load the full payload (replacing the
+//! dataset) or continue, then apply the stream command by command under the server lock,
+//! counting applied bytes as the offset, relaying the same bytes to our own replicas, and
+//! acknowledging every second and on GETACK. Every wait has a timeout (repl-timeout for the
+//! stream, 5 s per handshake step): a partition stalls, it does not reset. On any failure the
+//! link goes down and the loop reconnects, and PSYNC then asks to continue where it stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::client::{Client, Resp};
+use crate::cmd::{execute, Ctx, Session};
+use crate::protocol::{encode_command, Limits, Request, RequestParser};
+use crate::replication::{Backlog, Role, NO_REPLID};
+use crate::server::Shared;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Largest RDB payload accepted from a master.
+const PAYLOAD_BYTES_MAX: usize = 16 << 30;
+
+pub fn spawn_link(shared: Arc<Shared>, generation: u64) {
+    tokio::spawn(async move { run(shared, generation).await });
+}
+
+fn current(shared: &Shared, generation: u64) -> bool {
+    shared.lock().repl.link.generation == generation
+}
+
+fn link_down(shared: &Shared, generation: u64) {
+    let mut st = shared.lock();
+    if st.repl.link.generation == generation && st.repl.link.up {
+        st.repl.link.up = false;
+        st.repl.link.down_since_ms = shared.env.clock.now_ms();
+        crate::fault::probe("repl.link_down");
+    }
+    st.repl.link.sync_in_progress = false;
+}
+
+async fn run(shared: Arc<Shared>, generation: u64) {
+    while current(&shared, generation) {
+        match attempt(&shared, generation).await {
+            Ok(()) => {}
+            Err(e) => tracing::info!("Replication link: {e}"),
+        }
+        link_down(&shared, generation);
+        tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
+struct Target {
+    addr: String,
+    auth: Option<(Option<String>, String)>,
+    my_port: u16,
+    replid: String,
+    offset: i64,
+    repl_timeout: Duration,
+}
+
+fn target(shared: &Shared) -> Option<Target> {
+    let st = shared.lock();
+    let Role::Replica { host, port } = &st.repl.role else { return None };
+    let pass = st.config.get("masterauth").unwrap_or("").to_string();
+    let user = st.config.get("masteruser").unwrap_or("").to_string();
+    let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    Some(Target {
+        addr,
+        auth: (!pass.is_empty()).then(|| ((!user.is_empty()).then_some(user), pass)),
+        my_port: st.port,
+        replid: st.repl.replid.clone(),
+        offset: st.repl.offset,
+        repl_timeout: Duration::from_secs(st.config.get_i64("repl-timeout").max(1) as u64),
+    })
+}
+
+async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
+    let Some(t) = target(shared) else { return Ok(()) };
+    let mut c =
+        Client::connect(&t.addr, HANDSHAKE_TIMEOUT).await.map_err(|e| format!("connecting to {}: {e}", t.addr))?;
+    shared.lock().repl.link.sync_in_progress = true;
+    match c.cmd(&["PING"]).await.map_err(|e| e.to_string())? {
+        Resp::Simple(_) => {}
+        Resp::Error(e) if e.starts_with("NOAUTH") || e.starts_with("NOPERM") => {}
+        other => return Err(format!("unexpected reply to PING: {}", other.render())),
+    }
+    // AUTH and the REPLCONFs go in one burst, replies read in order, as Redis does.
+    let mut burst: Vec<Vec<Vec<u8>>> = Vec::new();
+    if let Some((user, pass)) = &t.auth {
+        let mut a = vec![b"AUTH".to_vec()];
+        if let Some(u) = user {
+            a.push(u.clone().into_bytes());
+        }
+        a.push(pass.clone().into_bytes());
+        burst.push(a);
+    }
+    burst.push(vec![b"REPLCONF".to_vec(), b"listening-port".to_vec(), t.my_port.to_string().into_bytes()]);
+    burst.push(vec![b"REPLCONF".to_vec(), b"capa".to_vec(), b"eof".to_vec(), b"capa".to_vec(), b"psync2".to_vec()]);
+    let replies = c.pipeline(&burst).await.map_err(|e| e.to_string())?;
+    if t.auth.is_some() && replies[0].is_error() {
+        return Err(format!("AUTH with the master failed: {}", replies[0].render()));
+    }
+    // Continue from our own history if we have one (the cached master of Redis).
+    let (id, next) = if t.replid == NO_REPLID { ("?".to_string(), -1) } else { (t.replid.clone(), t.offset + 1) };
+    c.send(&[b"PSYNC", id.as_bytes(), next.to_string().as_bytes()]).await.map_err(|e| e.to_string())?;
+    c.io_timeout = t.repl_timeout;
+    let line = read_status(&mut c).await?;
+    if let Some(rest) = line.strip_prefix("+FULLRESYNC ") {
+        let mut parts = rest.split_whitespace();
+        let (Some(new_id), Some(off)) = (parts.next(), parts.next().and_then(|o| o.parse::<i64>().ok())) else {
+            return Err(format!("bad FULLRESYNC line: {line}"));
+        };
+        if new_id.len() != 40 {
+            return Err(format!("bad replication id in FULLRESYNC: {new_id}"));
+        }
+        full_sync(shared, &mut c, generation, new_id.to_string(), off).await?;
+    } else if let Some(rest) = line.strip_prefix("+CONTINUE") {
+        let new_id = rest.trim();
+        let mut st = shared.lock();
+        if st.repl.link.generation != generation {
+            return Ok(());
+        }
+        if !new_id.is_empty() && new_id != st.repl.replid {
+            // The master changed history (a promotion): our old id stays valid as replid2.
+            let old = std::mem::replace(&mut st.repl.replid, new_id.to_string());
+            st.repl.replid2 = old;
+            st.repl.second_offset = st.repl.offset + 1;
+        }
+        let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
+        st.repl.ensure_backlog(size);
+        st.repl.link.up = true;
+        st.repl.link.sync_in_progress = false;
+        st.repl.link.last_io_ms = shared.env.clock.now_ms();
+        crate::fault::probe("repl.replica_continued");
+        tracing::info!("Successful partial resynchronization with master.");
+    } else {
+        return Err(format!("unexpected reply to PSYNC: {line}"));
+    }
+    stream(shared, c, generation, t.repl_timeout).await
+}
+
+/// Reads a status line, skipping the empty keepalive lines a master sends while preparing.
+async fn read_status(c: &mut Client) -> Result<String, String> {
+    for _ in 0..10_000 {
+        let line = c.read_line(64 * 1024).await.map_err(|e| e.to_string())?;
+        if !line.is_empty() {
+            return Ok(line);
+        }
+    }
+    Err("too many keepalives".into())
+}
+
+async fn full_sync(
+    shared: &Arc<Shared>,
+    c: &mut Client,
+    generation: u64,
+    replid: String,
+    offset: i64,
+) -> Result<(), String> {
+    let header = read_status(c).await?;
+    let payload = if let Some(mark) = header.strip_prefix("$EOF:") {
+        // Diskless form: read until the 40-byte mark repeats.
+        if mark.len() != 40 {
+            return Err("bad EOF mark".into());
+        }
+        let mut data = Vec::new();
+        loop {
+            let chunk = c.read_exact_bytes(1).await.map_err(|e| e.to_string())?;
+            data.extend_from_slice(&chunk);
+            if data.len() > PAYLOAD_BYTES_MAX {
+                return Err("payload too large".into());
+            }
+            if data.ends_with(mark.as_bytes()) {
+                data.truncate(data.len() - 40);
+                break data;
+            }
+        }
+    } else if let Some(len) = header.strip_prefix('$').and_then(|l| l.parse::<usize>().ok()) {
+        if len > PAYLOAD_BYTES_MAX {
+            return Err(format!("payload of {len} bytes is too large"));
+        }
+        c.read_exact_bytes(len).await.map_err(|e| e.to_string())?
+    } else {
+        return Err(format!("bad payload header: {header}"));
+    };
+    let mut st = shared.lock();
+    if st.repl.link.generation != generation {
+        return Ok(());
+    }
+    let data = crate::rdb::decode(&payload, st.ks.dbs.len(), &st.ks.hasher()).map_err(|e| {
+        crate::fault::probe("repl.bad_payload");
+        format!("the master sent a corrupt snapshot: {e}")
+    })?;
+    // Replace the dataset: drop the old data, load the snapshot (expired keys kept: replicas
+    // wait for the master's DEL).
+    for db in st.ks.dbs.iter_mut() {
+        db.clear();
+    }
+    for (index, entries) in data.dbs.into_iter().enumerate() {
+        for (key, value, expire) in entries {
+            st.ks.dbs[index].insert(key.clone(), value, false);
+            if let Some(t) = expire {
+                st.ks.dbs[index].set_expire(&key, t);
+            }
+        }
+    }
+    st.watches.touch_db(None);
+    st.repl.replid = replid;
+    st.repl.replid2 = NO_REPLID.into();
+    st.repl.second_offset = -1;
+    st.repl.offset = offset;
+    let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
+    st.repl.backlog = Some(Backlog::new(size.max(16 * 1024), offset + 1));
+    st.repl.link.up = true;
+    st.repl.link.sync_in_progress = false;
+    st.repl.link.last_io_ms = shared.env.clock.now_ms();
+    // Our own replicas must resync from the new dataset.
+    for id in std::mem::take(&mut st.repl.replicas).keys() {
+        if let Some(cl) = st.clients.get(id) {
+            cl.request_kill();
+        }
+    }
+    if st.observer.is_some() {
+        st.tracking.digest = crate::db::digest::digest_all(&st.ks.dbs);
+        let obs = st.observer.clone().expect("checked");
+        obs.emit(crate::observe::Observation::ReplApplied {
+            replid: st.repl.replid.clone(),
+            offset,
+            digest: st.tracking.digest,
+        });
+    }
+    crate::fault::probe("repl.replica_full_sync");
+    tracing::info!("MASTER <-> REPLICA sync: finished with success ({} bytes)", payload.len());
+    Ok(())
+}
+
+async fn send_ack(stream: &mut tokio::net::TcpStream, offset: i64, timeout: Duration) -> Result<(), String> {
+    let mut out = BytesMut::new();
+    let off = offset.to_string();
+    encode_command(&mut out, &[b"REPLCONF", b"ACK", off.as_bytes()]);
+    let write = async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(timeout, write)
+        .await
+        .map_err(|_| "ACK write timed out".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: Duration) -> Result<(), String> {
+    let (mut sock, mut buf) = c.into_parts();
+    let mut parser = RequestParser::new();
+    // Stream commands are trusted more than clients' but still bounded.
+    let limits = Limits { bulk_len_max: shared.lock().config.hot.proto_max_bulk_len };
+    let mut master = Session::new(0, "master".into(), String::new(), true);
+    master.is_master = true;
+    master.authenticated = true;
+    let ack_every = Duration::from_secs(1);
+    let mut next_ack = tokio::time::Instant::now();
+    let mut last_read = tokio::time::Instant::now();
+    loop {
+        // Apply every complete command in the buffer.
+        loop {
+            let before = buf.len();
+            let req = parser.next(&mut buf, &limits).map_err(|e| format!("Protocol error from master: {}", e.0))?;
+            let Some(req) = req else { break };
+            let consumed = (before - buf.len()) as i64;
+            let Request::Command(args) = req else {
+                continue;
+            };
+            let getack =
+                args.len() >= 2 && args[0].eq_ignore_ascii_case(b"replconf") && args[1].eq_ignore_ascii_case(b"getack");
+            let offset = apply(shared, generation, &mut master, args, consumed)?;
+            if getack {
+                // Redis acknowledges the offset before GETACK's own bytes.
+                send_ack(&mut sock, offset - consumed, repl_timeout).await?;
+            }
+        }
+        if !current(shared, generation) {
+            return Ok(());
+        }
+        let now = tokio::time::Instant::now();
+        if now >= next_ack {
+            let off = shared.lock().repl.offset;
+            send_ack(&mut sock, off, repl_timeout).await?;
+            next_ack = now + ack_every;
+        }
+        if now.duration_since(last_read) > repl_timeout {
+            crate::fault::probe("repl.replica_timeout");
+            return Err("MASTER timeout: no data nor PING received...".into());
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        let wait = next_ack.saturating_duration_since(now).max(Duration::from_millis(1));
+        match tokio::time::timeout(wait, sock.read_buf(&mut buf)).await {
+            Err(_) => {} // time for an ACK
+            Ok(Ok(0)) => return Err("connection closed by master".into()),
+            Ok(Ok(_)) => {
+                last_read = tokio::time::Instant::now();
+                shared.lock().repl.link.last_io_ms = shared.env.clock.now_ms();
+            }
+            Ok(Err(e)) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Executes one stream command as the master's session and advances the offset by its bytes.
+fn apply(
+    shared: &Arc<Shared>,
+    generation: u64,
+    master: &mut Session,
+    args: Vec<Bytes>,
+    consumed: i64,
+) -> Result<i64, String> {
+    let mut raw = BytesMut::new();
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    encode_command(&mut raw, &refs);
+    let mut st = shared.lock();
+    if st.repl.link.generation != generation {
+        return Err("replication target changed".into());
+    }
+    let now_ms = shared.env.clock.now_ms();
+    let mut out = BytesMut::new();
+    {
+        let mut ctx = Ctx { st: &mut st, client: master, out: &mut out, env: &shared.env, now_ms };
+        execute(&mut ctx, args);
+    }
+    // Replies to the master are never sent; deferred work does not apply to it.
+    master.deferred = None;
+    st.repl.offset += consumed;
+    // Our replicas get the master's bytes unchanged, so offsets agree along a chain. Masters
+    // send canonical RESP, so our re-encoding is byte-identical; if it is not, our replicas are
+    // dropped (they resync) rather than given a stream whose offsets differ.
+    if raw.len() as i64 == consumed {
+        relay(&mut st, raw.freeze());
+    } else {
+        crate::fault::probe("repl.noncanonical_stream");
+        for id in std::mem::take(&mut st.repl.replicas).keys() {
+            if let Some(c) = st.clients.get(id) {
+                c.request_kill();
+            }
+        }
+    }
+    let offset = st.repl.offset;
+    if let Some(obs) = st.observer.clone() {
+        if master.multi.is_none() {
+            obs.emit(crate::observe::Observation::ReplApplied {
+                replid: st.repl.replid.clone(),
+                offset,
+                digest: st.tracking.digest,
+            });
+        }
+    }
+    Ok(offset)
+}
+
+/// Appends relayed stream bytes to our backlog and our replicas' queues (the offset was already
+/// advanced by the apply).
+fn relay(st: &mut crate::server::State, bytes: Bytes) {
+    if let Some(b) = st.repl.backlog.as_mut() {
+        b.append(&bytes);
+    }
+    let crate::server::State { repl, clients, .. } = st;
+    for id in repl.replicas.keys() {
+        if let Some(c) = clients.get(id) {
+            if c.push.try_send(bytes.clone()).is_err() {
+                c.request_kill();
+            }
+        }
+    }
+}
