@@ -112,7 +112,11 @@ impl Cluster {
                     store::observe::Observation::Write { digest, .. }
                     | store::observe::Observation::Expired { digest, .. }
                     | store::observe::Observation::Loaded { digest, .. } => s.last_digest = Some(*digest),
-                    store::observe::Observation::SaveStarted { .. } | store::observe::Observation::Saved { .. } => {}
+                    store::observe::Observation::ReplApplied { digest, .. } => s.last_digest = Some(*digest),
+                    store::observe::Observation::SaveStarted { .. }
+                    | store::observe::Observation::Saved { .. }
+                    | store::observe::Observation::ReplOffset { .. }
+                    | store::observe::Observation::WriteGate { .. } => {}
                 }
                 if s.log.len() == OBSERVATIONS_MAX {
                     s.log.pop_front();

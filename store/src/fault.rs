@@ -23,6 +23,8 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("getset-returns-new", "GETSET replies with the new value instead of the old one"),
     ("rename-before-fsync", "a save renames its temporary file over dump.rdb before fsyncing it"),
     ("write-not-propagated", "INCR is applied on the master but never sent to replicas"),
+    ("replica-offset-off-by-one", "a replica counts one byte too many for every SELECT it applies"),
+    ("backlog-off-by-one", "a partial resync sends the backlog starting one byte late"),
 ];
 
 #[cfg(madsim)]

@@ -106,7 +106,13 @@ pub fn snapshot_for_sync(st: &State, now_ms: i64) -> (Vec<DbSnapshot>, AuxFields
     let aux = AuxFields {
         ctime: now_ms / 1000,
         used_mem: crate::alloc::used_memory() as u64,
-        repl: Some(crate::rdb::ReplAux { stream_db: 0, id: st.repl.replid.clone(), offset: st.repl.offset }),
+        // The database the stream is in at this offset: a master forces a SELECT after a full
+        // sync, but a replica relays its master's stream, which may be in any database.
+        repl: Some(crate::rdb::ReplAux {
+            stream_db: if st.repl.is_replica() { st.repl.master_db as i64 } else { 0 },
+            id: st.repl.replid.clone(),
+            offset: st.repl.offset,
+        }),
         ..AuxFields::default()
     };
     (snapshots, aux)

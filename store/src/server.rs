@@ -363,7 +363,8 @@ async fn cron(shared: Arc<Shared>) {
         // Redis's fast cycle examines 20 keys per db per loop and repeats while >25% expired;
         // a fixed budget per tick bounds the time the lock is held.
         st.ks.active_expire(now, 200);
-        crate::cmd::propagate_expired(&mut st);
+        crate::cmd::propagate_expired(&mut st, true);
+        crate::replication::cron(&mut st, now);
         let due = crate::persistence::save_point_due(&st, now);
         drop(st);
         if due {

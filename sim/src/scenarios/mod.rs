@@ -4,6 +4,7 @@
 
 pub mod persist;
 pub mod register;
+pub mod replication;
 pub mod smoke;
 
 use std::future::Future;
@@ -24,6 +25,24 @@ pub struct Scenario {
 }
 
 pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "replication",
+        about: "master with 1-2 replicas (sometimes chained) under the nemesis; replica digests match the master's at every offset, READONLY, WAIT, min-replicas, convergence after heal",
+        default_seeds: 1000,
+        required_probes: &[
+            "repl.full_resync",
+            "repl.partial_resync",
+            "repl.replica_full_sync",
+            "repl.replica_continued",
+            "repl.link_down",
+            "repl.readonly_seen",
+            "repl.wait_acknowledged",
+            "repl.digest_checked",
+            "repl.converged",
+            "repl.noreplicas_gate",
+        ],
+        run: |seed, trace| Box::pin(replication::run(seed, trace)),
+    },
     Scenario {
         name: "persist",
         about: "one server with RDB snapshots (SAVE, BGSAVE, save points), crashes during saves, disk faults; atomic snapshots, completed saves survive, corruption detected",

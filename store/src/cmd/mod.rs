@@ -477,7 +477,7 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
             return;
         }
     }
-    if spec.is_write() && !ctx.st.repl.is_replica() && !enough_good_replicas(ctx) {
+    if spec.is_write() && !ctx.st.repl.is_replica() && !gate_writes(ctx) {
         flag_multi_failed(ctx);
         crate::fault::probe("repl.noreplicas_refused");
         ctx.error("NOREPLICAS Not enough good replicas to write.");
@@ -496,14 +496,20 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     call(ctx, spec, &args);
 }
 
-/// min-replicas-to-write / min-replicas-max-lag, judged by the master's own view of its replicas.
-fn enough_good_replicas(ctx: &Ctx) -> bool {
+/// min-replicas-to-write / min-replicas-max-lag, judged by the master's own view of its
+/// replicas; the decision and the view it was made on are reported to the observer.
+fn gate_writes(ctx: &Ctx) -> bool {
     let min = ctx.st.config.get_i64("min-replicas-to-write");
     let max_lag = ctx.st.config.get_i64("min-replicas-max-lag");
     if min <= 0 || max_lag <= 0 {
         return true;
     }
-    ctx.st.repl.good_replicas(ctx.now_ms, max_lag) >= min as usize
+    let good = ctx.st.repl.good_replicas(ctx.now_ms, max_lag);
+    let accepted = good >= min as usize;
+    if let Some(obs) = &ctx.st.observer {
+        obs.emit(crate::observe::Observation::WriteGate { accepted, good, needed: min as usize });
+    }
+    accepted
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -535,7 +541,8 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     // Expiry deletions the command caused go into the stream before the command itself (and
     // into the observed digest first: `observe_write` then treats those keys as absent before).
     let expired_now: Vec<(usize, Sds)> = if observed { ctx.st.ks.expired.clone() } else { Vec::new() };
-    propagate_expired(ctx.st);
+    // The command's own write is not yet in the observed digest: verify after it, not here.
+    propagate_expired(ctx.st, false);
     if observed && ctx.st.dirty != dirty_before {
         observe_write(ctx, spec, args, &before, &expired_now);
     }
@@ -556,7 +563,7 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
             ctx.st.watches.touch(db, k);
         }
     }
-    propagate_expired(ctx.st);
+    propagate_expired(ctx.st, true);
 }
 
 fn key_digests(ctx: &Ctx, spec: &CommandSpec, args: &[Bytes]) -> Vec<crate::db::digest::Digest> {
@@ -617,20 +624,29 @@ fn observe_write(
 
 /// Keys deleted by expiry since the last call: invalidate watches (and, with replication, feed
 /// `DEL` to replicas).
-pub fn propagate_expired(st: &mut State) {
+pub fn propagate_expired(st: &mut State, verify: bool) {
     if st.ks.expired.is_empty() {
         return;
     }
     let expired = std::mem::take(&mut st.ks.expired);
-    for (db, key) in &expired {
+    let digests = std::mem::take(&mut st.ks.expired_digests);
+    let observer = st.observer.clone();
+    if observer.is_some() {
+        debug_assert_eq!(digests.len(), expired.len());
+        st.ks.expired_digest = [0; 3];
+    }
+    for (i, (db, key)) in expired.iter().enumerate() {
         st.watches.touch(*db, key);
+        // Fold this key's deletion into the observed digest first, so that the DEL's stream
+        // offset is reported with the dataset as it is right after it.
+        if observer.is_some() {
+            st.tracking.digest = crate::db::digest::xor(st.tracking.digest, digests[i]);
+        }
         // Replicas never expire keys themselves: the master's DEL does it (Redis 7).
         crate::replication::propagate(st, *db, &[vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]]);
     }
-    if let Some(observer) = st.observer.clone() {
-        let folded = std::mem::take(&mut st.ks.expired_digest);
-        st.tracking.digest = crate::db::digest::xor(st.tracking.digest, folded);
-        if observer.verify_every_write {
+    if let Some(observer) = observer {
+        if verify && observer.verify_every_write {
             let full = crate::db::digest::digest_all(&st.ks.dbs);
             assert_eq!(st.tracking.digest, full, "incremental digest diverged after expiry");
         }

@@ -94,7 +94,7 @@ fn watch(ctx: &mut Ctx, args: &[Bytes]) {
         // A key already expired when watched is deleted first, so that its deletion does not
         // dirty this very watch.
         ctx.st.ks.expire_if_needed(db, k, ctx.now_ms);
-        propagate_expired(ctx.st);
+        propagate_expired(ctx.st, true);
         ctx.st.watches.watch(ctx.client.id, db, key.clone());
         ctx.client.watched.push((db, key));
     }

@@ -313,6 +313,9 @@ pub struct Keyspace {
     /// `expired_digest`, so the observer's incremental dataset digest stays exact.
     pub track_digest: bool,
     pub expired_digest: digest::Digest,
+    /// Per deleted key, its digest contribution (parallel to `expired` when tracking), so that
+    /// each propagated DEL can be reported with the digest right after it.
+    pub expired_digests: Vec<digest::Digest>,
     hasher: Hasher,
 }
 
@@ -327,6 +330,7 @@ impl Keyspace {
             expired_total: 0,
             track_digest: false,
             expired_digest: [0; 3],
+            expired_digests: Vec::new(),
             hasher,
         }
     }
@@ -364,7 +368,9 @@ impl Keyspace {
             return false;
         }
         if self.track_digest {
-            self.expired_digest = digest::xor(self.expired_digest, digest::key_digest_in(db, &self.dbs[db], key));
+            let d = digest::key_digest_in(db, &self.dbs[db], key);
+            self.expired_digest = digest::xor(self.expired_digest, d);
+            self.expired_digests.push(d);
         }
         self.dbs[db].remove(key);
         crate::fault::probe("expire.lazy_delete");
@@ -390,8 +396,9 @@ impl Keyspace {
             examined += self.dbs[db].sample_expired(now_ms, budget_per_db, &mut batch);
             for k in batch.drain(..) {
                 if self.track_digest {
-                    self.expired_digest =
-                        digest::xor(self.expired_digest, digest::key_digest_in(db, &self.dbs[db], &k));
+                    let d = digest::key_digest_in(db, &self.dbs[db], &k);
+                    self.expired_digest = digest::xor(self.expired_digest, d);
+                    self.expired_digests.push(d);
                 }
                 self.dbs[db].remove(&k);
                 crate::fault::probe("expire.active_delete");

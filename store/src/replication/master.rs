@@ -50,7 +50,8 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
                 ack_ms: now,
             };
             if !req.legacy_sync && st.repl.can_continue(&req.replid, req.offset) {
-                let bytes = st.repl.backlog.as_ref().and_then(|b| b.range_from(req.offset)).expect("checked");
+                let from = if crate::fault::planted("backlog-off-by-one") { req.offset + 1 } else { req.offset };
+                let bytes = st.repl.backlog.as_ref().and_then(|b| b.range_from(from)).unwrap_or_default();
                 st.repl.sync_partial_ok += 1;
                 let mut i = info(ReplicaState::Online);
                 i.ack_offset = req.offset - 1;

@@ -84,6 +84,11 @@ pub struct ReplState {
     /// Inside EXEC: the queued writes are wrapped in MULTI/EXEC in the stream.
     pub in_exec: bool,
     multi_emitted: bool,
+    /// Replica: the database the master's stream last selected. It survives a reconnect, as
+    /// Redis's cached master does: after +CONTINUE the master sends no SELECT.
+    pub master_db: usize,
+    /// When the master last pinged its replicas (repl-ping-replica-period).
+    pub last_ping_ms: i64,
     /// Full syncs and partial resyncs served (INFO stats).
     pub sync_full: u64,
     pub sync_partial_ok: u64,
@@ -105,6 +110,8 @@ impl ReplState {
             rewrite: None,
             in_exec: false,
             multi_emitted: false,
+            master_db: 0,
+            last_ping_ms: 0,
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
@@ -195,6 +202,34 @@ pub fn propagate(st: &mut State, db: usize, commands: &[Vec<Bytes>]) {
     let State { repl, clients, .. } = st;
     feed_raw(repl, clients, bytes);
     observe_fed(st);
+}
+
+/// Master heartbeat, from the cron: PING into the stream every repl-ping-replica-period (so
+/// replicas can tell a silent master from a dead one), and drop replicas silent for longer
+/// than repl-timeout (they will reconnect and resync).
+pub fn cron(st: &mut State, now_ms: i64) {
+    if st.repl.is_replica() || st.repl.replicas.is_empty() {
+        return;
+    }
+    let period_ms = st.config.get_i64("repl-ping-replica-period").max(1) * 1000;
+    if now_ms - st.repl.last_ping_ms >= period_ms {
+        st.repl.last_ping_ms = now_ms;
+        let mut out = BytesMut::new();
+        encode_command(&mut out, &[b"PING"]);
+        let State { repl, clients, .. } = &mut *st;
+        feed_raw(repl, clients, out.freeze());
+        observe_fed(st);
+    }
+    let timeout_ms = st.config.get_i64("repl-timeout").max(1) * 1000;
+    for (id, r) in st.repl.replicas.iter() {
+        if r.state == ReplicaState::Online && now_ms - r.ack_ms > timeout_ms {
+            if let Some(c) = st.clients.get(id) {
+                tracing::warn!("Disconnecting timedout replica (streaming sync): {}:{}", r.ip, r.listening_port);
+                crate::fault::probe("repl.master_dropped_silent_replica");
+                c.request_kill();
+            }
+        }
+    }
 }
 
 /// Closes a MULTI opened in the stream by an EXEC's writes.

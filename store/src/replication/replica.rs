@@ -22,6 +22,8 @@ use crate::server::Shared;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The "current time" the master's stream executes at on a replica: before every deadline.
+const MASTER_CLIENT_NOW_MS: i64 = i64::MIN / 4;
 /// Largest RDB payload accepted from a master.
 const PAYLOAD_BYTES_MAX: usize = 16 << 30;
 
@@ -211,6 +213,9 @@ async fn full_sync(
     }
     st.watches.touch_db(None);
     st.repl.replid = replid;
+    // The stream continues in the database the payload says (RDB aux repl-stream-db).
+    st.repl.master_db =
+        data.repl_stream_db.filter(|d| *d >= 0 && (*d as usize) < st.ks.dbs.len()).unwrap_or(0) as usize;
     st.repl.replid2 = NO_REPLID.into();
     st.repl.second_offset = -1;
     st.repl.offset = offset;
@@ -261,6 +266,7 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
     let mut master = Session::new(0, "master".into(), String::new(), true);
     master.is_master = true;
     master.authenticated = true;
+    master.db = shared.lock().repl.master_db;
     let ack_every = Duration::from_secs(1);
     let mut next_ack = tokio::time::Instant::now();
     let mut last_read = tokio::time::Instant::now();
@@ -326,7 +332,11 @@ fn apply(
     if st.repl.link.generation != generation {
         return Err("replication target changed".into());
     }
-    let now_ms = shared.env.clock.now_ms();
+    // The master's commands see keys the replica's clock thinks expired as present (Redis 7's
+    // expireIfNeeded for the master client): the master decides expiry and sends DEL, and a
+    // skewed replica clock must not change what its writes do. No key is expired at this time.
+    // The stream carries only absolute deadlines, so no relative time is computed from it.
+    let now_ms = MASTER_CLIENT_NOW_MS;
     let mut out = BytesMut::new();
     {
         let mut ctx = Ctx { st: &mut st, client: master, out: &mut out, env: &shared.env, now_ms };
@@ -335,6 +345,10 @@ fn apply(
     // Replies to the master are never sent; deferred work does not apply to it.
     master.deferred = None;
     st.repl.offset += consumed;
+    st.repl.master_db = master.db;
+    if crate::fault::planted("replica-offset-off-by-one") && raw.starts_with(b"*2\r\n$6\r\nSELECT") {
+        st.repl.offset += 1;
+    }
     // Our replicas get the master's bytes unchanged, so offsets agree along a chain. Masters
     // send canonical RESP, so our re-encoding is byte-identical; if it is not, our replicas are
     // dropped (they resync) rather than given a stream whose offsets differ.

@@ -1,0 +1,281 @@
+//! Replication: a master, one or two replicas (sometimes chained: a replica of a replica), under
+//! the nemesis, with writers on the master, readers and would-be writers on the replicas, WAIT,
+//! and (some seeds) min-replicas-to-write.
+//!
+//! Checked on every seed:
+//! - replica-matches-master-after-ack: whenever a replica has applied the stream up to offset X
+//!   under replication ID R (and so may acknowledge X), its dataset digest equals the digest
+//!   the master reported at offset X under R. Equal digests at every offset both report mean the
+//!   replica's history is a prefix of the master's stream: no write applied twice, none skipped;
+//! - no write lands on a read-only replica: every write sent to a replica is refused READONLY;
+//! - WAIT never reports more replicas than exist;
+//! - min-replicas-to-write: every accepted write had enough good replicas by the master's own
+//!   view, every NOREPLICAS had too few;
+//! - liveness: after faults heal, every replica catches up with the master's offset and all
+//!   nodes hold the same dataset (DEBUG DIGEST), within `CONVERGE_BOUND`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use store::client::{Client, Resp};
+use store::db::digest::Digest;
+use store::observe::Observation;
+
+use crate::cluster::{Cluster, LogEntry};
+use crate::nemesis::{Nemesis, Swarm};
+use crate::trace::Trace;
+
+pub const CONVERGE_BOUND: Duration = Duration::from_secs(60);
+
+pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut cluster = Cluster::new(trace.clone());
+    let common = "save \"\"\nrepl-timeout 3\nrepl-ping-replica-period 1\nrepl-backlog-size 16kb\n";
+    let gate = rng.gen_bool(0.3);
+    let master_cfg =
+        if gate { format!("{common}min-replicas-to-write 1\nmin-replicas-max-lag 2\n") } else { common.to_string() };
+    cluster.add_server(&master_cfg, seed);
+    let replicas = rng.gen_range(1..=2usize);
+    let chained = replicas == 2 && rng.gen_bool(0.5);
+    for i in 0..replicas {
+        let upstream = if chained && i == 1 { "10.0.0.2" } else { "10.0.0.1" };
+        cluster.add_server(&format!("{common}replicaof {upstream} 6379\n"), seed);
+    }
+    let mut swarm = Swarm::draw(&mut rng, true);
+    // Keep the disk quiet here: persistence is off; the faults that matter are links and nodes.
+    swarm.disk = false;
+    store::fault::set_buggify(swarm.buggify);
+    let run_for = Duration::from_millis(rng.gen_range(3_000..8_000));
+    cluster.record(format!(
+        "replication: {replicas} replica(s){}{}; {} ms; faults: {}",
+        if chained { " chained" } else { "" },
+        if gate { ", min-replicas-to-write 1" } else { "" },
+        run_for.as_millis(),
+        swarm.describe()
+    ));
+    let master_addr = cluster.servers[0].addr.clone();
+    let replica_addrs: Vec<String> = cluster.servers[1..].iter().map(|s| s.addr.clone()).collect();
+    let mut tasks = Vec::new();
+    for c in 0..rng.gen_range(1..=3u32) {
+        let node = cluster.client_node(&format!("writer-{c}"));
+        let (a, s) = (master_addr.clone(), rng.gen::<u64>());
+        let n = replicas;
+        tasks.push(node.spawn(async move { writer(a, s, run_for, n).await }));
+    }
+    let node = cluster.client_node("replica-client");
+    let (ra, s) = (replica_addrs.clone(), rng.gen::<u64>());
+    tasks.push(node.spawn(async move { replica_client(ra, s, run_for).await }));
+    let mut nemesis = Nemesis::new(swarm, ChaCha8Rng::seed_from_u64(rng.gen()));
+    nemesis.run(&cluster, run_for).await;
+    for t in tasks {
+        t.await.map_err(|e| format!("client task failed: {e}"))??;
+    }
+    let converged = converge(&mut cluster, master_addr, replica_addrs).await;
+    // The per-offset check pinpoints a divergence better than the final digests: judge it first.
+    check_logs(&cluster)?;
+    converged
+}
+
+async fn writer(addr: String, seed: u64, run_for: Duration, replicas: usize) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let end = madsim::time::Instant::now() + run_for;
+    let mut conn: Option<Client> = None;
+    while madsim::time::Instant::now() < end {
+        madsim::time::sleep(Duration::from_millis(rng.gen_range(1..25))).await;
+        let Some(c) = conn.as_mut() else {
+            conn = Client::connect(&addr, Duration::from_millis(700)).await.ok();
+            continue;
+        };
+        let k = format!("k{}", rng.gen_range(0..12));
+        let db = rng.gen_range(0..3).to_string();
+        let r = match rng.gen_range(0..10) {
+            0 => c.cmd(&["SELECT", &db]).await,
+            1 => c.cmd(&["DEL", &k]).await,
+            2 => c.cmd(&["RPUSH", &format!("l{}", rng.gen_range(0..3)), &rng.gen::<u16>().to_string()]).await,
+            3 => c.cmd(&["EXPIRE", &k, &rng.gen_range(1..3).to_string()]).await,
+            4 => c.cmd(&["SPOP", &format!("s{}", rng.gen_range(0..2))]).await,
+            5 => c.cmd(&["SADD", &format!("s{}", rng.gen_range(0..2)), &rng.gen_range(0..20).to_string()]).await,
+            6 => {
+                let ops: Vec<Vec<Vec<u8>>> = vec![
+                    vec![b"MULTI".to_vec()],
+                    vec![b"INCR".to_vec(), k.clone().into_bytes()],
+                    vec![b"SET".to_vec(), b"last".to_vec(), k.clone().into_bytes(), b"PX".to_vec(), b"1500".to_vec()],
+                    vec![b"EXEC".to_vec()],
+                ];
+                c.pipeline(&ops).await.map(|mut r| r.pop().unwrap_or(Resp::Bulk(None)))
+            }
+            7 => {
+                let r = c.cmd(&["WAIT", "1", "50"]).await;
+                if let Ok(Resp::Int(n)) = &r {
+                    if *n < 0 || *n as usize > replicas {
+                        return Err(format!("WAIT reported {n} replicas but there are {replicas}"));
+                    }
+                    if *n > 0 {
+                        store::fault::probe("repl.wait_acknowledged");
+                    }
+                }
+                r
+            }
+            8 => c.cmd(&["INCRBYFLOAT", &format!("f{}", rng.gen_range(0..2)), "0.1"]).await,
+            _ => c.cmd(&["SET", &k, &rng.gen::<u32>().to_string()]).await,
+        };
+        match r {
+            Ok(Resp::Error(e)) if e.starts_with("NOREPLICAS") => store::fault::probe("repl.client_saw_noreplicas"),
+            Ok(_) => {}
+            Err(_) => conn = None,
+        }
+    }
+    Ok(())
+}
+
+async fn replica_client(addrs: Vec<String>, seed: u64, run_for: Duration) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let end = madsim::time::Instant::now() + run_for;
+    while madsim::time::Instant::now() < end {
+        madsim::time::sleep(Duration::from_millis(rng.gen_range(10..80))).await;
+        let addr = &addrs[rng.gen_range(0..addrs.len())];
+        let Ok(mut c) = Client::connect(addr, Duration::from_millis(700)).await else { continue };
+        // After a timeout the reply may still arrive: never reuse such a connection.
+        if c.cmd(&["GET", &format!("k{}", rng.gen_range(0..12))]).await.is_err() {
+            continue;
+        }
+        match c.cmd(&["SET", "written-on-replica", "1"]).await {
+            Ok(Resp::Error(e)) if e.starts_with("READONLY") => store::fault::probe("repl.readonly_seen"),
+            Ok(other) => return Err(format!("a write on read-only replica {addr} was accepted: {}", other.render())),
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Liveness: every replica reaches the master's offset and all digests agree.
+async fn converge(cluster: &mut Cluster, master: String, replicas: Vec<String>) -> Result<(), String> {
+    let node = cluster.client_node("checker");
+    let started = cluster.now_ns();
+    let result = node
+        .spawn(async move {
+            let deadline = madsim::time::Instant::now() + CONVERGE_BOUND;
+            let mut last = String::new();
+            while madsim::time::Instant::now() < deadline {
+                madsim::time::sleep(Duration::from_millis(200)).await;
+                let mut digests = Vec::new();
+                let mut offsets = Vec::new();
+                for a in std::iter::once(&master).chain(replicas.iter()) {
+                    let Ok(mut c) = Client::connect(a, Duration::from_millis(500)).await else { break };
+                    let (Ok(d), Ok(role)) = (c.cmd(&["DEBUG", "DIGEST"]).await, c.cmd(&["ROLE"]).await) else { break };
+                    digests.push(d.render());
+                    let off = match &role {
+                        Resp::Array(Some(items)) if items.first().and_then(|r| r.as_bytes()) == Some(b"master") => {
+                            match items.get(1) {
+                                Some(Resp::Int(o)) => *o,
+                                _ => -1,
+                            }
+                        }
+                        Resp::Array(Some(items)) => match items.get(4) {
+                            Some(Resp::Int(o)) => *o,
+                            _ => -1,
+                        },
+                        _ => -1,
+                    };
+                    offsets.push(off);
+                }
+                if digests.len() == replicas.len() + 1
+                    && digests.iter().all(|d| *d == digests[0])
+                    && offsets.iter().all(|o| *o == offsets[0])
+                {
+                    return Ok(());
+                }
+                last = format!("digests {digests:?} offsets {offsets:?}");
+            }
+            Err(format!("liveness: replicas did not converge within {CONVERGE_BOUND:?} after heal: {last}"))
+        })
+        .await
+        .map_err(|e| format!("checker task failed: {e}"))?;
+    result?;
+    store::fault::probe("repl.converged");
+    cluster.record(format!("converged {} ms after heal", (cluster.now_ns() - started) / 1_000_000));
+    Ok(())
+}
+
+/// replica-matches-master-after-ack and the min-replicas gate, over the observation logs.
+fn check_logs(cluster: &Cluster) -> Result<(), String> {
+    // Every (replid, offset) -> digest any node reported as a master (a promoted node keeps
+    // its own history under its new id).
+    let mut fed: BTreeMap<(String, i64), Digest> = BTreeMap::new();
+    for s in &cluster.servers {
+        let o = s.observed.lock().expect("observed");
+        if o.dropped > 0 {
+            return Err("observation log overflowed; raise OBSERVATIONS_MAX".into());
+        }
+        for e in o.log.iter() {
+            match e {
+                LogEntry::Server(Observation::ReplOffset { replid, offset, digest }) => {
+                    fed.insert((replid.clone(), *offset), *digest);
+                }
+                LogEntry::Server(Observation::WriteGate { accepted, good, needed }) => {
+                    if *accepted != (*good >= *needed) {
+                        return Err(format!(
+                            "min-replicas-to-write: {} a write with {good} good replicas of {needed} needed",
+                            if *accepted { "accepted" } else { "refused" }
+                        ));
+                    }
+                    if !accepted {
+                        store::fault::probe("repl.noreplicas_gate");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut checked = 0u64;
+    for s in &cluster.servers[1..] {
+        let o = s.observed.lock().expect("observed");
+        for e in o.log.iter() {
+            if let LogEntry::Server(Observation::ReplApplied { replid, offset, digest }) = e {
+                if let Some(m) = fed.get(&(replid.clone(), *offset)) {
+                    if m != digest {
+                        // Context for the report: what the master did just before that offset.
+                        let master = cluster.servers[0].observed.lock().expect("observed");
+                        let mut context = Vec::new();
+                        for e in master.log.iter() {
+                            match e {
+                                LogEntry::Server(Observation::Write { command, .. }) => context.push(format!(
+                                    "write {}",
+                                    command
+                                        .iter()
+                                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                )),
+                                LogEntry::Server(Observation::ReplOffset { offset: o, .. }) => {
+                                    context.push(format!("fed to {o}"));
+                                    if o == offset {
+                                        break;
+                                    }
+                                }
+                                LogEntry::Server(Observation::Expired { keys, .. }) => {
+                                    context.push(format!("expired {keys:?}"))
+                                }
+                                _ => {}
+                            }
+                        }
+                        let tail = context[context.len().saturating_sub(12)..].join("; ");
+                        return Err(format!(
+                            "replica-matches-master-after-ack (master before: {tail}): {} at offset {offset} of {replid} has digest {} but the master had {}",
+                            s.name,
+                            store::db::digest::to_hex(digest),
+                            store::db::digest::to_hex(m)
+                        ));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    if checked > 0 {
+        store::fault::probe("repl.digest_checked");
+    }
+    Ok(())
+}
