@@ -93,7 +93,11 @@ pub fn prepare(st: &mut State, now_ms: i64) -> SaveJob {
     let aux = AuxFields {
         ctime: now_ms / 1000,
         used_mem: crate::alloc::used_memory() as u64,
-        repl: Some(crate::rdb::ReplAux { stream_db: 0, id: st.repl.replid.clone(), offset: st.repl.offset }),
+        repl: Some(crate::rdb::ReplAux {
+            stream_db: if st.repl.is_replica() { st.repl.master_db as i64 } else { 0 },
+            id: st.repl.replid.clone(),
+            offset: st.repl.offset,
+        }),
         ..AuxFields::default()
     };
     SaveJob { snapshots, aux, path: rdb_path(st), dirty_at_start: st.dirty, started_ms: now_ms, digest }
@@ -267,7 +271,13 @@ pub async fn load(st: &mut State, disk: &Disk, now_ms: i64) -> Result<Option<Loa
     }
     crate::fault::probe("persist.loaded");
     tracing::info!("DB loaded from disk: {keys} keys ({expired} expired keys skipped)");
-    Ok(Some(LoadInfo { keys, expired_skipped: expired, repl_id: data.repl_id, repl_offset: data.repl_offset }))
+    Ok(Some(LoadInfo {
+        keys,
+        expired_skipped: expired,
+        repl_id: data.repl_id,
+        repl_offset: data.repl_offset,
+        repl_stream_db: data.repl_stream_db,
+    }))
 }
 
 fn insert(ks: &mut Keyspace, db: usize, key: crate::sds::Sds, value: crate::db::Value, expire: Option<i64>) {
@@ -284,4 +294,5 @@ pub struct LoadInfo {
     pub expired_skipped: u64,
     pub repl_id: Option<String>,
     pub repl_offset: Option<i64>,
+    pub repl_stream_db: Option<i64>,
 }

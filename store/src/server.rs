@@ -161,13 +161,22 @@ impl Server {
         let mut state = State::new(config, &env, actual_port);
         // Load the dataset before accepting anyone, as Redis does; a corrupt file stops start-up.
         let now = env.clock.now_ms();
+        // A replica keeps keys that expired while it was down: its master will send the DELs.
+        if state.config.get("replicaof").is_some_and(|r| !r.is_empty()) {
+            state.ks.policy = crate::db::ExpirePolicy::HideOnly;
+        }
         let loaded = crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
         // The replication id and offset saved in the RDB let a restarted replica continue
         // partially, and a restarted master accept its old replicas' PSYNC via replid2.
-        if let Some(crate::persistence::LoadInfo { repl_id: Some(id), repl_offset: Some(off), .. }) = loaded {
+        if let Some(crate::persistence::LoadInfo {
+            repl_id: Some(id), repl_offset: Some(off), repl_stream_db, ..
+        }) = loaded
+        {
             if id.len() == 40 && off >= 0 {
                 if state.config.get("replicaof").is_some_and(|r| !r.is_empty()) {
                     state.repl.replid = id;
+                    let db = repl_stream_db.unwrap_or(0);
+                    state.repl.master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
                 } else {
                     state.repl.replid2 = id;
                     state.repl.second_offset = off + 1;
