@@ -2,6 +2,7 @@
 //! cluster, drives a workload, checks what it observed, and returns an error describing the
 //! first violation.
 
+pub mod hazard;
 pub mod persist;
 pub mod register;
 pub mod replication;
@@ -25,6 +26,20 @@ pub struct Scenario {
 }
 
 pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "hazard-nopersist",
+        about: "Redis's documented hazard: a master without persistence restarted by a supervisor wipes its replicas; the checker must report the loss",
+        default_seeds: 1000,
+        required_probes: &["hazard.loss_reported"],
+        run: |seed, trace| Box::pin(hazard::run(seed, trace, false)),
+    },
+    Scenario {
+        name: "hazard-persist",
+        about: "the same with RDB persistence on: no acknowledged write is lost",
+        default_seeds: 1000,
+        required_probes: &["persist.loaded"],
+        run: |seed, trace| Box::pin(hazard::run(seed, trace, true)),
+    },
     Scenario {
         name: "replication",
         about: "master with 1-2 replicas (sometimes chained) under the nemesis; replica digests match the master's at every offset, READONLY, WAIT, min-replicas, convergence after heal",
