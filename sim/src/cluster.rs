@@ -116,6 +116,7 @@ impl Cluster {
                     store::observe::Observation::SaveStarted { .. }
                     | store::observe::Observation::Saved { .. }
                     | store::observe::Observation::ReplOffset { .. }
+                    | store::observe::Observation::ReplAcked { .. }
                     | store::observe::Observation::WriteGate { .. } => {}
                 }
                 if s.log.len() == OBSERVATIONS_MAX {

@@ -25,6 +25,7 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("write-not-propagated", "INCR is applied on the master but never sent to replicas"),
     ("replica-offset-off-by-one", "a replica counts one byte too many for every SELECT it applies"),
     ("backlog-off-by-one", "a partial resync sends the backlog starting one byte late"),
+    ("ack-before-apply", "a replica acknowledges stream bytes it has read but not yet applied"),
 ];
 
 #[cfg(madsim)]

@@ -32,6 +32,8 @@ pub enum Observation {
     ReplOffset { replid: String, offset: i64, digest: Digest },
     /// Replica: applied the master's stream up to `offset` under `replid`; dataset digest after.
     ReplApplied { replid: String, offset: i64, digest: Digest },
+    /// Replica: acknowledged `offset` to its master; `digest` is its dataset when it did.
+    ReplAcked { replid: String, offset: i64, digest: Digest },
     /// Master: min-replicas-to-write decided on a write, with the good replicas it counted.
     WriteGate { accepted: bool, good: usize, needed: usize },
 }

@@ -233,7 +233,12 @@ fn check_logs(cluster: &Cluster) -> Result<(), String> {
     for s in &cluster.servers[1..] {
         let o = s.observed.lock().expect("observed");
         for e in o.log.iter() {
-            if let LogEntry::Server(Observation::ReplApplied { replid, offset, digest }) = e {
+            let (LogEntry::Server(Observation::ReplApplied { replid, offset, digest })
+            | LogEntry::Server(Observation::ReplAcked { replid, offset, digest })) = e
+            else {
+                continue;
+            };
+            {
                 if let Some(m) = fed.get(&(replid.clone(), *offset)) {
                     if m != digest {
                         // Context for the report: what the master did just before that offset.

@@ -244,6 +244,26 @@ async fn full_sync(
     Ok(())
 }
 
+/// Sends REPLCONF ACK and reports what was acknowledged (simulation checks the replica's data
+/// at that offset against the master's).
+async fn ack(
+    shared: &Shared,
+    stream: &mut tokio::net::TcpStream,
+    offset: i64,
+    timeout: Duration,
+) -> Result<(), String> {
+    send_ack(stream, offset, timeout).await?;
+    let st = shared.lock();
+    if let Some(obs) = &st.observer {
+        obs.emit(crate::observe::Observation::ReplAcked {
+            replid: st.repl.replid.clone(),
+            offset,
+            digest: st.tracking.digest,
+        });
+    }
+    Ok(())
+}
+
 async fn send_ack(stream: &mut tokio::net::TcpStream, offset: i64, timeout: Duration) -> Result<(), String> {
     let mut out = BytesMut::new();
     let off = offset.to_string();
@@ -271,6 +291,11 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
     let mut next_ack = tokio::time::Instant::now();
     let mut last_read = tokio::time::Instant::now();
     loop {
+        if crate::fault::planted("ack-before-apply") && !buf.is_empty() {
+            // The planted bug: acknowledge what was read before applying it.
+            let off = shared.lock().repl.offset + buf.len() as i64;
+            ack(shared, &mut sock, off, repl_timeout).await?;
+        }
         // Apply every complete command in the buffer.
         loop {
             let before = buf.len();
@@ -285,7 +310,7 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
             let offset = apply(shared, generation, &mut master, args, consumed)?;
             if getack {
                 // Redis acknowledges the offset before GETACK's own bytes.
-                send_ack(&mut sock, offset - consumed, repl_timeout).await?;
+                ack(shared, &mut sock, offset - consumed, repl_timeout).await?;
             }
         }
         if !current(shared, generation) {
@@ -294,7 +319,7 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
         let now = tokio::time::Instant::now();
         if now >= next_ack {
             let off = shared.lock().repl.offset;
-            send_ack(&mut sock, off, repl_timeout).await?;
+            ack(shared, &mut sock, off, repl_timeout).await?;
             next_ack = now + ack_every;
         }
         if now.duration_since(last_read) > repl_timeout {
