@@ -268,6 +268,15 @@ impl Client {
         Ok(())
     }
 
+    /// Whatever is buffered, or the next read if nothing is (each read within the timeout).
+    pub async fn read_available(&mut self) -> io::Result<BytesMut> {
+        if self.buf.is_empty() {
+            let deadline = tokio::time::Instant::now() + self.io_timeout;
+            self.fill(deadline).await?;
+        }
+        Ok(self.buf.split())
+    }
+
     /// The socket and what was read ahead, for a caller that takes over the stream.
     pub fn into_parts(self) -> (TcpStream, BytesMut) {
         (self.stream, self.buf)

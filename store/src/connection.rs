@@ -128,7 +128,8 @@ where
                 // where a publisher writes straight into the subscriber's output buffer. While
                 // the lock is held nobody else can publish, so this client's own PUBLISH (which
                 // writes its message into `out` directly) is ordered exactly too.
-                while let Ok(m) = push_rx.try_recv() {
+                while !session.hold_stream {
+                    let Ok(m) = push_rx.try_recv() else { break };
                     out.extend_from_slice(&m);
                 }
                 let now_ms = shared.env.clock.now_ms();
@@ -225,7 +226,7 @@ where
                     break 'conn;
                 }
             }
-            Some(msg) = push_rx.recv() => {
+            Some(msg) = push_rx.recv(), if !session.hold_stream => {
                 out.extend_from_slice(&msg);
                 // Drain what else is queued so one flush carries it all (bounded by the queue).
                 while let Ok(m) = push_rx.try_recv() {
@@ -318,9 +319,14 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
                 ip,
                 listening_port: session.repl_listening_port,
                 legacy_sync: legacy,
+                capa_eof: session.repl_capa_eof,
             };
-            if crate::replication::master::serve(shared, req, out).await {
-                session.is_replica = true;
+            match crate::replication::master::serve(shared, req, out).await {
+                Some(diskless) => {
+                    session.is_replica = true;
+                    session.hold_stream = diskless;
+                }
+                None => {}
             }
         }
         Deferred::Wait { replicas, offset, timeout_ms } => {

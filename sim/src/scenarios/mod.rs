@@ -48,6 +48,8 @@ pub const ALL: &[Scenario] = &[
             "repl.full_resync",
             "repl.partial_resync",
             "repl.replica_full_sync",
+            "repl.diskless_payload",
+            "repl.replica_diskless_load",
             "repl.replica_continued",
             "repl.link_down",
             "repl.readonly_seen",

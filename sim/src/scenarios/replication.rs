@@ -32,7 +32,14 @@ pub const CONVERGE_BOUND: Duration = Duration::from_secs(60);
 pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut cluster = Cluster::new(trace.clone());
-    let common = "save \"\"\nrepl-timeout 3\nrepl-ping-replica-period 1\nrepl-backlog-size 16kb\n";
+    // Both payload framings: diskless (`$EOF:` mark, Redis 7's default) and disk-style (`$len`).
+    let diskless = if rng.gen_bool(0.5) {
+        "repl-diskless-sync yes\nrepl-diskless-sync-delay 0\n"
+    } else {
+        "repl-diskless-sync no\n"
+    };
+    let common = format!("save \"\"\nrepl-timeout 3\nrepl-ping-replica-period 1\nrepl-backlog-size 16kb\n{diskless}");
+    let common = common.as_str();
     let gate = rng.gen_bool(0.3);
     let master_cfg =
         if gate { format!("{common}min-replicas-to-write 1\nmin-replicas-max-lag 2\n") } else { common.to_string() };

@@ -196,6 +196,11 @@ pub struct Session {
     /// REPLCONF listening-port / ip-address, for INFO and ROLE.
     pub repl_listening_port: u16,
     pub repl_ip: Option<String>,
+    /// REPLCONF capa eof: the replica understands the diskless `$EOF:` payload framing.
+    pub repl_capa_eof: bool,
+    /// A diskless payload was sent: hold the stream until the replica's first ACK (it finds the
+    /// end mark only at the end of a read, so nothing may follow it before it answers).
+    pub hold_stream: bool,
 }
 
 /// Asynchronous work a command hands to its connection, performed after the lock is released;
@@ -240,6 +245,8 @@ impl Session {
             is_master: false,
             repl_listening_port: 0,
             repl_ip: None,
+            repl_capa_eof: false,
+            hold_stream: false,
         }
     }
 

@@ -140,9 +140,15 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
             },
             "ip-address" if val.len() < 256 => ctx.client.repl_ip = Some(String::from_utf8_lossy(val).into_owned()),
             "ip-address" => return ctx.error("ERR REPLCONF ip-address provided by replica instance is too long"),
-            "capa" | "rdb-only" | "rdb-filter-only" => {}
+            "capa" => {
+                if val.eq_ignore_ascii_case(b"eof") {
+                    ctx.client.repl_capa_eof = true;
+                }
+            }
+            "rdb-only" | "rdb-filter-only" => {}
             "ack" => {
                 // A master never answers ACKs, and ignores them from non-replicas.
+                ctx.client.hold_stream = false;
                 if let Some(off) = crate::protocol::parse_i64_strict(val) {
                     let now = ctx.now_ms;
                     if let Some(r) = ctx.st.repl.replicas.get_mut(&ctx.client.id) {

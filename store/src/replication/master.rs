@@ -24,6 +24,8 @@ pub struct SyncRequest {
     pub listening_port: u16,
     /// Old SYNC: no +FULLRESYNC line, always a full payload.
     pub legacy_sync: bool,
+    /// The replica announced `capa eof`.
+    pub capa_eof: bool,
 }
 
 enum Plan {
@@ -32,8 +34,21 @@ enum Plan {
     Refuse(&'static str),
 }
 
-/// Serves the request; writes what must be sent into `out`. Returns false if refused.
-pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -> bool {
+/// Serves the request; writes what must be sent into `out`. Returns None if refused, else
+/// whether the payload used the diskless framing (the stream then waits for the first ACK).
+pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -> Option<bool> {
+    // Diskless sync (repl-diskless-sync, Redis 7's default) waits repl-diskless-sync-delay first,
+    // so that replicas arriving together could share one transfer, and frames the payload with
+    // an end mark instead of a length.
+    let (diskless, delay_s) = {
+        let st = shared.lock();
+        (st.config.get_bool("repl-diskless-sync"), st.config.get_i64("repl-diskless-sync-delay").clamp(0, 3600))
+    };
+    let diskless = diskless && req.capa_eof && !req.legacy_sync;
+    let full_wanted = !shared.lock().repl.can_continue(&req.replid, req.offset) || req.legacy_sync;
+    if diskless && full_wanted && delay_s > 0 {
+        tokio::time::sleep(std::time::Duration::from_secs(delay_s as u64)).await;
+    }
     let now = shared.env.clock.now_ms();
     let plan = {
         let mut st = shared.lock();
@@ -76,7 +91,7 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
     match plan {
         Plan::Refuse(msg) => {
             crate::protocol::Reply::error(out, msg);
-            false
+            None
         }
         Plan::Partial { bytes, replid } => {
             tracing::info!(
@@ -86,7 +101,7 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
             );
             out.put_slice(format!("+CONTINUE {replid}\r\n").as_bytes());
             out.put_slice(&bytes);
-            true
+            Some(false)
         }
         Plan::Full { snapshots, aux, replid, offset } => {
             tracing::info!("Starting full resynchronization with replica {} at offset {offset}", req.ip);
@@ -96,19 +111,28 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
                     tracing::warn!("Encoding the snapshot for a replica failed: {e}");
                     shared.lock().repl.replicas.remove(&req.client_id);
                     crate::protocol::Reply::error(out, "ERR snapshot for replication failed");
-                    return false;
+                    return None;
                 }
             };
             if !req.legacy_sync {
                 out.put_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
             }
-            out.put_slice(format!("${}\r\n", payload.len()).as_bytes());
-            out.put_slice(&payload);
-            if let Some(r) = shared.lock().repl.replicas.get_mut(&req.client_id) {
-                r.state = ReplicaState::Online;
-                r.ack_ms = now;
+            if diskless {
+                let mark = shared.env.rng.hex_id();
+                out.put_slice(format!("$EOF:{mark}\r\n").as_bytes());
+                out.put_slice(&payload);
+                out.put_slice(mark.as_bytes());
+                crate::fault::probe("repl.diskless_payload");
+                // Online once the replica's first ACK arrives (REPLCONF ACK sets it).
+            } else {
+                out.put_slice(format!("${}\r\n", payload.len()).as_bytes());
+                out.put_slice(&payload);
+                if let Some(r) = shared.lock().repl.replicas.get_mut(&req.client_id) {
+                    r.state = ReplicaState::Online;
+                    r.ack_ms = now;
+                }
             }
-            true
+            Some(diskless)
         }
     }
 }

@@ -170,15 +170,17 @@ async fn full_sync(
         if mark.len() != 40 {
             return Err("bad EOF mark".into());
         }
+        // The master sends nothing after the mark until we ACK, so the mark ends a read.
         let mut data = Vec::new();
         loop {
-            let chunk = c.read_exact_bytes(1).await.map_err(|e| e.to_string())?;
+            let chunk = c.read_available().await.map_err(|e| e.to_string())?;
             data.extend_from_slice(&chunk);
             if data.len() > PAYLOAD_BYTES_MAX {
                 return Err("payload too large".into());
             }
-            if data.ends_with(mark.as_bytes()) {
+            if data.len() >= 40 && data.ends_with(mark.as_bytes()) {
                 data.truncate(data.len() - 40);
+                crate::fault::probe("repl.replica_diskless_load");
                 break data;
             }
         }
