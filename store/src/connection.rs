@@ -174,6 +174,22 @@ where
                 }
                 session.deferred.take()
             };
+            if let Some(Deferred::Sync { replid, offset, legacy }) = &deferred {
+                let delay = crate::replication::master::diskless_delay(
+                    &shared,
+                    replid,
+                    *offset,
+                    session.repl_capa_eof,
+                    *legacy,
+                );
+                let end = tokio::time::Instant::now() + delay;
+                while tokio::time::Instant::now() < end {
+                    tokio::time::sleep(Duration::from_secs(1).min(end - tokio::time::Instant::now())).await;
+                    if stream.write_all(b"\n").await.is_err() || stream.flush().await.is_err() {
+                        break;
+                    }
+                }
+            }
             if let Some(d) = deferred {
                 if run_deferred(&shared, d, &mut out, &mut session).await {
                     session.close = true;

@@ -34,6 +34,19 @@ enum Plan {
     Refuse(&'static str),
 }
 
+/// How long the connection must wait, sending a newline keepalive every second, before a
+/// diskless full sync (repl-diskless-sync-delay); zero for partial or disk-style syncs. Real
+/// replicas (and ours) treat those newlines as "still preparing", so a delay longer than their
+/// repl-timeout does not break the handshake.
+pub fn diskless_delay(shared: &Shared, replid: &str, offset: i64, capa_eof: bool, legacy: bool) -> std::time::Duration {
+    let st = shared.lock();
+    let diskless = st.config.get_bool("repl-diskless-sync") && capa_eof && !legacy;
+    if !diskless || st.repl.can_continue(replid, offset) {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_secs(st.config.get_i64("repl-diskless-sync-delay").clamp(0, 3600) as u64)
+}
+
 /// Serves the request; writes what must be sent into `out`. Returns None if refused, else
 /// whether the payload used the diskless framing (the stream then waits for the first ACK).
 pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -> Option<bool> {
@@ -45,10 +58,7 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
         (st.config.get_bool("repl-diskless-sync"), st.config.get_i64("repl-diskless-sync-delay").clamp(0, 3600))
     };
     let diskless = diskless && req.capa_eof && !req.legacy_sync;
-    let full_wanted = !shared.lock().repl.can_continue(&req.replid, req.offset) || req.legacy_sync;
-    if diskless && full_wanted && delay_s > 0 {
-        tokio::time::sleep(std::time::Duration::from_secs(delay_s as u64)).await;
-    }
+    let _ = delay_s; // the delay (with keepalives) is taken by the connection: see `diskless_delay`
     let now = shared.env.clock.now_ms();
     let plan = {
         let mut st = shared.lock();
@@ -105,7 +115,7 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
         }
         Plan::Full { snapshots, aux, replid, offset } => {
             tracing::info!("Starting full resynchronization with replica {} at offset {offset}", req.ip);
-            let payload = match crate::persistence::encode_snapshots(&snapshots, &aux) {
+            let payload = match crate::persistence::encode_off_thread(snapshots, aux).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("Encoding the snapshot for a replica failed: {e}");
