@@ -45,7 +45,10 @@ fn wait_ready(port: u16) {
 
 pub fn start_store(extra: &[&str]) -> Proc {
     let port = free_port();
+    let dir = fresh_dir(port);
     let mut args = vec![
+        "--dir".to_string(),
+        dir,
         "--port".to_string(),
         port.to_string(),
         "--save".into(),
@@ -82,10 +85,22 @@ pub fn require_or_skip(available: bool, what: &str) -> bool {
     false
 }
 
+/// A fresh, empty directory for one server: nothing left by an earlier run (a dump.rdb a
+/// replica saved, say) may leak into this one.
+pub fn fresh_dir(port: u16) -> String {
+    let dir = std::env::temp_dir().join(format!("store-test-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir.display().to_string()
+}
+
 pub fn start_redis() -> Proc {
     let port = free_port();
+    let dir = fresh_dir(port);
     let child = Command::new("redis-server")
         .args([
+            "--dir",
+            &dir,
             "--port",
             &port.to_string(),
             "--save",
