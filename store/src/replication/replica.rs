@@ -60,6 +60,7 @@ struct Target {
     addr: String,
     auth: Option<(Option<String>, String)>,
     my_port: u16,
+    announce_ip: Option<String>,
     replid: String,
     offset: i64,
     repl_timeout: Duration,
@@ -74,8 +75,15 @@ fn target(shared: &Shared) -> Option<Target> {
     Some(Target {
         addr,
         auth: (!pass.is_empty()).then(|| ((!user.is_empty()).then_some(user), pass)),
-        my_port: st.port,
-        replid: st.repl.replid.clone(),
+        // replica-announce-port / -ip let a replica behind NAT tell its master how to reach it.
+        my_port: match st.config.get_i64("replica-announce-port") {
+            p if p > 0 => p as u16,
+            _ => st.port,
+        },
+        announce_ip: st.config.get("replica-announce-ip").filter(|ip| !ip.is_empty()).map(str::to_string),
+        // A node that never held replicated data asks for a full sync (`PSYNC ? -1`); one with
+        // history (a demoted master, a restarted replica) asks to continue from it.
+        replid: if st.repl.offset > 0 { st.repl.replid.clone() } else { NO_REPLID.to_string() },
         offset: st.repl.offset,
         repl_timeout: Duration::from_secs(st.config.get_i64("repl-timeout").max(1) as u64),
     })
@@ -102,6 +110,9 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
         burst.push(a);
     }
     burst.push(vec![b"REPLCONF".to_vec(), b"listening-port".to_vec(), t.my_port.to_string().into_bytes()]);
+    if let Some(ip) = &t.announce_ip {
+        burst.push(vec![b"REPLCONF".to_vec(), b"ip-address".to_vec(), ip.clone().into_bytes()]);
+    }
     burst.push(vec![b"REPLCONF".to_vec(), b"capa".to_vec(), b"eof".to_vec(), b"capa".to_vec(), b"psync2".to_vec()]);
     let replies = c.pipeline(&burst).await.map_err(|e| e.to_string())?;
     if t.auth.is_some() && replies[0].is_error() {
