@@ -39,6 +39,7 @@ where
     let (push_tx, mut push_rx) = mpsc::channel(PUSH_QUEUE_MAX);
     let kill = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(Notify::new());
+    let queued_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let addr = peer.to_string();
     let laddr = local.map(|a| a.to_string()).unwrap_or_default();
     let is_local = peer.ip().is_loopback();
@@ -75,6 +76,7 @@ where
                     push: push_tx,
                     kill: kill.clone(),
                     wake: wake.clone(),
+                    queued_bytes: queued_bytes.clone(),
                 },
             );
             Ok((
@@ -130,6 +132,7 @@ where
                 // writes its message into `out` directly) is ordered exactly too.
                 while !session.hold_stream {
                     let Ok(m) = push_rx.try_recv() else { break };
+                    queued_bytes.fetch_sub(m.len(), Ordering::Relaxed);
                     out.extend_from_slice(&m);
                 }
                 let now_ms = shared.env.clock.now_ms();
@@ -243,9 +246,11 @@ where
                 }
             }
             Some(msg) = push_rx.recv(), if !session.hold_stream => {
+                queued_bytes.fetch_sub(msg.len(), Ordering::Relaxed);
                 out.extend_from_slice(&msg);
                 // Drain what else is queued so one flush carries it all (bounded by the queue).
                 while let Ok(m) = push_rx.try_recv() {
+                    queued_bytes.fetch_sub(m.len(), Ordering::Relaxed);
                     out.extend_from_slice(&m);
                 }
             }

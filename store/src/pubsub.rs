@@ -156,7 +156,8 @@ impl<'a> Frames<'a> {
 }
 
 fn deliver(c: &ClientEntry, frame: Bytes) {
-    if c.push.try_send(frame).is_err() {
+    // Bounded by message count (PUSH_QUEUE_MAX); the pubsub byte limit is not applied yet.
+    if !c.push_bytes(frame, 0) {
         tracing::warn!(
             "Client id={} addr={} scheduled to be closed for overcoming of output buffer limits.",
             c.id,
@@ -194,6 +195,7 @@ mod tests {
             push: tx,
             kill: Arc::new(AtomicBool::new(false)),
             wake: Arc::new(Notify::new()),
+            queued_bytes: Default::default(),
         };
         (c, rx)
     }

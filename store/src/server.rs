@@ -51,9 +51,24 @@ pub struct ClientEntry {
     pub push: PushSender,
     pub kill: Arc<AtomicBool>,
     pub wake: Arc<Notify>,
+    /// Bytes queued in `push` and not yet written to the socket (output buffer accounting).
+    pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ClientEntry {
+    /// Queues bytes for this client; past `limit_bytes` (0: none) or a full queue the client is
+    /// disconnected instead, as Redis does at client-output-buffer-limit. Returns whether queued.
+    pub fn push_bytes(&self, frame: bytes::Bytes, limit_bytes: usize) -> bool {
+        let len = frame.len();
+        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        if (limit_bytes > 0 && queued > limit_bytes) || self.push.try_send(frame).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.request_kill();
+            return false;
+        }
+        true
+    }
+
     /// Asks the client's connection task to close.
     pub fn request_kill(&self) {
         self.kill.store(true, Ordering::Release);

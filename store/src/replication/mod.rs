@@ -87,6 +87,8 @@ pub struct ReplState {
     /// Replica: the database the master's stream last selected. It survives a reconnect, as
     /// Redis's cached master does: after +CONTINUE the master sends no SELECT.
     pub master_db: usize,
+    /// client-output-buffer-limit for replicas (hard limit, bytes; 0 = none), from the config.
+    pub obuf_limit_bytes: usize,
     /// When the master last pinged its replicas (repl-ping-replica-period).
     pub last_ping_ms: i64,
     /// Full syncs and partial resyncs served (INFO stats).
@@ -111,6 +113,7 @@ impl ReplState {
             in_exec: false,
             multi_emitted: false,
             master_db: 0,
+            obuf_limit_bytes: 256 << 20,
             last_ping_ms: 0,
             sync_full: 0,
             sync_partial_ok: 0,
@@ -170,10 +173,9 @@ pub fn feed_raw(repl: &mut ReplState, clients: &BTreeMap<u64, ClientEntry>, byte
     }
     for id in repl.replicas.keys() {
         if let Some(c) = clients.get(id) {
-            if c.push.try_send(bytes.clone()).is_err() {
+            if !c.push_bytes(bytes.clone(), repl.obuf_limit_bytes) {
                 tracing::warn!("Replica {} scheduled to be closed for overcoming of output buffer limits.", c.addr);
                 crate::fault::probe("repl.replica_output_limit");
-                c.request_kill();
             }
         }
     }
@@ -208,6 +210,7 @@ pub fn propagate(st: &mut State, db: usize, commands: &[Vec<Bytes>]) {
 /// replicas can tell a silent master from a dead one), and drop replicas silent for longer
 /// than repl-timeout (they will reconnect and resync).
 pub fn cron(st: &mut State, now_ms: i64) {
+    st.repl.obuf_limit_bytes = replica_obuf_limit(st.config.get("client-output-buffer-limit").unwrap_or(""));
     if st.repl.is_replica() || st.repl.replicas.is_empty() {
         return;
     }
@@ -230,6 +233,17 @@ pub fn cron(st: &mut State, now_ms: i64) {
             }
         }
     }
+}
+
+/// The hard limit for the replica class in a `client-output-buffer-limit` value.
+fn replica_obuf_limit(value: &str) -> usize {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    parts
+        .chunks(4)
+        .find(|c| c.len() == 4 && (c[0] == "slave" || c[0] == "replica"))
+        .and_then(|c| crate::config::parse_memory(c[1]))
+        .map(|b| b as usize)
+        .unwrap_or(256 << 20)
 }
 
 /// Closes a MULTI opened in the stream by an EXEC's writes.
@@ -334,4 +348,35 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
         st.config.get_i64("repl-backlog-size"),
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_output_limit_comes_from_the_config_value() {
+        let default = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+        assert_eq!(replica_obuf_limit(default), 268435456);
+        assert_eq!(replica_obuf_limit("replica 1mb 0 0"), 1 << 20);
+        assert_eq!(replica_obuf_limit(""), 256 << 20);
+    }
+
+    #[test]
+    fn partial_resync_needs_the_id_and_the_bytes() {
+        let mut r = ReplState::new("a".repeat(40));
+        assert!(!r.can_continue(&"a".repeat(40), 1), "no backlog yet");
+        r.ensure_backlog(16 * 1024);
+        r.offset = 10;
+        r.backlog.as_mut().unwrap().append(&[0u8; 10]);
+        assert!(r.can_continue(&"a".repeat(40), 1));
+        assert!(r.can_continue(&"a".repeat(40), 11), "nothing missing is fine");
+        assert!(!r.can_continue(&"a".repeat(40), 12), "the future is not served");
+        assert!(!r.can_continue(&"b".repeat(40), 5), "another history");
+        // After a promotion the old id stays valid up to the switch.
+        r.shift_replid("c".repeat(40));
+        assert!(r.can_continue(&"a".repeat(40), 11));
+        assert!(!r.can_continue(&"a".repeat(40), 12));
+        assert!(r.can_continue(&"c".repeat(40), 5));
+    }
 }

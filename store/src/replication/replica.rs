@@ -422,9 +422,7 @@ fn relay(st: &mut crate::server::State, bytes: Bytes) {
     let crate::server::State { repl, clients, .. } = st;
     for id in repl.replicas.keys() {
         if let Some(c) = clients.get(id) {
-            if c.push.try_send(bytes.clone()).is_err() {
-                c.request_kill();
-            }
+            c.push_bytes(bytes.clone(), repl.obuf_limit_bytes);
         }
     }
 }
