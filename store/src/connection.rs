@@ -145,7 +145,7 @@ where
                         Reply::ok(&mut out);
                         continue;
                     }
-                    last_cmd = Some(String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
+                    last_cmd = Some(args[0].clone());
                     let mut ctx = Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms };
                     execute(&mut ctx, args);
                     if session.close || session.deferred.is_some() {
@@ -165,14 +165,19 @@ where
                 timeout_secs = st.config.hot.timeout_secs;
                 if let Some(entry) = st.clients.get_mut(&session.id) {
                     entry.db = session.db;
-                    entry.name = session.name.clone();
+                    if entry.name != session.name {
+                        entry.name = session.name.clone();
+                    }
                     entry.proto = session.proto;
                     entry.last_active_ms = now_ms;
                     entry.sub = session.channels.len();
                     entry.psub = session.patterns.len();
                     entry.multi = session.multi.as_ref().map(|m| m.queue.len() as i64).unwrap_or(-1);
+                    // One string per batch, not per command: CLIENT LIST only shows the last one.
                     if let Some(c) = last_cmd {
-                        entry.last_cmd = c;
+                        if !entry.last_cmd.as_bytes().eq_ignore_ascii_case(&c) {
+                            entry.last_cmd = String::from_utf8_lossy(&c).to_ascii_lowercase();
+                        }
                     }
                 }
                 session.deferred.take()

@@ -365,7 +365,14 @@ impl Ctx<'_> {
 /// Replaces this command in the replication stream (relative times made absolute, random
 /// choices made explicit), so that replicas and a reloaded stream reach the same data.
 pub fn rewrite_as(ctx: &mut Ctx, commands: Vec<Vec<Bytes>>) {
-    ctx.st.repl.rewrite = Some(commands);
+    if replicating(ctx) {
+        ctx.st.repl.rewrite = Some(commands);
+    }
+}
+
+/// Whether writes are being fed to a replication stream (only then are rewrites worth building).
+pub fn replicating(ctx: &Ctx) -> bool {
+    ctx.st.repl.backlog.is_some() && !ctx.st.repl.is_replica()
 }
 
 /// A stream argument from text.
@@ -553,7 +560,7 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     if observed && ctx.st.dirty != dirty_before {
         observe_write(ctx, spec, args, &before, &expired_now);
     }
-    if ctx.st.dirty != dirty_before && spec.is_write() {
+    if ctx.st.dirty != dirty_before && spec.is_write() && replicating(ctx) {
         let commands = ctx.st.repl.rewrite.take().unwrap_or_else(|| vec![args.to_vec()]);
         let db = ctx.client.db;
         if crate::fault::planted("write-not-propagated") && spec.name == "incr" {
@@ -564,7 +571,7 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     }
     ctx.st.stats.total_commands_processed += 1;
     let planted_skip = spec.name == "incr" && crate::fault::planted("watch-ignores-incr");
-    if ctx.st.dirty != dirty_before && spec.is_write() && !planted_skip {
+    if ctx.st.dirty != dirty_before && spec.is_write() && !planted_skip && !ctx.st.watches.is_empty() {
         let db = ctx.client.db;
         for k in spec.key_args(args) {
             ctx.st.watches.touch(db, k);

@@ -134,22 +134,25 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
         None
     };
     let db = ctx.client.db;
-    let exists = ctx.st.ks.exists(db, key, ctx.now_ms);
+    // Only NX and XX need to know whether the key exists (a lookup saved on every plain SET).
+    let exists = (nx || xx) && ctx.st.ks.exists(db, key, ctx.now_ms);
     if (nx && exists) || (xx && !exists) {
         return if get_old { reply_opt(ctx, old) } else { ctx.null() };
     }
     store(ctx, key, &args[2], expiry == Expiry::KeepTtl);
-    // The stream carries the effect: SET with an absolute deadline (or KEEPTTL), no NX/XX/GET.
-    let mut effect = vec![arg("SET"), key.clone(), args[2].clone()];
-    match expiry {
-        Expiry::At(at) => {
-            ctx.st.ks.dbs[db].set_expire(key, at);
-            effect.extend([arg("PXAT"), arg(at.to_string())]);
-        }
-        Expiry::KeepTtl => effect.push(arg("KEEPTTL")),
-        _ => {}
+    if let Expiry::At(at) = expiry {
+        ctx.st.ks.dbs[db].set_expire(key, at);
     }
-    rewrite_as(ctx, vec![effect]);
+    // The stream carries the effect: SET with an absolute deadline (or KEEPTTL), no NX/XX/GET.
+    if replicating(ctx) && args.len() > 3 {
+        let mut effect = vec![arg("SET"), key.clone(), args[2].clone()];
+        match expiry {
+            Expiry::At(at) => effect.extend([arg("PXAT"), arg(at.to_string())]),
+            Expiry::KeepTtl => effect.push(arg("KEEPTTL")),
+            _ => {}
+        }
+        rewrite_as(ctx, vec![effect]);
+    }
     ctx.dirty(1);
     if get_old {
         reply_opt(ctx, old)
@@ -309,25 +312,67 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) {
     }
 }
 
+/// INCR family. The common case (the key holds a number) updates the value in place: one
+/// lookup, no key copy, no allocation for the (inline) number text.
 fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) {
-    let Ok(cur) = read_str(ctx, key) else { return };
-    let base = match cur {
-        None => 0,
-        Some(s) => match parse_i64_strict(&s) {
-            Some(v) => v,
-            None => return ctx.error(NOT_INTEGER),
-        },
+    let db = ctx.client.db;
+    let planted = crate::fault::planted("incr-off-by-one");
+    let outcome = match ctx.st.ks.lookup_mut(db, key, ctx.now_ms) {
+        None => None,
+        Some(Value::Str(s)) => Some(match parse_i64_strict(s) {
+            None => Err(NOT_INTEGER),
+            Some(base) => match base.checked_add(delta) {
+                None => Err(OVERFLOW),
+                Some(mut next) => {
+                    if next % 7 == 0 && planted {
+                        next += 1;
+                    }
+                    *s = itoa(next);
+                    Ok(next)
+                }
+            },
+        }),
+        Some(_) => Some(Err(WRONGTYPE)),
     };
-    let Some(mut next) = base.checked_add(delta) else {
-        return ctx.error(OVERFLOW);
+    let next = match outcome {
+        Some(Ok(next)) => {
+            ctx.st.stats.keyspace_hits += 1;
+            next
+        }
+        Some(Err(e)) => return ctx.error(e),
+        None => {
+            // A missing key starts from 0.
+            ctx.st.stats.keyspace_misses += 1;
+            let mut next = delta;
+            if next % 7 == 0 && planted {
+                next += 1;
+            }
+            store(ctx, key, itoa(next).as_bytes(), true);
+            next
+        }
     };
-    if next % 7 == 0 && crate::fault::planted("incr-off-by-one") {
-        next += 1;
-    }
-    let text = next.to_string();
-    store(ctx, key, text.as_bytes(), true);
     ctx.dirty(1);
     ctx.int(next)
+}
+
+/// Decimal text of an integer on the stack.
+fn itoa(v: i64) -> Sds {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut u = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    Sds::new(&buf[i..])
 }
 
 fn incr(ctx: &mut Ctx, args: &[Bytes]) {

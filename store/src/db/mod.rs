@@ -140,7 +140,7 @@ impl Db {
     pub fn insert(&mut self, key: Sds, value: Value, keep_ttl: bool) {
         let i = self.shard_of(&key);
         let shard = Arc::make_mut(&mut self.shards[i]);
-        if !keep_ttl && shard.expires.remove(&key[..]).is_some() {
+        if !keep_ttl && !shard.expires.is_empty() && shard.expires.remove(&key[..]).is_some() {
             self.expires_len -= 1;
         }
         if shard.map.insert(key, value).is_none() {
