@@ -197,6 +197,7 @@ impl Server {
                     state.repl.second_offset = off + 1;
                 }
                 state.repl.offset = off;
+                state.repl.has_history = true;
             }
         }
         Ok(Server {

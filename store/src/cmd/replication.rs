@@ -59,6 +59,8 @@ pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i6
     st.repl.link.generation += 1;
     st.repl.link.up = false;
     st.repl.link.down_since_ms = now_ms;
+    // Our own data is a point of our own history: the new master may know it (PSYNC2).
+    st.repl.has_history = true;
     // Replicas never expire keys on their own: the master's DELs do it.
     st.ks.policy = crate::db::ExpirePolicy::HideOnly;
     disconnect_replicas(st);

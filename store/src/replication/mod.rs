@@ -74,6 +74,11 @@ pub struct ReplState {
     pub second_offset: i64,
     /// Master: bytes ever fed into the stream. Replica: bytes of the master's stream applied.
     pub offset: i64,
+    /// Whether this node's dataset is a known point (`replid`, `offset`) of some history: set
+    /// by a full sync, a partial resync, an RDB that carried a replication id, and by a master
+    /// turning replica (Redis's cached master). Offset 0 can be such a point (a replica that
+    /// synced before the first write), so the offset alone cannot tell.
+    pub has_history: bool,
     pub backlog: Option<Backlog>,
     pub replicas: BTreeMap<u64, ReplicaInfo>,
     /// The database the stream last SELECTed (None: the next write emits a SELECT).
@@ -105,6 +110,7 @@ impl ReplState {
             replid2: NO_REPLID.into(),
             second_offset: -1,
             offset: 0,
+            has_history: false,
             backlog: None,
             replicas: BTreeMap::new(),
             seldb: None,

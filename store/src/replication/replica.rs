@@ -83,7 +83,7 @@ fn target(shared: &Shared) -> Option<Target> {
         announce_ip: st.config.get("replica-announce-ip").filter(|ip| !ip.is_empty()).map(str::to_string),
         // A node that never held replicated data asks for a full sync (`PSYNC ? -1`); one with
         // history (a demoted master, a restarted replica) asks to continue from it.
-        replid: if st.repl.offset > 0 { st.repl.replid.clone() } else { NO_REPLID.to_string() },
+        replid: if st.repl.has_history { st.repl.replid.clone() } else { NO_REPLID.to_string() },
         offset: st.repl.offset,
         repl_timeout: Duration::from_secs(st.config.get_i64("repl-timeout").max(1) as u64),
     })
@@ -144,6 +144,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
             st.repl.replid2 = old;
             st.repl.second_offset = st.repl.offset + 1;
         }
+        st.repl.has_history = true;
         let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
         st.repl.ensure_backlog(size);
         st.repl.link.up = true;
@@ -232,6 +233,7 @@ async fn full_sync(
     st.repl.replid2 = NO_REPLID.into();
     st.repl.second_offset = -1;
     st.repl.offset = offset;
+    st.repl.has_history = true;
     let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
     st.repl.backlog = Some(Backlog::new(size.max(16 * 1024), offset + 1));
     st.repl.link.up = true;
