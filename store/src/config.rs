@@ -376,6 +376,9 @@ pub struct Hot {
     pub hz: u64,
     pub maxclients: usize,
     pub loglevel: String,
+    /// Read on every write (the -NOREPLICAS gate), so kept parsed.
+    pub min_replicas_to_write: i64,
+    pub min_replicas_max_lag: i64,
 }
 
 /// A problem with a directive: where and why.
@@ -688,6 +691,8 @@ impl Config {
             hz: num("hz").clamp(1, 500) as u64,
             maxclients: num("maxclients") as usize,
             loglevel: g("loglevel"),
+            min_replicas_to_write: num("min-replicas-to-write"),
+            min_replicas_max_lag: num("min-replicas-max-lag"),
         };
     }
 

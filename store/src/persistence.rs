@@ -147,7 +147,10 @@ pub fn encode_snapshots(snapshots: &[DbSnapshot], aux: &AuxFields) -> io::Result
 pub async fn encode_off_thread(snapshots: Vec<DbSnapshot>, aux: AuxFields) -> io::Result<Vec<u8>> {
     #[cfg(not(madsim))]
     {
-        tokio::task::spawn_blocking(move || encode_snapshots(&snapshots, &aux))
+        tokio::task::spawn_blocking(move || {
+            lower_thread_priority();
+            encode_snapshots(&snapshots, &aux)
+        })
             .await
             .map_err(|e| io::Error::other(format!("encoder task failed: {e}")))?
     }
@@ -156,6 +159,27 @@ pub async fn encode_off_thread(snapshots: Vec<DbSnapshot>, aux: AuxFields) -> io
         encode_snapshots(&snapshots, &aux)
     }
 }
+
+/// The encoder is background work: when it competes for a core with the thread that serves
+/// clients, the serving thread should mostly win, or a BGSAVE shows up as client latency
+/// (Redis's forked child competes the same way; `bgsave_cpulist` is its knob). A nice value,
+/// not SCHED_IDLE: an idle-class thread can starve forever on a busy machine, and a full sync
+/// waiting on it would never finish. Linux nice values are per thread, so this lowers only the
+/// blocking-pool thread that runs it, which stays niced afterwards (raising it back needs
+/// privileges; the pool only ever runs background file work). A failure is harmless.
+#[cfg(not(madsim))]
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+    }
+}
+
+/// The nice value of the snapshot encoder (0 is normal, 19 the lowest priority).
+#[cfg(not(madsim))]
+const BACKGROUND_NICE: libc::c_int = 10;
 
 /// Step 2, without the lock: encode (off the serving threads) and write durably in bounded
 /// chunks: temporary file, fsync, rename, directory fsync. Returns the file size. The image is

@@ -513,8 +513,8 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
 /// min-replicas-to-write / min-replicas-max-lag, judged by the master's own view of its
 /// replicas; the decision and the view it was made on are reported to the observer.
 fn gate_writes(ctx: &Ctx) -> bool {
-    let min = ctx.st.config.get_i64("min-replicas-to-write");
-    let max_lag = ctx.st.config.get_i64("min-replicas-max-lag");
+    let min = ctx.st.config.hot.min_replicas_to_write;
+    let max_lag = ctx.st.config.hot.min_replicas_max_lag;
     if min <= 0 || max_lag <= 0 {
         return true;
     }
