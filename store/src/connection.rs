@@ -101,14 +101,14 @@ where
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = RequestParser::new();
-    let mut batch: VecDeque<Request> = VecDeque::new();
+    let mut batch: VecDeque<(Request, Option<bytes::Bytes>)> = VecDeque::new();
     let mut bytes_in: u64 = 0;
 
     'conn: loop {
         let mut protocol_error = None;
         while batch.len() < BATCH_MAX {
             match parser.next(&mut inbuf, &limits) {
-                Ok(Some(r)) => batch.push_back(r),
+                Ok(Some(r)) => batch.push_back((r, parser.take_frame())),
                 Ok(None) => break,
                 Err(e) => {
                     protocol_error = Some(e);
@@ -137,7 +137,7 @@ where
                 }
                 let now_ms = shared.env.clock.now_ms();
                 let mut last_cmd = None;
-                while let Some(req) = batch.pop_front() {
+                while let Some((req, frame)) = batch.pop_front() {
                     let Request::Command(args) = req else {
                         continue;
                     };
@@ -146,7 +146,8 @@ where
                         continue;
                     }
                     last_cmd = Some(args[0].clone());
-                    let mut ctx = Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms };
+                    let mut ctx =
+                        Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms, frame };
                     execute(&mut ctx, args);
                     if session.close || session.deferred.is_some() {
                         break;

@@ -151,8 +151,8 @@ pub async fn encode_off_thread(snapshots: Vec<DbSnapshot>, aux: AuxFields) -> io
             lower_thread_priority();
             encode_snapshots(&snapshots, &aux)
         })
-            .await
-            .map_err(|e| io::Error::other(format!("encoder task failed: {e}")))?
+        .await
+        .map_err(|e| io::Error::other(format!("encoder task failed: {e}")))?
     }
     #[cfg(madsim)]
     {

@@ -68,6 +68,12 @@ pub struct RequestParser {
     pos: usize,
     /// Argument ranges of the current multibulk request.
     args: Vec<(usize, usize)>,
+    /// Whether every line of the current request ended in exactly `\r\n` (Redis only looks
+    /// for the `\r` and skips the byte after it, so a request may parse without being canonical).
+    canonical: bool,
+    /// The bytes of the last multibulk request, when canonical: byte for byte what encoding its
+    /// arguments would give, so the replication stream can carry it without re-encoding.
+    frame: Option<Bytes>,
 }
 
 impl RequestParser {
@@ -81,6 +87,7 @@ impl RequestParser {
         loop {
             match self.stage {
                 Stage::Start => {
+                    self.frame = None;
                     debug_assert_eq!(self.pos, 0);
                     debug_assert!(self.args.is_empty());
                     let Some(&first) = buf.first() else {
@@ -99,6 +106,7 @@ impl RequestParser {
                         let _ = buf.split_to(next);
                         return Ok(Some(Request::Empty));
                     }
+                    self.canonical = buf[next - 1] == b'\n';
                     self.pos = next;
                     // Reserve for the ranges, but never more than a small bound: a client that
                     // claims a million arguments must send them before we pay for them.
@@ -108,6 +116,7 @@ impl RequestParser {
                 Stage::Multibulk { remaining: 0 } => {
                     let frozen = buf.split_to(self.pos).freeze();
                     let args = self.args.drain(..).map(|(s, e)| frozen.slice(s..e)).collect();
+                    self.frame = self.canonical.then_some(frozen);
                     self.pos = 0;
                     self.stage = Stage::Start;
                     return Ok(Some(Request::Command(args)));
@@ -130,12 +139,19 @@ impl RequestParser {
                     if buf.len() < data_end + 2 {
                         return Ok(None);
                     }
+                    self.canonical &= buf[data_start - 1] == b'\n' && &buf[data_end..data_end + 2] == b"\r\n";
                     self.args.push((data_start, data_end));
                     self.pos = data_end + 2;
                     self.stage = Stage::Multibulk { remaining: remaining - 1 };
                 }
             }
         }
+    }
+
+    /// The exact bytes of the request `next` just returned, if it was a canonical multibulk
+    /// (None for inline requests and for multibulks with stray line endings). Taken once.
+    pub fn take_frame(&mut self) -> Option<Bytes> {
+        self.frame.take()
     }
 
     /// Bytes still needed to complete the bulk being read, when known (for read sizing).
@@ -163,10 +179,9 @@ fn read_line_int(buf: &[u8], start: usize, too_big: &'static str) -> Result<Opti
     if window.len() < nl + 2 {
         return Ok(None);
     }
-    let value = parse_i64_strict(&window[..nl]).ok_or(if too_big.contains("mbulk") {
-        ProtocolError("invalid multibulk length".into())
-    } else {
-        ProtocolError("invalid bulk length".into())
+    // The error is built only on failure: this runs for every argument of every request.
+    let value = parse_i64_strict(&window[..nl]).ok_or_else(|| {
+        ProtocolError(if too_big.contains("mbulk") { "invalid multibulk length" } else { "invalid bulk length" }.into())
     })?;
     Ok(Some((value, start + nl + 2)))
 }
@@ -212,7 +227,7 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
     if line.last() == Some(&b'\r') {
         line = &line[..line.len() - 1];
     }
-    let args = split_args(line).ok_or(ProtocolError("unbalanced quotes in request".into()))?;
+    let args = split_args(line).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
     if args.is_empty() {
         return Ok(Some(Request::Empty));
     }
@@ -733,6 +748,42 @@ mod tests {
             };
             let want = Request::Command(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
             proptest::prop_assert_eq!(got, want);
+            // A canonical request's frame is exactly its encoding (the stream relies on it).
+            let frame = p.take_frame();
+            proptest::prop_assert_eq!(frame.as_deref(), Some(&enc[..]));
+        }
+
+        // Whatever the input, a frame handed out is the canonical encoding of the arguments
+        // parsed with it: pairs the parser's canonical check with encode_command.
+        #[test]
+        fn frames_are_canonical(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), mutate in proptest::prelude::any::<bool>()) {
+            let mut bytes = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n".to_vec();
+            if mutate {
+                bytes.extend_from_slice(&input);
+            } else {
+                bytes = input.clone();
+            }
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::from(&bytes[..]);
+            while let Ok(Some(r)) = p.next(&mut buf, &Limits::default()) {
+                if let (Request::Command(args), Some(frame)) = (&r, p.take_frame()) {
+                    let mut enc = BytesMut::new();
+                    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                    encode_command(&mut enc, &refs);
+                    proptest::prop_assert_eq!(&frame[..], &enc[..]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stray_line_endings_give_no_frame() {
+        for input in [&b"*1\r\n$4\r\nPINGxy"[..], b"*1\rx$4\r\nPING\r\n", b"*1\r\n$4\rxPING\r\n", b"PING\r\n"] {
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::from(input);
+            let r = p.next(&mut buf, &Limits::default()).unwrap().unwrap();
+            assert_eq!(r, Request::Command(vec![Bytes::from_static(b"PING")]), "{input:?}");
+            assert!(p.take_frame().is_none(), "{input:?}");
         }
     }
 }

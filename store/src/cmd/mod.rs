@@ -263,6 +263,10 @@ pub struct Ctx<'a> {
     pub env: &'a Env,
     /// Wall-clock time for this batch (expiry decisions use one time per command, like Redis).
     pub now_ms: i64,
+    /// The request's exact bytes when canonical (see `RequestParser::take_frame`): a write
+    /// propagated unchanged goes into the stream as these bytes, without re-encoding. Taken by
+    /// the first `call`, so the commands an EXEC runs never see EXEC's frame.
+    pub frame: Option<Bytes>,
 }
 
 // Redis's shared error texts.
@@ -547,6 +551,7 @@ pub fn over_maxmemory(st: &State) -> bool {
 /// Runs a command and does what every write needs: invalidate WATCHes on its keys, count it,
 /// and report it to the observer (simulation).
 pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
+    let frame = ctx.frame.take();
     let dirty_before = ctx.st.dirty;
     let observed = ctx.st.observer.is_some() && spec.is_write();
     let before = if observed { key_digests(ctx, spec, args) } else { Vec::new() };
@@ -561,12 +566,16 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
         observe_write(ctx, spec, args, &before, &expired_now);
     }
     if ctx.st.dirty != dirty_before && spec.is_write() && replicating(ctx) {
-        let commands = ctx.st.repl.rewrite.take().unwrap_or_else(|| vec![args.to_vec()]);
         let db = ctx.client.db;
         if crate::fault::planted("write-not-propagated") && spec.name == "incr" {
             // The planted bug: this write never reaches the replicas.
-        } else {
+        } else if let Some(commands) = ctx.st.repl.rewrite.take() {
             crate::replication::propagate(ctx.st, db, &commands);
+        } else if let Some(frame) = frame {
+            debug_assert_eq!(frame, encode_args(args));
+            crate::replication::propagate_frame(ctx.st, db, frame);
+        } else {
+            crate::replication::propagate(ctx.st, db, &[args.to_vec()]);
         }
     }
     ctx.st.stats.total_commands_processed += 1;
@@ -578,6 +587,14 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
         }
     }
     propagate_expired(ctx.st, true);
+}
+
+/// The canonical encoding of a command (checks a frame against its arguments in debug builds).
+fn encode_args(args: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    crate::protocol::encode_command(&mut out, &refs);
+    out.freeze()
 }
 
 fn key_digests(ctx: &Ctx, spec: &CommandSpec, args: &[Bytes]) -> Vec<crate::db::digest::Digest> {

@@ -193,15 +193,7 @@ pub fn propagate(st: &mut State, db: usize, commands: &[Vec<Bytes>]) {
         return;
     }
     let mut out = BytesMut::new();
-    if st.repl.in_exec && !st.repl.multi_emitted {
-        encode_command(&mut out, &[b"MULTI"]);
-        st.repl.multi_emitted = true;
-    }
-    if st.repl.seldb != Some(db) {
-        let n = db.to_string();
-        encode_command(&mut out, &[b"SELECT", n.as_bytes()]);
-        st.repl.seldb = Some(db);
-    }
+    stream_prefix(st, db, &mut out);
     for c in commands {
         let refs: Vec<&[u8]> = c.iter().map(|a| &a[..]).collect();
         encode_command(&mut out, &refs);
@@ -210,6 +202,39 @@ pub fn propagate(st: &mut State, db: usize, commands: &[Vec<Bytes>]) {
     let State { repl, clients, .. } = st;
     feed_raw(repl, clients, bytes);
     observe_fed(st);
+}
+
+/// Feeds one write given as its exact canonical request bytes (the common case: a command
+/// propagated unchanged). Without a prefix to add, the bytes go out without being copied.
+pub fn propagate_frame(st: &mut State, db: usize, frame: Bytes) {
+    if st.repl.is_replica() || st.repl.backlog.is_none() {
+        return;
+    }
+    let mut prefix = BytesMut::new();
+    stream_prefix(st, db, &mut prefix);
+    let bytes = if prefix.is_empty() {
+        frame
+    } else {
+        prefix.extend_from_slice(&frame);
+        prefix.freeze()
+    };
+    let State { repl, clients, .. } = st;
+    feed_raw(repl, clients, bytes);
+    observe_fed(st);
+}
+
+/// What must precede a write in the stream: MULTI for the first write of an EXEC, and a
+/// SELECT when the stream is in another database.
+fn stream_prefix(st: &mut State, db: usize, out: &mut BytesMut) {
+    if st.repl.in_exec && !st.repl.multi_emitted {
+        encode_command(out, &[b"MULTI"]);
+        st.repl.multi_emitted = true;
+    }
+    if st.repl.seldb != Some(db) {
+        let n = db.to_string();
+        encode_command(out, &[b"SELECT", n.as_bytes()]);
+        st.repl.seldb = Some(db);
+    }
 }
 
 /// Master heartbeat, from the cron: PING into the stream every repl-ping-replica-period (so

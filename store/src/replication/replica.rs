@@ -317,12 +317,13 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
             let req = parser.next(&mut buf, &limits).map_err(|e| format!("Protocol error from master: {}", e.0))?;
             let Some(req) = req else { break };
             let consumed = (before - buf.len()) as i64;
+            let frame = parser.take_frame();
             let Request::Command(args) = req else {
                 continue;
             };
             let getack =
                 args.len() >= 2 && args[0].eq_ignore_ascii_case(b"replconf") && args[1].eq_ignore_ascii_case(b"getack");
-            let offset = apply(shared, generation, &mut master, args, consumed)?;
+            let offset = apply(shared, generation, &mut master, args, frame, consumed)?;
             if getack {
                 // Redis acknowledges the offset before GETACK's own bytes.
                 ack(shared, &mut sock, offset - consumed, repl_timeout).await?;
@@ -363,11 +364,17 @@ fn apply(
     generation: u64,
     master: &mut Session,
     args: Vec<Bytes>,
+    frame: Option<Bytes>,
     consumed: i64,
 ) -> Result<i64, String> {
-    let mut raw = BytesMut::new();
-    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    encode_command(&mut raw, &refs);
+    // The master's exact bytes when the parser vouches they are canonical; otherwise our
+    // encoding, which the length check below compares with what was consumed.
+    let raw = frame.unwrap_or_else(|| {
+        let mut raw = BytesMut::new();
+        let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        encode_command(&mut raw, &refs);
+        raw.freeze()
+    });
     let mut st = shared.lock();
     if st.repl.link.generation != generation {
         return Err("replication target changed".into());
@@ -379,7 +386,7 @@ fn apply(
     let now_ms = MASTER_CLIENT_NOW_MS;
     let mut out = BytesMut::new();
     {
-        let mut ctx = Ctx { st: &mut st, client: master, out: &mut out, env: &shared.env, now_ms };
+        let mut ctx = Ctx { st: &mut st, client: master, out: &mut out, env: &shared.env, now_ms, frame: None };
         execute(&mut ctx, args);
     }
     // Replies to the master are never sent; deferred work does not apply to it.
@@ -393,7 +400,7 @@ fn apply(
     // send canonical RESP, so our re-encoding is byte-identical; if it is not, our replicas are
     // dropped (they resync) rather than given a stream whose offsets differ.
     if raw.len() as i64 == consumed {
-        relay(&mut st, raw.freeze());
+        relay(&mut st, raw);
     } else {
         crate::fault::probe("repl.noncanonical_stream");
         for id in std::mem::take(&mut st.repl.replicas).keys() {
