@@ -268,6 +268,17 @@ impl Client {
         Ok(())
     }
 
+    /// Up to `max` bytes: what is buffered, or the next read if nothing is (within the timeout).
+    /// Never more than `max`, so bytes past a payload stay buffered for whoever reads next.
+    pub async fn read_up_to(&mut self, max: usize) -> io::Result<BytesMut> {
+        if self.buf.is_empty() {
+            let deadline = tokio::time::Instant::now() + self.io_timeout;
+            self.fill(deadline).await?;
+        }
+        let take = max.min(self.buf.len());
+        Ok(self.buf.split_to(take))
+    }
+
     /// Whatever is buffered, or the next read if nothing is (each read within the timeout).
     pub async fn read_available(&mut self) -> io::Result<BytesMut> {
         if self.buf.is_empty() {

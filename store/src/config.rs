@@ -379,6 +379,8 @@ pub struct Hot {
     /// Read on every write (the -NOREPLICAS gate), so kept parsed.
     pub min_replicas_to_write: i64,
     pub min_replicas_max_lag: i64,
+    /// client-output-buffer-limit's pubsub class, checked on every message delivered.
+    pub pubsub_output_limit: crate::server::OutputLimit,
 }
 
 /// A problem with a directive: where and why.
@@ -576,21 +578,52 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
             if joined.is_empty() || joined.len() % 4 != 0 {
                 return Err("Wrong number of arguments in buffer limit configuration.".into());
             }
+            let mut groups = Vec::new();
             for chunk in joined.chunks(4) {
-                let class = chunk[0].to_ascii_lowercase();
-                if !["normal", "slave", "replica", "pubsub"].contains(&class.as_str()) {
-                    return Err("Invalid client class specified in buffer limit configuration.".into());
-                }
-                if parse_memory(chunk[1]).is_none()
-                    || parse_memory(chunk[2]).is_none()
-                    || chunk[3].parse::<u64>().is_err()
-                {
+                // Stored as Redis shows it: the class's old name, bytes, seconds.
+                let class = match chunk[0].to_ascii_lowercase().as_str() {
+                    "normal" => "normal",
+                    "slave" | "replica" => "slave",
+                    "pubsub" => "pubsub",
+                    _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+                };
+                let (Some(hard), Some(soft), Ok(secs)) =
+                    (parse_memory(chunk[1]), parse_memory(chunk[2]), chunk[3].parse::<u64>())
+                else {
                     return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into());
-                }
+                };
+                groups.push(format!("{class} {hard} {soft} {secs}"));
             }
-            Ok(joined.join(" "))
+            Ok(groups.join(" "))
         }
     }
+}
+
+/// Applies normalised client-output-buffer-limit groups over the current value: each class
+/// named takes its new limits, the others keep theirs; always listed normal, slave, pubsub.
+fn merge_output_limits(current: &str, update: &str) -> String {
+    let mut classes: Vec<(String, String)> = ["normal", "slave", "pubsub"]
+        .iter()
+        .map(|c| (c.to_string(), default_of("client-output-buffer-limit").to_string()))
+        .map(|(c, d)| {
+            let limits = group_of(&d, &c).unwrap_or_else(|| "0 0 0".into());
+            (c, limits)
+        })
+        .collect();
+    for source in [current, update] {
+        for (class, limits) in classes.iter_mut() {
+            if let Some(l) = group_of(source, class) {
+                *limits = l;
+            }
+        }
+    }
+    classes.iter().map(|(c, l)| format!("{c} {l}")).collect::<Vec<_>>().join(" ")
+}
+
+/// The last `hard soft secs` given for `class` in a normalised value.
+fn group_of(value: &str, class: &str) -> Option<String> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    parts.chunks(4).filter(|g| g.len() == 4 && g[0] == class).last().map(|g| g[1..].join(" "))
 }
 
 /// Glob match used by CONFIG GET (and KEYS elsewhere); re-exported from `glob`.
@@ -627,7 +660,6 @@ impl Config {
     pub fn apply_text(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
         // `save` lines accumulate within one source; the first one replaces the default.
         let mut saw_save = false;
-        let mut saw_cobl = false;
         for (i, raw) in text.lines().enumerate() {
             let err =
                 |reason: String| ConfigError { file: file.to_string(), line_no: i + 1, line: raw.to_string(), reason };
@@ -660,16 +692,15 @@ impl Config {
                     let merged = if prev.is_empty() { normalised } else { format!("{prev} {normalised}") };
                     self.values.insert(canon, merged);
                 }
-                "client-output-buffer-limit" if saw_cobl => {
+                "client-output-buffer-limit" => {
                     let prev = self.values.get(canon).cloned().unwrap_or_default();
-                    self.values.insert(canon, format!("{prev} {normalised}"));
+                    self.values.insert(canon, merge_output_limits(&prev, &normalised));
                 }
                 _ => {
                     self.values.insert(canon, normalised);
                 }
             }
             saw_save |= canon == "save";
-            saw_cobl |= canon == "client-output-buffer-limit";
         }
         self.refresh_hot();
         Ok(())
@@ -693,6 +724,11 @@ impl Config {
             loglevel: g("loglevel"),
             min_replicas_to_write: num("min-replicas-to-write"),
             min_replicas_max_lag: num("min-replicas-max-lag"),
+            pubsub_output_limit: crate::server::OutputLimit::parse(
+                &g("client-output-buffer-limit"),
+                "pubsub",
+                crate::pubsub::PUBSUB_OUTPUT_LIMIT_DEFAULT,
+            ),
         };
     }
 
@@ -747,7 +783,11 @@ impl Config {
             }
             _ => vec![value.to_string()],
         };
-        let normalised = normalise(canon, &args).map_err(|e| SetError::Invalid(canon, e))?;
+        let mut normalised = normalise(canon, &args).map_err(|e| SetError::Invalid(canon, e))?;
+        if canon == "client-output-buffer-limit" {
+            // Only the classes named change, as in Redis.
+            normalised = merge_output_limits(self.values.get(canon).map_or("", |v| v.as_str()), &normalised);
+        }
         self.values.insert(canon, normalised);
         self.refresh_hot();
         Ok(())
@@ -889,6 +929,32 @@ mod tests {
         assert_eq!(c.get("min-replicas-to-write"), Some("1"));
         assert_eq!(c.hot.maxmemory, 100 << 20);
         assert_eq!(c.renames, vec![("flushall".to_string(), String::new())]);
+    }
+
+    #[test]
+    fn output_limits_change_only_the_classes_named() {
+        let default = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+        let c = Config::parse("client-output-buffer-limit pubsub 1mb 512kb 10\n", "r.conf").unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit"),
+            Some("normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 524288 10")
+        );
+        let mut c = Config::new();
+        assert_eq!(c.get("client-output-buffer-limit"), Some(default));
+        c.set("client-output-buffer-limit", "replica 1gb 0 0 NORMAL 1 2 3").unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit"),
+            Some("normal 1 2 3 slave 1073741824 0 0 pubsub 33554432 8388608 60")
+        );
+        assert_eq!(c.hot.pubsub_output_limit.hard_bytes, 32 << 20);
+        c.set("client-output-buffer-limit", "pubsub 1mb 0 0").unwrap();
+        assert_eq!(
+            c.hot.pubsub_output_limit,
+            crate::server::OutputLimit { hard_bytes: 1 << 20, soft_bytes: 0, soft_ms: 0 }
+        );
+        assert!(c.set("client-output-buffer-limit", "pubsub 1mb 0").is_err());
+        assert!(c.set("client-output-buffer-limit", "other 1 1 1").is_err());
+        assert_eq!(c.hot.pubsub_output_limit.hard_bytes, 1 << 20, "a rejected value changes nothing");
     }
 
     #[test]

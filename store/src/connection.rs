@@ -77,6 +77,7 @@ where
                     kill: kill.clone(),
                     wake: wake.clone(),
                     queued_bytes: queued_bytes.clone(),
+                    soft_limit_since_ms: Default::default(),
                 },
             );
             Ok((
@@ -136,6 +137,7 @@ where
                     out.extend_from_slice(&m);
                 }
                 let now_ms = shared.env.clock.now_ms();
+                st.now_ms = now_ms;
                 let mut last_cmd = None;
                 while let Some((req, frame)) = batch.pop_front() {
                     let Request::Command(args) = req else {
@@ -216,7 +218,7 @@ where
             if crate::fault::buggify("buggify.conn.delay_flush") {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+            if !write_unless_killed(&mut stream, &out, &wake, &kill).await {
                 break 'conn;
             }
             out.clear();
@@ -279,6 +281,34 @@ where
     st.clients.remove(&id);
     if st.repl.replicas.remove(&id).is_some() {
         tracing::info!("Connection with replica {} lost.", session.addr);
+    }
+}
+
+/// Writes and flushes `out`; false if the write failed or the client was killed meanwhile. A
+/// client that stops reading blocks the write forever (and under madsim a partition stalls it
+/// without an error), so a kill (CLIENT KILL, an output buffer limit) must be able to end it.
+async fn write_unless_killed<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &[u8],
+    wake: &Notify,
+    kill: &AtomicBool,
+) -> bool {
+    let write = async {
+        stream.write_all(out).await?;
+        stream.flush().await
+    };
+    let killed = async {
+        while !kill.load(Ordering::Acquire) {
+            wake.notified().await;
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = killed => {
+            crate::fault::probe("conn.killed_while_writing");
+            false
+        }
+        r = write => r.is_ok(),
     }
 }
 

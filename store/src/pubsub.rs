@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::glob::glob_match;
 use crate::protocol::{Proto, Reply};
-use crate::server::ClientEntry;
+use crate::server::{ClientEntry, OutputLimit};
 
 #[derive(Default)]
 pub struct PubSub {
@@ -65,6 +65,8 @@ impl PubSub {
         channel: &[u8],
         message: &[u8],
         publisher: Publisher<'_>,
+        limit: OutputLimit,
+        now_ms: i64,
     ) -> usize {
         let mut receivers = 0;
         // Sends a message's frames to `ids`; returns how many received it.
@@ -75,7 +77,7 @@ impl PubSub {
                     publisher.out.extend_from_slice(&frames.get(publisher.proto));
                     n += 1;
                 } else if let Some(c) = clients.get(id) {
-                    deliver(c, frames.get(c.proto));
+                    deliver(c, frames.get(c.proto), &limit, now_ms);
                     n += 1;
                 }
             }
@@ -155,9 +157,14 @@ impl<'a> Frames<'a> {
     }
 }
 
-fn deliver(c: &ClientEntry, frame: Bytes) {
-    // Bounded by message count (PUSH_QUEUE_MAX); the pubsub byte limit is not applied yet.
-    if !c.push_bytes(frame, 0) {
+/// Redis's default `pubsub 32mb 8mb 60`.
+pub const PUBSUB_OUTPUT_LIMIT_DEFAULT: OutputLimit =
+    OutputLimit { hard_bytes: 32 << 20, soft_bytes: 8 << 20, soft_ms: 60_000 };
+
+/// Queues a message for a subscriber, bounded in bytes by the pubsub output limit (and in
+/// messages by the queue's capacity): a subscriber that does not read is disconnected.
+fn deliver(c: &ClientEntry, frame: Bytes, limit: &OutputLimit, now_ms: i64) {
+    if !c.push_bytes(frame, limit, now_ms) {
         tracing::warn!(
             "Client id={} addr={} scheduled to be closed for overcoming of output buffer limits.",
             c.id,
@@ -196,6 +203,7 @@ mod tests {
             kill: Arc::new(AtomicBool::new(false)),
             wake: Arc::new(Notify::new()),
             queued_bytes: Default::default(),
+            soft_limit_since_ms: Default::default(),
         };
         (c, rx)
     }
@@ -213,13 +221,54 @@ mod tests {
         }
         ps.psubscribe(2, &Bytes::from_static(b"c*"));
         let mut out = BytesMut::new();
-        let n = ps.publish(&clients, b"ch", b"hi", Publisher { id: 3, proto: Proto::Resp3, out: &mut out });
+        let publisher = Publisher { id: 3, proto: Proto::Resp3, out: &mut out };
+        let n = ps.publish(&clients, b"ch", b"hi", publisher, PUBSUB_OUTPUT_LIMIT_DEFAULT, 1);
         assert_eq!(n, 4);
         assert_eq!(&rx2.try_recv().unwrap()[..], b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
         assert_eq!(&rx3.try_recv().unwrap()[..], b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
         assert_eq!(&rx3.try_recv().unwrap()[..], b">4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$2\r\nhi\r\n");
         assert!(rx_me.try_recv().is_err(), "the publisher's copy must not go through its queue");
         assert_eq!(&out[..], b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+    }
+
+    #[test]
+    fn a_subscriber_that_does_not_read_is_disconnected_at_the_byte_limits() {
+        let limit = OutputLimit { hard_bytes: 1000, soft_bytes: 300, soft_ms: 2_000 };
+        let mut ps = PubSub::default();
+        let mut clients = BTreeMap::new();
+        let (c, _rx) = entry(1, Proto::Resp2);
+        let kill = c.kill.clone();
+        ps.subscribe(c.id, &Bytes::from_static(b"ch"));
+        clients.insert(c.id, c);
+        let mut out = BytesMut::new();
+        let msg = [b'x'; 100]; // ~130 bytes per frame
+        let mut publish = |now_ms: i64| {
+            let publisher = Publisher { id: 9, proto: Proto::Resp2, out: &mut out };
+            ps.publish(&clients, b"ch", &msg, publisher, limit, now_ms);
+        };
+        // Past the soft limit the timer starts; within its seconds the subscriber stays.
+        for _ in 0..4 {
+            publish(10_000);
+        }
+        publish(11_000);
+        assert!(!kill.load(std::sync::atomic::Ordering::Acquire), "soft limit for under 2 s is tolerated");
+        publish(12_500);
+        assert!(kill.load(std::sync::atomic::Ordering::Acquire), "soft limit held for over 2 s disconnects");
+
+        // The hard limit disconnects at once.
+        let mut ps = PubSub::default();
+        let mut clients = BTreeMap::new();
+        let (c, _rx) = entry(2, Proto::Resp2);
+        let kill = c.kill.clone();
+        ps.subscribe(c.id, &Bytes::from_static(b"ch"));
+        clients.insert(c.id, c);
+        let hard_only = OutputLimit { hard_bytes: 1000, soft_bytes: 0, soft_ms: 0 };
+        for i in 0..8 {
+            assert!(!kill.load(std::sync::atomic::Ordering::Acquire), "killed after only {i} messages");
+            let publisher = Publisher { id: 9, proto: Proto::Resp2, out: &mut out };
+            ps.publish(&clients, b"ch", &msg, publisher, hard_only, 10_000);
+        }
+        assert!(kill.load(std::sync::atomic::Ordering::Acquire), "over 1000 bytes queued");
     }
 
     #[test]

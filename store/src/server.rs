@@ -53,15 +53,67 @@ pub struct ClientEntry {
     pub wake: Arc<Notify>,
     /// Bytes queued in `push` and not yet written to the socket (output buffer accounting).
     pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    /// When the queue last went over its class's soft limit (0: it is not over).
+    pub soft_limit_since_ms: std::sync::atomic::AtomicI64,
+}
+
+/// One class of `client-output-buffer-limit <class> <hard> <soft> <soft-seconds>`: a client
+/// whose queued output passes `hard_bytes`, or stays past `soft_bytes` for longer than
+/// `soft_ms`, is disconnected (0 disables either limit), as Redis does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard_bytes: usize,
+    pub soft_bytes: usize,
+    pub soft_ms: i64,
+}
+
+impl OutputLimit {
+    /// The limit for `class` ("replica"/"slave" or "pubsub") from the directive's value (as
+    /// the config stores it: groups of class, hard bytes, soft bytes, seconds); `default` if
+    /// the class is absent or malformed.
+    pub fn parse(value: &str, class: &str, default: OutputLimit) -> OutputLimit {
+        let is_class = |c: &str| c == class || (class == "replica" && c == "slave");
+        let parts: Vec<&str> = value.split_whitespace().collect();
+        parts
+            .chunks(4)
+            .filter(|c| c.len() == 4 && is_class(c[0]))
+            .last()
+            .and_then(|c| {
+                Some(OutputLimit {
+                    hard_bytes: crate::config::parse_memory(c[1])? as usize,
+                    soft_bytes: crate::config::parse_memory(c[2])? as usize,
+                    soft_ms: c[3].parse::<i64>().ok()?.saturating_mul(1000),
+                })
+            })
+            .unwrap_or(default)
+    }
+
+    /// Whether `queued` bytes break the limit now; tracks the soft limit's start in `since`.
+    fn exceeded(&self, queued: usize, since: &std::sync::atomic::AtomicI64, now_ms: i64) -> bool {
+        if self.hard_bytes > 0 && queued > self.hard_bytes {
+            return true;
+        }
+        if self.soft_bytes == 0 || queued <= self.soft_bytes {
+            since.store(0, Ordering::Relaxed);
+            return false;
+        }
+        let start = since.load(Ordering::Relaxed);
+        if start == 0 {
+            // The clock never reads 0 in practice; a start of 0 would just restart the timer.
+            since.store(now_ms.max(1), Ordering::Relaxed);
+            return false;
+        }
+        now_ms - start > self.soft_ms
+    }
 }
 
 impl ClientEntry {
-    /// Queues bytes for this client; past `limit_bytes` (0: none) or a full queue the client is
+    /// Queues bytes for this client; past its output limit or with a full queue the client is
     /// disconnected instead, as Redis does at client-output-buffer-limit. Returns whether queued.
-    pub fn push_bytes(&self, frame: bytes::Bytes, limit_bytes: usize) -> bool {
+    pub fn push_bytes(&self, frame: bytes::Bytes, limit: &OutputLimit, now_ms: i64) -> bool {
         let len = frame.len();
         let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
-        if (limit_bytes > 0 && queued > limit_bytes) || self.push.try_send(frame).is_err() {
+        if limit.exceeded(queued, &self.soft_limit_since_ms, now_ms) || self.push.try_send(frame).is_err() {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.request_kill();
             return false;
@@ -98,6 +150,10 @@ pub enum ShutdownMode {
 
 /// Everything commands read and write, behind the one lock.
 pub struct State {
+    /// The clock as last read (Redis's cached `server.mstime`): refreshed for every batch of
+    /// commands and every cron tick, for decisions where that precision is enough (output
+    /// buffer soft limits).
+    pub now_ms: i64,
     pub ks: Keyspace,
     pub config: Config,
     pub commands: CommandTable,
@@ -282,6 +338,7 @@ impl State {
         let commands = CommandTable::new(&config.renames);
         let now = env.clock.now_ms();
         State {
+            now_ms: now,
             ks,
             commands,
             clients: BTreeMap::new(),
@@ -385,6 +442,7 @@ async fn cron(shared: Arc<Shared>) {
         }
         let now = shared.env.clock.now_ms();
         let mut st = shared.lock();
+        st.now_ms = now;
         // Redis's fast cycle examines 20 keys per db per loop and repeats while >25% expired;
         // a fixed budget per tick bounds the time the lock is held.
         st.ks.active_expire(now, 200);

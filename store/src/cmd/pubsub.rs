@@ -110,7 +110,8 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn publish(ctx: &mut Ctx, args: &[Bytes]) {
     let publisher = crate::pubsub::Publisher { id: ctx.client.id, proto: ctx.client.proto, out: &mut *ctx.out };
-    let n = ctx.st.pubsub.publish(&ctx.st.clients, &args[1], &args[2], publisher);
+    let limit = ctx.st.config.hot.pubsub_output_limit;
+    let n = ctx.st.pubsub.publish(&ctx.st.clients, &args[1], &args[2], publisher, limit, ctx.now_ms);
     ctx.st.stats.pubsub_messages += 1;
     ctx.int(n as i64)
 }

@@ -64,6 +64,17 @@ pub struct LinkStatus {
     pub sync_in_progress: bool,
     /// Bumped by every REPLICAOF: a link task whose generation is stale stops.
     pub generation: u64,
+    /// While a full sync's payload is being received (Redis's REPL_STATE_TRANSFER).
+    pub transfer: Option<Transfer>,
+}
+
+/// Progress of a full sync's payload, for INFO's `master_sync_*` fields.
+#[derive(Clone, Debug, Default)]
+pub struct Transfer {
+    /// Payload size announced by `$<len>`; -1 for a diskless `$EOF:` payload (size unknown).
+    pub size_bytes: i64,
+    pub read_bytes: i64,
+    pub last_io_ms: i64,
 }
 
 pub struct ReplState {
@@ -93,7 +104,7 @@ pub struct ReplState {
     /// Redis's cached master does: after +CONTINUE the master sends no SELECT.
     pub master_db: usize,
     /// client-output-buffer-limit for replicas (hard limit, bytes; 0 = none), from the config.
-    pub obuf_limit_bytes: usize,
+    pub obuf_limit: crate::server::OutputLimit,
     /// When the master last pinged its replicas (repl-ping-replica-period).
     pub last_ping_ms: i64,
     /// Full syncs and partial resyncs served (INFO stats).
@@ -119,7 +130,7 @@ impl ReplState {
             in_exec: false,
             multi_emitted: false,
             master_db: 0,
-            obuf_limit_bytes: 256 << 20,
+            obuf_limit: REPLICA_OUTPUT_LIMIT_DEFAULT,
             last_ping_ms: 0,
             sync_full: 0,
             sync_partial_ok: 0,
@@ -172,14 +183,14 @@ impl ReplState {
 /// Appends raw stream bytes to the backlog and every attached replica (bounded queues: a
 /// replica that cannot keep up is disconnected and will resync, as with Redis's
 /// client-output-buffer-limit for replicas).
-pub fn feed_raw(repl: &mut ReplState, clients: &BTreeMap<u64, ClientEntry>, bytes: Bytes) {
+pub fn feed_raw(repl: &mut ReplState, clients: &BTreeMap<u64, ClientEntry>, bytes: Bytes, now_ms: i64) {
     repl.offset += bytes.len() as i64;
     if let Some(b) = repl.backlog.as_mut() {
         b.append(&bytes);
     }
     for id in repl.replicas.keys() {
         if let Some(c) = clients.get(id) {
-            if !c.push_bytes(bytes.clone(), repl.obuf_limit_bytes) {
+            if !c.push_bytes(bytes.clone(), &repl.obuf_limit, now_ms) {
                 tracing::warn!("Replica {} scheduled to be closed for overcoming of output buffer limits.", c.addr);
                 crate::fault::probe("repl.replica_output_limit");
             }
@@ -199,8 +210,8 @@ pub fn propagate(st: &mut State, db: usize, commands: &[Vec<Bytes>]) {
         encode_command(&mut out, &refs);
     }
     let bytes = out.freeze();
-    let State { repl, clients, .. } = st;
-    feed_raw(repl, clients, bytes);
+    let State { repl, clients, now_ms, .. } = st;
+    feed_raw(repl, clients, bytes, *now_ms);
     observe_fed(st);
 }
 
@@ -218,8 +229,8 @@ pub fn propagate_frame(st: &mut State, db: usize, frame: Bytes) {
         prefix.extend_from_slice(&frame);
         prefix.freeze()
     };
-    let State { repl, clients, .. } = st;
-    feed_raw(repl, clients, bytes);
+    let State { repl, clients, now_ms, .. } = st;
+    feed_raw(repl, clients, bytes, *now_ms);
     observe_fed(st);
 }
 
@@ -241,7 +252,11 @@ fn stream_prefix(st: &mut State, db: usize, out: &mut BytesMut) {
 /// replicas can tell a silent master from a dead one), and drop replicas silent for longer
 /// than repl-timeout (they will reconnect and resync).
 pub fn cron(st: &mut State, now_ms: i64) {
-    st.repl.obuf_limit_bytes = replica_obuf_limit(st.config.get("client-output-buffer-limit").unwrap_or(""));
+    st.repl.obuf_limit = crate::server::OutputLimit::parse(
+        st.config.get("client-output-buffer-limit").unwrap_or(""),
+        "replica",
+        REPLICA_OUTPUT_LIMIT_DEFAULT,
+    );
     if st.repl.is_replica() || st.repl.replicas.is_empty() {
         return;
     }
@@ -250,8 +265,7 @@ pub fn cron(st: &mut State, now_ms: i64) {
         st.repl.last_ping_ms = now_ms;
         let mut out = BytesMut::new();
         encode_command(&mut out, &[b"PING"]);
-        let State { repl, clients, .. } = &mut *st;
-        feed_raw(repl, clients, out.freeze());
+        feed_raw(&mut st.repl, &st.clients, out.freeze(), now_ms);
         observe_fed(st);
     }
     let timeout_ms = st.config.get_i64("repl-timeout").max(1) * 1000;
@@ -266,16 +280,9 @@ pub fn cron(st: &mut State, now_ms: i64) {
     }
 }
 
-/// The hard limit for the replica class in a `client-output-buffer-limit` value.
-fn replica_obuf_limit(value: &str) -> usize {
-    let parts: Vec<&str> = value.split_whitespace().collect();
-    parts
-        .chunks(4)
-        .find(|c| c.len() == 4 && (c[0] == "slave" || c[0] == "replica"))
-        .and_then(|c| crate::config::parse_memory(c[1]))
-        .map(|b| b as usize)
-        .unwrap_or(256 << 20)
-}
+/// Redis's default `slave 256mb 64mb 60`.
+pub const REPLICA_OUTPUT_LIMIT_DEFAULT: crate::server::OutputLimit =
+    crate::server::OutputLimit { hard_bytes: 256 << 20, soft_bytes: 64 << 20, soft_ms: 60_000 };
 
 /// Closes a MULTI opened in the stream by an EXEC's writes.
 pub fn end_exec(st: &mut State) {
@@ -283,8 +290,8 @@ pub fn end_exec(st: &mut State) {
     if std::mem::take(&mut st.repl.multi_emitted) {
         let mut out = BytesMut::new();
         encode_command(&mut out, &[b"EXEC"]);
-        let State { repl, clients, .. } = st;
-        feed_raw(repl, clients, out.freeze());
+        let State { repl, clients, now_ms, .. } = st;
+        feed_raw(repl, clients, out.freeze(), *now_ms);
         observe_fed(st);
     }
 }
@@ -338,10 +345,21 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
                 "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{}\r\n",
                 if l.up { "up" } else { "down" },
                 if l.up { ((now_ms - l.last_io_ms) / 1000).max(0) } else { -1 },
-                l.sync_in_progress as u8,
+                l.transfer.is_some() as u8,
                 r.offset,
                 r.offset,
             );
+            if let Some(t) = &l.transfer {
+                let perc = if t.size_bytes > 0 { t.read_bytes as f64 / t.size_bytes as f64 * 100.0 } else { 0.0 };
+                let _ = write!(
+                    o,
+                    "master_sync_total_bytes:{}\r\nmaster_sync_read_bytes:{}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
+                    t.size_bytes,
+                    t.read_bytes,
+                    t.size_bytes - t.read_bytes,
+                    ((now_ms - t.last_io_ms) / 1000).max(0),
+                );
+            }
             if !l.up {
                 let down = if l.down_since_ms > 0 { ((now_ms - l.down_since_ms) / 1000).max(0) } else { -1 };
                 let _ = write!(o, "master_link_down_since_seconds:{down}\r\n");
@@ -386,11 +404,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn info_shows_transfer_progress_only_during_the_payload() {
+        let env = crate::env::Env::production();
+        let mut st = crate::server::State::new(crate::config::Config::new(), &env, 6380);
+        st.repl.role = Role::Replica { host: "127.0.0.1".into(), port: 6379 };
+        let idle = info_section(&st, 5_000);
+        assert!(idle.contains("master_sync_in_progress:0\r\n"), "{idle}");
+        assert!(!idle.contains("master_sync_total_bytes"), "{idle}");
+        st.repl.link.transfer = Some(Transfer { size_bytes: 400, read_bytes: 100, last_io_ms: 3_000 });
+        let busy = info_section(&st, 5_000);
+        let want = "master_sync_in_progress:1\r\nslave_read_repl_offset:0\r\nslave_repl_offset:0\r\n\
+            master_sync_total_bytes:400\r\nmaster_sync_read_bytes:100\r\nmaster_sync_left_bytes:300\r\n\
+            master_sync_perc:25.00\r\nmaster_sync_last_io_seconds_ago:2\r\n";
+        assert!(busy.contains(want), "{busy}");
+        // Diskless: the size is unknown, as Redis shows it.
+        st.repl.link.transfer = Some(Transfer { size_bytes: -1, read_bytes: 10, last_io_ms: 5_000 });
+        let diskless = info_section(&st, 5_000);
+        assert!(diskless.contains("master_sync_total_bytes:-1\r\nmaster_sync_read_bytes:10\r\nmaster_sync_left_bytes:-11\r\nmaster_sync_perc:0.00\r\n"), "{diskless}");
+    }
+
+    #[test]
     fn replica_output_limit_comes_from_the_config_value() {
+        use crate::server::OutputLimit;
         let default = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
-        assert_eq!(replica_obuf_limit(default), 268435456);
-        assert_eq!(replica_obuf_limit("replica 1mb 0 0"), 1 << 20);
-        assert_eq!(replica_obuf_limit(""), 256 << 20);
+        let d = REPLICA_OUTPUT_LIMIT_DEFAULT;
+        assert_eq!(OutputLimit::parse(default, "replica", d), d);
+        assert_eq!(
+            OutputLimit::parse(default, "pubsub", d),
+            OutputLimit { hard_bytes: 32 << 20, soft_bytes: 8 << 20, soft_ms: 60_000 }
+        );
+        assert_eq!(
+            OutputLimit::parse("replica 1mb 0 0", "replica", d),
+            OutputLimit { hard_bytes: 1 << 20, soft_bytes: 0, soft_ms: 0 }
+        );
+        assert_eq!(OutputLimit::parse("", "replica", d), d);
+        assert_eq!(OutputLimit::parse("pubsub x 1 1", "pubsub", d), d, "malformed: the default");
     }
 
     #[test]

@@ -42,7 +42,10 @@ fn link_down(shared: &Shared, generation: u64) {
         st.repl.link.down_since_ms = shared.env.clock.now_ms();
         crate::fault::probe("repl.link_down");
     }
-    st.repl.link.sync_in_progress = false;
+    if st.repl.link.generation == generation {
+        st.repl.link.sync_in_progress = false;
+        st.repl.link.transfer = None;
+    }
 }
 
 async fn run(shared: Arc<Shared>, generation: u64) {
@@ -177,33 +180,44 @@ async fn full_sync(
     offset: i64,
 ) -> Result<(), String> {
     let header = read_status(c).await?;
-    let payload = if let Some(mark) = header.strip_prefix("$EOF:") {
-        // Diskless form: read until the 40-byte mark repeats.
-        if mark.len() != 40 {
-            return Err("bad EOF mark".into());
-        }
-        // The master sends nothing after the mark until we ACK, so the mark ends a read.
-        let mut data = Vec::new();
-        loop {
-            let chunk = c.read_available().await.map_err(|e| e.to_string())?;
-            data.extend_from_slice(&chunk);
-            if data.len() > PAYLOAD_BYTES_MAX {
-                return Err("payload too large".into());
-            }
-            if data.len() >= 40 && data.ends_with(mark.as_bytes()) {
-                data.truncate(data.len() - 40);
-                crate::fault::probe("repl.replica_diskless_load");
-                break data;
-            }
-        }
-    } else if let Some(len) = header.strip_prefix('$').and_then(|l| l.parse::<usize>().ok()) {
-        if len > PAYLOAD_BYTES_MAX {
-            return Err(format!("payload of {len} bytes is too large"));
-        }
-        c.read_exact_bytes(len).await.map_err(|e| e.to_string())?
-    } else {
-        return Err(format!("bad payload header: {header}"));
+    // Diskless form (`$EOF:<mark>`): size unknown, read until the 40-byte mark repeats.
+    let eof_mark = header.strip_prefix("$EOF:").map(str::to_string);
+    let size = match &eof_mark {
+        Some(mark) if mark.len() == 40 => None,
+        Some(_) => return Err("bad EOF mark".into()),
+        None => match header.strip_prefix('$').and_then(|l| l.parse::<usize>().ok()) {
+            Some(len) if len > PAYLOAD_BYTES_MAX => return Err(format!("payload of {len} bytes is too large")),
+            Some(len) => Some(len),
+            None => return Err(format!("bad payload header: {header}")),
+        },
     };
+    progress(shared, generation, size.map_or(-1, |n| n as i64), 0);
+    let mut payload = Vec::with_capacity(size.unwrap_or(0).min(64 << 20));
+    loop {
+        let chunk = match size {
+            Some(n) => {
+                if payload.len() == n {
+                    break;
+                }
+                c.read_up_to(n - payload.len()).await
+            }
+            // The master sends nothing after the mark until we ACK, so the mark ends a read.
+            None => c.read_available().await,
+        }
+        .map_err(|e| e.to_string())?;
+        payload.extend_from_slice(&chunk);
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err("payload too large".into());
+        }
+        progress(shared, generation, size.map_or(-1, |n| n as i64), payload.len() as i64);
+        if let Some(mark) = &eof_mark {
+            if payload.len() >= 40 && payload.ends_with(mark.as_bytes()) {
+                payload.truncate(payload.len() - 40);
+                crate::fault::probe("repl.replica_diskless_load");
+                break;
+            }
+        }
+    }
     let mut st = shared.lock();
     if st.repl.link.generation != generation {
         return Ok(());
@@ -238,6 +252,7 @@ async fn full_sync(
     st.repl.backlog = Some(Backlog::new(size.max(16 * 1024), offset + 1));
     st.repl.link.up = true;
     st.repl.link.sync_in_progress = false;
+    st.repl.link.transfer = None;
     st.repl.link.last_io_ms = shared.env.clock.now_ms();
     // Our own replicas must resync from the new dataset.
     for id in std::mem::take(&mut st.repl.replicas).keys() {
@@ -257,6 +272,15 @@ async fn full_sync(
     crate::fault::probe("repl.replica_full_sync");
     tracing::info!("MASTER <-> REPLICA sync: finished with success ({} bytes)", payload.len());
     Ok(())
+}
+
+/// Records how much of the payload has arrived (INFO's master_sync_* fields).
+fn progress(shared: &Shared, generation: u64, size_bytes: i64, read_bytes: i64) {
+    let mut st = shared.lock();
+    if st.repl.link.generation == generation {
+        let now = shared.env.clock.now_ms();
+        st.repl.link.transfer = Some(crate::replication::Transfer { size_bytes, read_bytes, last_io_ms: now });
+    }
 }
 
 /// Sends REPLCONF ACK and reports what was acknowledged (simulation checks the replica's data
@@ -379,6 +403,7 @@ fn apply(
     if st.repl.link.generation != generation {
         return Err("replication target changed".into());
     }
+    st.now_ms = shared.env.clock.now_ms();
     // The master's commands see keys the replica's clock thinks expired as present (Redis 7's
     // expireIfNeeded for the master client): the master decides expiry and sends DEL, and a
     // skewed replica clock must not change what its writes do. No key is expired at this time.
@@ -428,10 +453,10 @@ fn relay(st: &mut crate::server::State, bytes: Bytes) {
     if let Some(b) = st.repl.backlog.as_mut() {
         b.append(&bytes);
     }
-    let crate::server::State { repl, clients, .. } = st;
+    let crate::server::State { repl, clients, now_ms, .. } = st;
     for id in repl.replicas.keys() {
         if let Some(c) = clients.get(id) {
-            c.push_bytes(bytes.clone(), repl.obuf_limit_bytes);
+            c.push_bytes(bytes.clone(), &repl.obuf_limit, *now_ms);
         }
     }
 }
