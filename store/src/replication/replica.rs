@@ -375,7 +375,11 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
             Ok(Ok(0)) => return Err("connection closed by master".into()),
             Ok(Ok(_)) => {
                 last_read = tokio::time::Instant::now();
-                shared.lock().repl.link.last_io_ms = shared.env.clock.now_ms();
+                // One clock read per read from the master, not per command applied.
+                let now_ms = shared.env.clock.now_ms();
+                let mut st = shared.lock();
+                st.repl.link.last_io_ms = now_ms;
+                st.now_ms = now_ms;
             }
             Ok(Err(e)) => return Err(e.to_string()),
         }
@@ -403,7 +407,6 @@ fn apply(
     if st.repl.link.generation != generation {
         return Err("replication target changed".into());
     }
-    st.now_ms = shared.env.clock.now_ms();
     // The master's commands see keys the replica's clock thinks expired as present (Redis 7's
     // expireIfNeeded for the master client): the master decides expiry and sends DEL, and a
     // skewed replica clock must not change what its writes do. No key is expired at this time.
