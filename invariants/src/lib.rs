@@ -27,6 +27,13 @@
 //! - [`linearizable`]: linearizability of a single-node history against a register/counter model.
 //! - [`epochs`]: splitting a history at server restarts, so each epoch is checked from the
 //!   state the restart promises (empty, while persistence is off).
+//! - [`repl_log`]: per-node logs of replication events (offsets fed, applied and acknowledged
+//!   with dataset digests, PSYNC decisions, ACKs, WAIT replies), the input of:
+//!   - [`replica_matches_master`]: a replica's data at an offset is the master's at that offset;
+//!   - [`min_replicas_gate`]: -NOREPLICAS exactly when too few good replicas;
+//!   - [`partial_resync_when_covered`]: +CONTINUE exactly when the backlog covers the gap;
+//!   - [`wait_bound`]: WAIT never reports more replicas than acknowledged.
+//! - [`readonly_replica`]: writes sent to a read-only replica are all refused.
 //!
 //! # Adding an invariant
 //!
@@ -50,6 +57,12 @@ use std::fmt;
 pub mod epochs;
 pub mod history;
 pub mod linearizable;
+pub mod min_replicas_gate;
+pub mod partial_resync_when_covered;
+pub mod readonly_replica;
+pub mod repl_log;
+pub mod replica_matches_master;
+pub mod wait_bound;
 
 /// A broken invariant, or a history a checker could not decide within its limits.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -117,7 +117,10 @@ impl Cluster {
                     | store::observe::Observation::Saved { .. }
                     | store::observe::Observation::ReplOffset { .. }
                     | store::observe::Observation::ReplAcked { .. }
-                    | store::observe::Observation::WriteGate { .. } => {}
+                    | store::observe::Observation::WriteGate { .. }
+                    | store::observe::Observation::PsyncServed { .. }
+                    | store::observe::Observation::AckReceived { .. }
+                    | store::observe::Observation::WaitReplied { .. } => {}
                 }
                 if s.log.len() == OBSERVATIONS_MAX {
                     s.log.pop_front();

@@ -389,12 +389,19 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
         Deferred::Wait { replicas, offset, timeout_ms } => {
             let start = tokio::time::Instant::now();
             let acked = loop {
-                let acked = {
+                let done = {
                     let st = shared.lock();
-                    st.repl.replicas.values().filter(|r| r.ack_offset >= offset).count()
+                    let planted = crate::fault::planted("wait-counts-unacked");
+                    let acked = st.repl.replicas.values().filter(|r| planted || r.ack_offset >= offset).count();
+                    let timed_out = timeout_ms > 0 && start.elapsed() >= Duration::from_millis(timeout_ms);
+                    let done = acked >= replicas || timed_out;
+                    // Reported under the lock, so no ACK can land between the count and the record.
+                    if let (true, Some(obs)) = (done, &st.observer) {
+                        obs.emit(crate::observe::Observation::WaitReplied { target_offset: offset, reported: acked });
+                    }
+                    done.then_some(acked)
                 };
-                let timed_out = timeout_ms > 0 && start.elapsed() >= Duration::from_millis(timeout_ms);
-                if acked >= replicas || timed_out {
+                if let Some(acked) = done {
                     break acked;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -26,6 +26,8 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("replica-offset-off-by-one", "a replica counts one byte too many for every SELECT it applies"),
     ("backlog-off-by-one", "a partial resync sends the backlog starting one byte late"),
     ("ack-before-apply", "a replica acknowledges stream bytes it has read but not yet applied"),
+    ("wait-counts-unacked", "WAIT counts every attached replica, acknowledged or not"),
+    ("psync-refuses-covered", "a master answers +FULLRESYNC to a PSYNC its backlog could continue"),
 ];
 
 #[cfg(madsim)]

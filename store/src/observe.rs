@@ -36,6 +36,24 @@ pub enum Observation {
     ReplAcked { replid: String, offset: i64, digest: Digest },
     /// Master: min-replicas-to-write decided on a write, with the good replicas it counted.
     WriteGate { accepted: bool, good: usize, needed: usize },
+    /// Master: answered a PSYNC (`continued`: +CONTINUE) holding this history and backlog
+    /// (`backlog_histlen` -1: no backlog). `asked_offset` is the next byte the replica wants.
+    PsyncServed {
+        replica: u64,
+        asked_replid: String,
+        asked_offset: i64,
+        legacy_sync: bool,
+        replid: String,
+        replid2: String,
+        second_offset: i64,
+        backlog_first_offset: i64,
+        backlog_histlen: i64,
+        continued: bool,
+    },
+    /// Master: replica connection `replica` acknowledged `offset`.
+    AckReceived { replica: u64, offset: i64 },
+    /// Master: a WAIT for `target_offset` returned `reported` replicas.
+    WaitReplied { target_offset: i64, reported: usize },
 }
 
 /// Where observations go. Called under the server lock: keep it short (append to a buffer).

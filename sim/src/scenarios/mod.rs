@@ -42,7 +42,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "replication",
-        about: "master with 1-2 replicas (sometimes chained) under the nemesis; replica digests match the master's at every offset, READONLY, WAIT, min-replicas, convergence after heal",
+        about: "master with 1-2 replicas (sometimes chained) under the nemesis; replica digests match the master's at every offset, READONLY, WAIT, min-replicas, PSYNC continues exactly when the backlog covers, convergence after heal",
         default_seeds: 1000,
         required_probes: &[
             "repl.full_resync",
@@ -57,6 +57,8 @@ pub const ALL: &[Scenario] = &[
             "repl.digest_checked",
             "repl.converged",
             "repl.noreplicas_gate",
+            "repl.continue_checked",
+            "repl.wait_checked",
         ],
         run: |seed, trace| Box::pin(replication::run(seed, trace)),
     },

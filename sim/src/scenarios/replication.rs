@@ -2,25 +2,25 @@
 //! the nemesis, with writers on the master, readers and would-be writers on the replicas, WAIT,
 //! and (some seeds) min-replicas-to-write.
 //!
-//! Checked on every seed:
-//! - replica-matches-master-after-ack: whenever a replica has applied the stream up to offset X
-//!   under replication ID R (and so may acknowledge X), its dataset digest equals the digest
-//!   the master reported at offset X under R. Equal digests at every offset both report mean the
-//!   replica's history is a prefix of the master's stream: no write applied twice, none skipped;
-//! - no write lands on a read-only replica: every write sent to a replica is refused READONLY;
-//! - WAIT never reports more replicas than exist;
-//! - min-replicas-to-write: every accepted write had enough good replicas by the master's own
-//!   view, every NOREPLICAS had too few;
-//! - liveness: after faults heal, every replica catches up with the master's offset and all
-//!   nodes hold the same dataset (DEBUG DIGEST), within `CONVERGE_BOUND`.
+//! Checked on every seed, by the checkers in `invariants/` (each states its property and the
+//! Redis behaviour behind it), over the nodes' observation logs converted to plain data:
+//! - `replica_matches_master`: whenever a replica has applied (or acknowledged) offset X under
+//!   replication ID R, its dataset digest equals the master's at X under R, so its history is a
+//!   prefix of the master's stream: no write applied twice, none skipped;
+//! - `readonly_replica`: every write sent to a read-only replica is refused READONLY;
+//! - `wait_bound`: WAIT never reports more replicas than had acknowledged the client's offset
+//!   (and, checked by the client, never more than exist);
+//! - `min_replicas_gate`: every accepted write had enough good replicas by the master's own
+//!   count, every NOREPLICAS had too few;
+//! - `partial_resync_when_covered`: +CONTINUE exactly when the backlog covers the gap;
+//! - liveness (here): after faults heal, every replica catches up with the master's offset and
+//!   all nodes hold the same dataset (DEBUG DIGEST), within `CONVERGE_BOUND`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use store::client::{Client, Resp};
-use store::db::digest::Digest;
 use store::observe::Observation;
 
 use crate::cluster::{Cluster, LogEntry};
@@ -73,7 +73,9 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     }
     let node = cluster.client_node("replica-client");
     let (ra, s) = (replica_addrs.clone(), rng.gen::<u64>());
-    tasks.push(node.spawn(async move { replica_client(ra, s, run_for).await }));
+    let replica_writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rw = replica_writes.clone();
+    tasks.push(node.spawn(async move { replica_client(ra, s, run_for, rw).await }));
     let mut nemesis = Nemesis::new(swarm, ChaCha8Rng::seed_from_u64(rng.gen()));
     nemesis.run(&cluster, run_for).await;
     for t in tasks {
@@ -82,6 +84,11 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let converged = converge(&mut cluster, master_addr, replica_addrs).await;
     // The per-offset check pinpoints a divergence better than the final digests: judge it first.
     check_logs(&cluster)?;
+    let writes = replica_writes.lock().expect("replica writes");
+    invariants::readonly_replica::check(&writes).map_err(|v| v.to_string())?;
+    if !writes.is_empty() {
+        store::fault::probe("repl.readonly_seen");
+    }
     converged
 }
 
@@ -137,7 +144,12 @@ async fn writer(addr: String, seed: u64, run_for: Duration, replicas: usize) -> 
     Ok(())
 }
 
-async fn replica_client(addrs: Vec<String>, seed: u64, run_for: Duration) -> Result<(), String> {
+async fn replica_client(
+    addrs: Vec<String>,
+    seed: u64,
+    run_for: Duration,
+    writes: std::sync::Arc<std::sync::Mutex<Vec<invariants::readonly_replica::ReplicaWrite>>>,
+) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let end = madsim::time::Instant::now() + run_for;
     while madsim::time::Instant::now() < end {
@@ -148,10 +160,14 @@ async fn replica_client(addrs: Vec<String>, seed: u64, run_for: Duration) -> Res
         if c.cmd(&["GET", &format!("k{}", rng.gen_range(0..12))]).await.is_err() {
             continue;
         }
-        match c.cmd(&["SET", "written-on-replica", "1"]).await {
-            Ok(Resp::Error(e)) if e.starts_with("READONLY") => store::fault::probe("repl.readonly_seen"),
-            Ok(other) => return Err(format!("a write on read-only replica {addr} was accepted: {}", other.render())),
-            Err(_) => {}
+        // Only replies are judged: a write that timed out may never have arrived.
+        if let Ok(reply) = c.cmd(&["SET", "written-on-replica", "1"]).await {
+            let w = invariants::readonly_replica::ReplicaWrite {
+                node: addr.clone(),
+                command: "SET written-on-replica 1".into(),
+                reply: reply.render(),
+            };
+            writes.lock().expect("replica writes").push(w);
         }
     }
     Ok(())
@@ -206,88 +222,95 @@ async fn converge(cluster: &mut Cluster, master: String, replicas: Vec<String>) 
     Ok(())
 }
 
-/// replica-matches-master-after-ack and the min-replicas gate, over the observation logs.
+/// The replication invariants (see `invariants/`), over the observation logs as plain data.
 fn check_logs(cluster: &Cluster) -> Result<(), String> {
-    // Every (replid, offset) -> digest any node reported as a master (a promoted node keeps
-    // its own history under its new id).
-    let mut fed: BTreeMap<(String, i64), Digest> = BTreeMap::new();
+    let log = repl_log(cluster)?;
+    let matched = invariants::replica_matches_master::check(&log).map_err(|v| context(cluster, v))?;
+    if matched.checked > 0 {
+        store::fault::probe("repl.digest_checked");
+    }
+    let gate = invariants::min_replicas_gate::check(&log).map_err(|v| v.to_string())?;
+    if gate.refused > 0 {
+        store::fault::probe("repl.noreplicas_gate");
+    }
+    let psync = invariants::partial_resync_when_covered::check(&log).map_err(|v| v.to_string())?;
+    if psync.continued > 0 {
+        store::fault::probe("repl.continue_checked");
+    }
+    let wait = invariants::wait_bound::check(&log).map_err(|v| v.to_string())?;
+    if wait.waits_acknowledged > 0 {
+        store::fault::probe("repl.wait_checked");
+    }
+    Ok(())
+}
+
+/// Every server's replication observations, converted to the checkers' plain data.
+fn repl_log(cluster: &Cluster) -> Result<invariants::repl_log::ReplLog, String> {
+    use invariants::repl_log::{NodeLog, PsyncServed, ReplEvent};
+    let mut nodes = Vec::new();
     for s in &cluster.servers {
         let o = s.observed.lock().expect("observed");
         if o.dropped > 0 {
             return Err("observation log overflowed; raise OBSERVATIONS_MAX".into());
         }
+        let mut events = Vec::new();
         for e in o.log.iter() {
-            match e {
-                LogEntry::Server(Observation::ReplOffset { replid, offset, digest }) => {
-                    fed.insert((replid.clone(), *offset), *digest);
+            let LogEntry::Server(obs) = e else { continue };
+            events.push(match obs.clone() {
+                Observation::ReplOffset { replid, offset, digest } => ReplEvent::Fed { replid, offset, digest },
+                Observation::ReplApplied { replid, offset, digest } => ReplEvent::Applied { replid, offset, digest },
+                Observation::ReplAcked { replid, offset, digest } => ReplEvent::Acked { replid, offset, digest },
+                Observation::WriteGate { accepted, good, needed } => ReplEvent::WriteGate { accepted, good, needed },
+                Observation::PsyncServed {
+                    replica,
+                    asked_replid,
+                    asked_offset,
+                    legacy_sync,
+                    replid,
+                    replid2,
+                    second_offset,
+                    backlog_first_offset,
+                    backlog_histlen,
+                    continued,
+                } => ReplEvent::PsyncServed(PsyncServed {
+                    replica,
+                    asked_replid,
+                    asked_offset,
+                    legacy_sync,
+                    replid,
+                    replid2,
+                    second_offset,
+                    backlog_first_offset,
+                    backlog_histlen,
+                    continued,
+                }),
+                Observation::AckReceived { replica, offset } => ReplEvent::AckReceived { replica, offset },
+                Observation::WaitReplied { target_offset, reported } => {
+                    ReplEvent::WaitReplied { target_offset, reported }
                 }
-                LogEntry::Server(Observation::WriteGate { accepted, good, needed }) => {
-                    if *accepted != (*good >= *needed) {
-                        return Err(format!(
-                            "min-replicas-to-write: {} a write with {good} good replicas of {needed} needed",
-                            if *accepted { "accepted" } else { "refused" }
-                        ));
-                    }
-                    if !accepted {
-                        store::fault::probe("repl.noreplicas_gate");
-                    }
-                }
-                _ => {}
-            }
+                _ => continue,
+            });
+        }
+        nodes.push(NodeLog { node: s.name.clone(), events });
+    }
+    Ok(invariants::repl_log::ReplLog { nodes })
+}
+
+/// A divergence report with what the master did just before (its writes and offsets).
+fn context(cluster: &Cluster, v: invariants::Violation) -> String {
+    let master = cluster.servers[0].observed.lock().expect("observed");
+    let mut context = Vec::new();
+    for e in master.log.iter() {
+        match e {
+            LogEntry::Server(Observation::Write { command, .. }) => context.push(format!(
+                "write {}",
+                command.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ")
+            )),
+            LogEntry::Server(Observation::ReplOffset { offset, .. }) => context.push(format!("fed to {offset}")),
+            LogEntry::Server(Observation::Expired { keys, .. }) => context.push(format!("expired {keys:?}")),
+            _ => {}
         }
     }
-    let mut checked = 0u64;
-    for s in &cluster.servers[1..] {
-        let o = s.observed.lock().expect("observed");
-        for e in o.log.iter() {
-            let (LogEntry::Server(Observation::ReplApplied { replid, offset, digest })
-            | LogEntry::Server(Observation::ReplAcked { replid, offset, digest })) = e
-            else {
-                continue;
-            };
-            {
-                if let Some(m) = fed.get(&(replid.clone(), *offset)) {
-                    if m != digest {
-                        // Context for the report: what the master did just before that offset.
-                        let master = cluster.servers[0].observed.lock().expect("observed");
-                        let mut context = Vec::new();
-                        for e in master.log.iter() {
-                            match e {
-                                LogEntry::Server(Observation::Write { command, .. }) => context.push(format!(
-                                    "write {}",
-                                    command
-                                        .iter()
-                                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                                        .collect::<Vec<_>>()
-                                        .join(" ")
-                                )),
-                                LogEntry::Server(Observation::ReplOffset { offset: o, .. }) => {
-                                    context.push(format!("fed to {o}"));
-                                    if o == offset {
-                                        break;
-                                    }
-                                }
-                                LogEntry::Server(Observation::Expired { keys, .. }) => {
-                                    context.push(format!("expired {keys:?}"))
-                                }
-                                _ => {}
-                            }
-                        }
-                        let tail = context[context.len().saturating_sub(12)..].join("; ");
-                        return Err(format!(
-                            "replica-matches-master-after-ack (master before: {tail}): {} at offset {offset} of {replid} has digest {} but the master had {}",
-                            s.name,
-                            store::db::digest::to_hex(digest),
-                            store::db::digest::to_hex(m)
-                        ));
-                    }
-                    checked += 1;
-                }
-            }
-        }
-    }
-    if checked > 0 {
-        store::fault::probe("repl.digest_checked");
-    }
-    Ok(())
+    let tail = context[context.len().saturating_sub(12)..].join("; ");
+    format!("{v} (the master's last events: {tail})")
 }

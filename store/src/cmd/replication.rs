@@ -154,6 +154,9 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
                 if let Some(off) = crate::protocol::parse_i64_strict(val) {
                     let now = ctx.now_ms;
                     if let Some(r) = ctx.st.repl.replicas.get_mut(&ctx.client.id) {
+                        if let Some(obs) = &ctx.st.observer {
+                            obs.emit(crate::observe::Observation::AckReceived { replica: ctx.client.id, offset: off });
+                        }
                         if off > r.ack_offset {
                             r.ack_offset = off;
                         }

@@ -74,7 +74,28 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
                 ack_offset: 0,
                 ack_ms: now,
             };
-            if !req.legacy_sync && st.repl.can_continue(&req.replid, req.offset) {
+            let continued = !req.legacy_sync
+                && st.repl.can_continue(&req.replid, req.offset)
+                && !crate::fault::planted("psync-refuses-covered");
+            if let Some(obs) = &st.observer {
+                let (first, histlen) = match &st.repl.backlog {
+                    Some(b) => (b.first_offset(), b.histlen() as i64),
+                    None => (0, -1),
+                };
+                obs.emit(crate::observe::Observation::PsyncServed {
+                    replica: req.client_id,
+                    asked_replid: req.replid.clone(),
+                    asked_offset: req.offset,
+                    legacy_sync: req.legacy_sync,
+                    replid: st.repl.replid.clone(),
+                    replid2: st.repl.replid2.clone(),
+                    second_offset: st.repl.second_offset,
+                    backlog_first_offset: first,
+                    backlog_histlen: histlen,
+                    continued,
+                });
+            }
+            if continued {
                 let from = if crate::fault::planted("backlog-off-by-one") { req.offset + 1 } else { req.offset };
                 let bytes = st.repl.backlog.as_ref().and_then(|b| b.range_from(from)).unwrap_or_default();
                 st.repl.sync_partial_ok += 1;
