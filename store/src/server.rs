@@ -287,7 +287,12 @@ impl Server {
             match (parts.next(), parts.next().and_then(|p| p.parse::<u16>().ok())) {
                 (Some(host), Some(port)) => {
                     let now = shared.env.clock.now_ms();
-                    Some(crate::cmd::replication::demote(&mut st, host.to_string(), port, now))
+                    // At start-up only an RDB's replication id gives history (set by the load
+                    // above); an empty node asks for a full sync, as Redis does.
+                    let had_history = st.repl.has_history;
+                    let generation = crate::cmd::replication::demote(&mut st, host.to_string(), port, now);
+                    st.repl.has_history = had_history;
+                    Some(generation)
                 }
                 _ => None,
             }

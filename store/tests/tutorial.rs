@@ -82,6 +82,11 @@ fn classic_tutorial() {
     let mut r1 = Conn::new(replica1.port);
     wait_for("the restarted replica to catch up", || r1.call(&["GET", "while-down"]) == "\"1\"");
     assert_eq!(field(&mut m, "stats", "sync_partial_ok"), "1", "the restarted replica continued partially");
+    // Replica 1 started as a replica with no data and asked `PSYNC ? -1`; replica 2 started as
+    // a master and, as Redis does on SLAVEOF, offered its own history, which the master could
+    // not continue: one failed partial attempt, as Redis counts it.
+    assert_eq!(field(&mut m, "stats", "sync_full"), "2");
+    assert_eq!(field(&mut m, "stats", "sync_partial_err"), "1");
 
     // Failover by hand: promote replica 2, re-point replica 1 to it.
     assert_eq!(r2.call(&["SLAVEOF", "NO", "ONE"]), "+OK");

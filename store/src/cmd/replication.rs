@@ -54,13 +54,17 @@ pub fn promote(st: &mut crate::server::State, new_id: String) {
 
 /// REPLICAOF host port: keep the data (PSYNC may continue from it), follow the new master.
 pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i64) -> u64 {
+    let was_master = !st.repl.is_replica();
     st.config.set_internal("replicaof", &format!("{host} {port}"));
     st.repl.role = Role::Replica { host, port };
     st.repl.link.generation += 1;
     st.repl.link.up = false;
     st.repl.link.down_since_ms = now_ms;
-    // Our own data is a point of our own history: the new master may know it (PSYNC2).
-    st.repl.has_history = true;
+    // A master turning replica offers its own history to the new master (PSYNC2: Redis's
+    // replicationCacheMasterUsingMyself); a replica switching masters keeps what it had.
+    if was_master {
+        st.repl.has_history = true;
+    }
     // Replicas never expire keys on their own: the master's DELs do it.
     st.ks.policy = crate::db::ExpirePolicy::HideOnly;
     disconnect_replicas(st);
@@ -163,6 +167,7 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
                         r.ack_ms = now;
                         if r.state == ReplicaState::SendBulk {
                             r.state = ReplicaState::Online;
+                            tracing::info!("Synchronization with replica {}:{} succeeded", r.ip, r.listening_port);
                         }
                     }
                 }

@@ -74,6 +74,7 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
                 ack_offset: 0,
                 ack_ms: now,
             };
+            tracing::info!("Replica {}:{} asks for synchronization", req.ip, req.listening_port);
             let continued = !req.legacy_sync
                 && st.repl.can_continue(&req.replid, req.offset)
                 && !crate::fault::planted("psync-refuses-covered");
@@ -135,7 +136,11 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
             Some(false)
         }
         Plan::Full { snapshots, aux, replid, offset } => {
-            tracing::info!("Starting full resynchronization with replica {} at offset {offset}", req.ip);
+            tracing::info!("Full resync requested by replica {}:{}", req.ip, req.listening_port);
+            tracing::info!(
+                "Starting BGSAVE for SYNC with target: {} (offset {offset})",
+                if diskless { "replicas sockets" } else { "disk" }
+            );
             let payload = match crate::persistence::encode_off_thread(snapshots, aux).await {
                 Ok(p) => p,
                 Err(e) => {

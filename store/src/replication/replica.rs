@@ -52,7 +52,7 @@ async fn run(shared: Arc<Shared>, generation: u64) {
     while current(&shared, generation) {
         match attempt(&shared, generation).await {
             Ok(()) => {}
-            Err(e) => tracing::info!("Replication link: {e}"),
+            Err(e) => tracing::warn!("Connection with master lost or failed: {e}"),
         }
         link_down(&shared, generation);
         tokio::time::sleep(RETRY_DELAY).await;
@@ -94,8 +94,11 @@ fn target(shared: &Shared) -> Option<Target> {
 
 async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     let Some(t) = target(shared) else { return Ok(()) };
+    // The log lines along the way are Redis's own, so operators' habits (and greps) carry over.
+    tracing::info!("Connecting to MASTER {}", t.addr);
     let mut c =
         Client::connect(&t.addr, HANDSHAKE_TIMEOUT).await.map_err(|e| format!("connecting to {}: {e}", t.addr))?;
+    tracing::info!("MASTER <-> REPLICA sync started");
     shared.lock().repl.link.sync_in_progress = true;
     match c.cmd(&["PING"]).await.map_err(|e| e.to_string())? {
         Resp::Simple(_) => {}
@@ -121,8 +124,14 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     if t.auth.is_some() && replies[0].is_error() {
         return Err(format!("AUTH with the master failed: {}", replies[0].render()));
     }
+    tracing::info!("Master replied to PING, replication can continue...");
     // Continue from our own history if we have one (the cached master of Redis).
     let (id, next) = if t.replid == NO_REPLID { ("?".to_string(), -1) } else { (t.replid.clone(), t.offset + 1) };
+    if t.replid == NO_REPLID {
+        tracing::info!("Partial resynchronization not possible (no cached master)");
+    } else {
+        tracing::info!("Trying a partial resynchronization (request {id}:{next}).");
+    }
     c.send(&[b"PSYNC", id.as_bytes(), next.to_string().as_bytes()]).await.map_err(|e| e.to_string())?;
     c.io_timeout = t.repl_timeout;
     let line = read_status(&mut c).await?;
@@ -134,6 +143,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
         if new_id.len() != 40 {
             return Err(format!("bad replication id in FULLRESYNC: {new_id}"));
         }
+        tracing::info!("Full resync from master: {new_id}:{off}");
         full_sync(shared, &mut c, generation, new_id.to_string(), off).await?;
     } else if let Some(rest) = line.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
@@ -155,6 +165,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
         st.repl.link.last_io_ms = shared.env.clock.now_ms();
         crate::fault::probe("repl.replica_continued");
         tracing::info!("Successful partial resynchronization with master.");
+        tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
     } else {
         return Err(format!("unexpected reply to PSYNC: {line}"));
     }
@@ -191,6 +202,10 @@ async fn full_sync(
             None => return Err(format!("bad payload header: {header}")),
         },
     };
+    match size {
+        Some(n) => tracing::info!("MASTER <-> REPLICA sync: receiving {n} bytes from master to memory"),
+        None => tracing::info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to memory"),
+    }
     progress(shared, generation, size.map_or(-1, |n| n as i64), 0);
     let mut payload = Vec::with_capacity(size.unwrap_or(0).min(64 << 20));
     loop {
@@ -226,6 +241,8 @@ async fn full_sync(
         crate::fault::probe("repl.bad_payload");
         format!("the master sent a corrupt snapshot: {e}")
     })?;
+    tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
+    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     // Replace the dataset: drop the old data, load the snapshot (expired keys kept: replicas
     // wait for the master's DEL).
     for db in st.ks.dbs.iter_mut() {
@@ -270,7 +287,7 @@ async fn full_sync(
         });
     }
     crate::fault::probe("repl.replica_full_sync");
-    tracing::info!("MASTER <-> REPLICA sync: finished with success ({} bytes)", payload.len());
+    tracing::info!("MASTER <-> REPLICA sync: Finished with success ({} bytes)", payload.len());
     Ok(())
 }
 
