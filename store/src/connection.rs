@@ -302,13 +302,15 @@ async fn write_unless_killed<S: AsyncWrite + Unpin>(
             wake.notified().await;
         }
     };
+    // The write is polled first: when it completes at once (the usual case) the kill future is
+    // never polled, so no waiter is registered on `wake` for every reply.
     tokio::select! {
         biased;
+        r = write => r.is_ok(),
         _ = killed => {
             crate::fault::probe("conn.killed_while_writing");
             false
         }
-        r = write => r.is_ok(),
     }
 }
 
