@@ -327,6 +327,28 @@ const MEMORY: &[&str] = &[
     "zset-max-listpack-value",
 ];
 
+/// Ranges Redis enforces on memory-valued directives (the others take 0 to `i64::MAX`): a
+/// 1-byte `proto-max-bulk-len` would break every command, so Redis's minimums are ours.
+const MEMORY_RANGES: &[(&str, u64, u64)] = &[
+    ("proto-max-bulk-len", 1024 * 1024, i64::MAX as u64),
+    ("client-query-buffer-limit", 1024 * 1024, i64::MAX as u64),
+    ("repl-backlog-size", 1, i64::MAX as u64),
+    ("active-defrag-ignore-bytes", 1, i64::MAX as u64),
+    ("maxmemory", 0, u64::MAX),
+    ("cluster-link-sendbuf-limit", 0, u64::MAX),
+];
+
+/// Directives CONFIG SET changes only when `enable-protected-configs` allows it (Redis 7's
+/// `PROTECTED_CONFIG`): together with SAVE they would let a client write a file anywhere.
+const PROTECTED: &[&str] = &["dir", "dbfilename"];
+
+/// Why `appendonly yes` is refused (at start-up and by CONFIG SET) until the AOF exists.
+pub const APPENDONLY_UNSUPPORTED: &str =
+    "appendonly yes is not supported yet: this server persists with RDB snapshots only (use save points, or replicas)";
+
+/// How deep `include` may nest (an include cycle stops here with an error, not a stack overflow).
+pub const INCLUDE_DEPTH_MAX: usize = 16;
+
 /// Integer ranges Redis enforces for the directives this server acts on.
 const INT_RANGES: &[(&str, i64, i64)] = &[
     ("port", 0, 65535),
@@ -381,6 +403,9 @@ pub struct Hot {
     pub min_replicas_max_lag: i64,
     /// client-output-buffer-limit's pubsub class, checked on every message delivered.
     pub pubsub_output_limit: crate::server::OutputLimit,
+    /// client-output-buffer-limit's normal class (Redis's default, 0 0 0, is no limit), checked
+    /// on a client's pending replies after every command.
+    pub normal_output_limit: crate::server::OutputLimit,
 }
 
 /// A problem with a directive: where and why.
@@ -496,6 +521,20 @@ fn parse_bool(s: &str) -> Option<bool> {
 /// Validates and normalises `args` for directive `name`. Errors are Redis's reason texts.
 fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
     let kind = kind_of(name);
+    // Redis's MULTI_ARG_CONFIGs split a lone argument at its spaces, so that the command line
+    // `--replicaof "127.0.0.1 6379"` (common in container setups) works.
+    let split: Vec<String>;
+    let args = match (kind, args) {
+        (Kind::ReplicaOf | Kind::Bind, [one]) if !one.is_empty() => {
+            split = split_args(one.as_bytes())
+                .ok_or_else(|| "Unbalanced quotes in configuration line".to_string())?
+                .into_iter()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect();
+            &split[..]
+        }
+        _ => args,
+    };
     let single = || -> Result<&String, String> {
         if args.len() != 1 {
             return Err("wrong number of arguments".into());
@@ -505,9 +544,13 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
     match kind {
         Kind::Bool => {
             let v = single()?;
-            parse_bool(v)
-                .map(|b| if b { "yes".into() } else { "no".into() })
-                .ok_or_else(|| "argument must be 'yes' or 'no'".into())
+            let b = parse_bool(v).ok_or_else(|| "argument must be 'yes' or 'no'".to_string())?;
+            // Refused rather than accepted and ignored: a user who asks for an append-only file
+            // must not believe their writes are logged when they are not.
+            if b && name == "appendonly" {
+                return Err(APPENDONLY_UNSUPPORTED.into());
+            }
+            Ok(if b { "yes".into() } else { "no".into() })
         }
         Kind::Int(lo, hi) => {
             let v = single()?;
@@ -523,7 +566,13 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
         }
         Kind::Memory => {
             let v = single()?;
-            parse_memory(v).map(|n| n.to_string()).ok_or_else(|| "argument must be a memory value".into())
+            let n = parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())?;
+            let (lo, hi) =
+                MEMORY_RANGES.iter().find(|(m, _, _)| *m == name).map_or((0, i64::MAX as u64), |(_, lo, hi)| (*lo, *hi));
+            if n < lo || n > hi {
+                return Err(format!("argument must be between {lo} and {hi} inclusive"));
+            }
+            Ok(n.to_string())
         }
         Kind::Enum(vals) => {
             let v = single()?.to_ascii_lowercase();
@@ -537,7 +586,9 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
             if args.len() > 1 && name != "oom-score-adj-values" && name != "latency-tracking-info-percentiles" {
                 return Err("wrong number of arguments".into());
             }
-            Ok(args.join(" "))
+            let v = args.join(" ");
+            validate_str(name, &v)?;
+            Ok(v)
         }
         Kind::Save => {
             let joined: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
@@ -599,6 +650,19 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
     }
 }
 
+/// Redis's checks on string directives that name files: a file name may not be a path (with
+/// `dir` and SAVE it would write anywhere).
+fn validate_str(name: &str, v: &str) -> Result<(), String> {
+    let is_path = v.contains('/') || v.contains('\\');
+    match name {
+        "dbfilename" if is_path => Err("dbfilename can't be a path, just a filename".into()),
+        "appendfilename" if v.is_empty() => Err("appendfilename can't be empty".into()),
+        "appendfilename" if is_path => Err("appendfilename can't be a path, just a filename".into()),
+        "appenddirname" if is_path => Err("appenddirname can't be a path, just a dirname".into()),
+        _ => Ok(()),
+    }
+}
+
 /// Applies normalised client-output-buffer-limit groups over the current value: each class
 /// named takes its new limits, the others keep theirs; always listed normal, slave, pubsub.
 fn merge_output_limits(current: &str, update: &str) -> String {
@@ -624,6 +688,27 @@ fn merge_output_limits(current: &str, update: &str) -> String {
 fn group_of(value: &str, class: &str) -> Option<String> {
     let parts: Vec<&str> = value.split_whitespace().collect();
     parts.chunks(4).filter(|g| g.len() == 4 && g[0] == class).last().map(|g| g[1..].join(" "))
+}
+
+/// What parsing a config file needs from the world: the text of included files, and whether a
+/// `dir` exists. The binary reads the real file system; the simulator and unit tests use
+/// [`NoFiles`].
+pub trait ConfigSource {
+    fn read_include(&self, path: &str) -> Result<String, String>;
+    fn check_dir(&self, path: &str) -> Result<(), String>;
+}
+
+/// No file system: `include` is an error, every `dir` is accepted.
+pub struct NoFiles;
+
+impl ConfigSource for NoFiles {
+    fn read_include(&self, path: &str) -> Result<String, String> {
+        Err(format!("Fatal error, can't open config file '{path}': no file system here"))
+    }
+
+    fn check_dir(&self, _path: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Glob match used by CONFIG GET (and KEYS elsewhere); re-exported from `glob`.
@@ -656,8 +741,27 @@ impl Config {
         Ok(c)
     }
 
+    /// Parses a redis.conf text with access to files (`include`) and directories (`dir`).
+    pub fn parse_with(text: &str, file: &str, source: &dyn ConfigSource) -> Result<Config, ConfigError> {
+        let mut c = Config::new();
+        c.apply_text_with(text, file, source)?;
+        c.file_lines = text.lines().map(|l| l.to_string()).collect();
+        Ok(c)
+    }
+
     /// Applies more directives (used for the command line after the file).
     pub fn apply_text(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
+        self.apply_text_with(text, file, &NoFiles)
+    }
+
+    /// Applies more directives, reading included files and checking `dir` through `source`.
+    pub fn apply_text_with(&mut self, text: &str, file: &str, source: &dyn ConfigSource) -> Result<(), ConfigError> {
+        self.apply_lines(text, file, source, 0)?;
+        self.refresh_hot();
+        Ok(())
+    }
+
+    fn apply_lines(&mut self, text: &str, file: &str, source: &dyn ConfigSource, depth: usize) -> Result<(), ConfigError> {
         // `save` lines accumulate within one source; the first one replaces the default.
         let mut saw_save = false;
         for (i, raw) in text.lines().enumerate() {
@@ -675,17 +779,27 @@ impl Config {
                 continue;
             };
             let lname = name.to_ascii_lowercase();
-            if lname == "rename-command" {
-                if args.len() != 2 {
-                    return Err(err("wrong number of arguments".into()));
+            if lname == "include" && args.len() == 1 {
+                if depth >= INCLUDE_DEPTH_MAX {
+                    return Err(err(format!("include nested more than {INCLUDE_DEPTH_MAX} levels deep")));
                 }
-                self.renames.push((args[0].to_ascii_lowercase(), args[1].to_ascii_lowercase()));
+                let included = source.read_include(&args[0]).map_err(err)?;
+                self.apply_lines(&included, &args[0], source, depth + 1)?;
+                continue;
+            }
+            if lname == "rename-command" && args.len() == 2 {
+                let (from, to) = (args[0].to_ascii_lowercase(), args[1].to_ascii_lowercase());
+                self.check_rename(&from, &to).map_err(|e| err(e.into()))?;
+                self.renames.push((from, to));
                 continue;
             }
             let Some(canon) = canonical(&lname) else {
                 return Err(err("Bad directive or wrong number of arguments".into()));
             };
             let normalised = normalise(canon, args).map_err(err)?;
+            if canon == "dir" {
+                source.check_dir(&normalised).map_err(err)?;
+            }
             match canon {
                 "save" if saw_save && !normalised.is_empty() => {
                     let prev = self.values.get("save").cloned().unwrap_or_default();
@@ -702,7 +816,20 @@ impl Config {
             }
             saw_save |= canon == "save";
         }
-        self.refresh_hot();
+        Ok(())
+    }
+
+    /// Redis applies `rename-command` to the live command table line by line: the command must
+    /// exist under that name now, and the new name must be free. A typo is an error, never a
+    /// silently ignored line that leaves CONFIG or FLUSHALL enabled.
+    fn check_rename(&self, from: &str, to: &str) -> Result<(), &'static str> {
+        let table = crate::cmd::CommandTable::new(&self.renames);
+        if table.lookup(from.as_bytes()).is_none() {
+            return Err("No such command in rename-command");
+        }
+        if !to.is_empty() && to != from && table.lookup(to.as_bytes()).is_some() {
+            return Err("Target command name already exists");
+        }
         Ok(())
     }
 
@@ -728,6 +855,11 @@ impl Config {
                 &g("client-output-buffer-limit"),
                 "pubsub",
                 crate::pubsub::PUBSUB_OUTPUT_LIMIT_DEFAULT,
+            ),
+            normal_output_limit: crate::server::OutputLimit::parse(
+                &g("client-output-buffer-limit"),
+                "normal",
+                crate::server::OutputLimit::NONE,
             ),
         };
     }
@@ -767,6 +899,27 @@ impl Config {
                 std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| value.to_string())
             }
             _ => value.to_string(),
+        }
+    }
+
+    /// The canonical name of a directive (aliases resolved), if it is one.
+    pub fn canonical_name(name: &str) -> Option<&'static str> {
+        canonical(name)
+    }
+
+    /// Whether CONFIG SET may change `name` for this client: protected directives (`dir`,
+    /// `dbfilename`) only with `enable-protected-configs yes`, or `local` from 127.0.0.1/::1.
+    pub fn may_set(&self, name: &str, client_is_local: bool) -> bool {
+        let Some(canon) = canonical(name) else {
+            return true;
+        };
+        if !PROTECTED.contains(&canon) {
+            return true;
+        }
+        match self.get("enable-protected-configs") {
+            Some("yes") => true,
+            Some("local") => client_is_local,
+            _ => false,
         }
     }
 

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::cmd::{execute, Ctx, Deferred, Session};
 use crate::protocol::{Limits, Reply, Request, RequestParser};
-use crate::server::{ClientEntry, Shared, PUSH_QUEUE_MAX};
+use crate::server::{ClientEntry, OutputLimit, Shared, PUSH_QUEUE_MAX};
 
 /// Requests executed per lock acquisition.
 pub const BATCH_MAX: usize = 1024;
@@ -42,7 +42,7 @@ where
     let queued_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let addr = peer.to_string();
     let laddr = local.map(|a| a.to_string()).unwrap_or_default();
-    let is_local = peer.ip().is_loopback();
+    let is_local = is_local_peer(peer.ip());
 
     // Admission: maxclients and protected mode, then registration.
     let admitted = {
@@ -80,15 +80,16 @@ where
                     soft_limit_since_ms: Default::default(),
                 },
             );
+            let session = Session::new(id, addr, laddr, is_local);
             Ok((
-                Session::new(id, addr, laddr, is_local),
-                Limits { bulk_len_max: st.config.hot.proto_max_bulk_len },
+                request_limits(&st, &session),
+                session,
                 st.config.hot.client_query_buffer_limit,
                 st.config.hot.timeout_secs,
             ))
         }
     };
-    let (mut session, mut limits, mut query_buffer_limit, mut timeout_secs) = match admitted {
+    let (mut limits, mut session, mut query_buffer_limit, mut timeout_secs) = match admitted {
         Ok(x) => x,
         Err(msg) => {
             let mut out = BytesMut::new();
@@ -107,7 +108,14 @@ where
 
     'conn: loop {
         let mut protocol_error = None;
+        let mut one_at_a_time = false;
         while batch.len() < BATCH_MAX {
+            // Before AUTH, one request at a time: the next one must be parsed with the limits
+            // that hold after this one ran (an AUTH lifts them).
+            if limits.unauthenticated && !batch.is_empty() {
+                one_at_a_time = true;
+                break;
+            }
             match parser.next(&mut inbuf, &limits) {
                 Ok(Some(r)) => batch.push_back((r, parser.take_frame())),
                 Ok(None) => break,
@@ -117,11 +125,15 @@ where
                 }
             }
         }
-        let more_parsed = batch.len() == BATCH_MAX;
+        let more_parsed = batch.len() == BATCH_MAX || one_at_a_time;
         let batch_len = batch.len();
         if batch_len > 1 {
             crate::fault::probe("conn.pipelined_batch");
         }
+        // Where the reply of the command running now starts in `out` (CLIENT REPLY OFF|SKIP).
+        let mut reply_mark = out.len();
+        // This client's class of client-output-buffer-limit, as of its last command.
+        let mut out_limit = OutputLimit::NONE;
         while !batch.is_empty() || bytes_in > 0 {
             let deferred = {
                 let mut st = shared.lock();
@@ -148,10 +160,26 @@ where
                         continue;
                     }
                     last_cmd = Some(args[0].clone());
+                    reply_mark = out.len();
+                    session.reply_skip = std::mem::take(&mut session.reply_skip_next);
                     let mut ctx =
                         Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms, frame };
                     execute(&mut ctx, args);
-                    if session.close || session.deferred.is_some() {
+                    if session.deferred.is_some() {
+                        // Its reply comes after the deferred work: suppressed (or not) then.
+                        break;
+                    }
+                    if session.reply_suppressed() {
+                        out.truncate(reply_mark);
+                    }
+                    session.reply_skip = false;
+                    out_limit = output_limit(&st, &session);
+                    if out_limit.hard_exceeded(out.len()) {
+                        close_over_output_limit(&mut st, &session, out.len());
+                        out.clear();
+                        session.close = true;
+                    }
+                    if session.close {
                         break;
                     }
                 }
@@ -163,7 +191,7 @@ where
                     shared.shutdown_notify.notify_one();
                 }
                 // Settings a CONFIG SET may have changed.
-                limits = Limits { bulk_len_max: st.config.hot.proto_max_bulk_len };
+                limits = request_limits(&st, &session);
                 query_buffer_limit = st.config.hot.client_query_buffer_limit;
                 timeout_secs = st.config.hot.timeout_secs;
                 if let Some(entry) = st.clients.get_mut(&session.id) {
@@ -206,6 +234,10 @@ where
                     session.close = true;
                     batch.clear();
                 }
+                if session.reply_suppressed() {
+                    out.truncate(reply_mark);
+                }
+                session.reply_skip = false;
             }
         }
         if let Some(e) = protocol_error {
@@ -218,7 +250,11 @@ where
             if crate::fault::buggify("buggify.conn.delay_flush") {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            if !write_unless_killed(&mut stream, &out, &wake, &kill).await {
+            let soft_deadline = out_limit.soft_deadline_ms(out.len()).map(|ms| Duration::from_millis(ms.max(0) as u64));
+            if !write_unless_killed(&mut stream, &out, &wake, &kill, soft_deadline).await {
+                if soft_deadline.is_some() {
+                    close_over_output_limit(&mut shared.lock(), &session, out.len());
+                }
                 break 'conn;
             }
             out.clear();
@@ -284,18 +320,76 @@ where
     }
 }
 
+/// Redis's `islocalClient`: exactly 127.0.0.1 or ::1 (not all of 127.0.0.0/8, which a container
+/// or a proxy may route from elsewhere). Protected mode, `enable-debug-command local` and
+/// `enable-protected-configs local` trust only these.
+pub fn is_local_peer(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => v4 == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST),
+    }
+}
+
+/// The client-output-buffer-limit class that applies to this client's pending replies: pubsub
+/// for a subscriber, normal otherwise (Redis's `getClientType`). Replica links are bounded by
+/// their own class where the stream is queued, and a master link gets no replies.
+fn output_limit(st: &crate::server::State, session: &Session) -> OutputLimit {
+    if session.is_replica || session.is_master {
+        OutputLimit::NONE
+    } else if session.subscriptions() > 0 {
+        st.config.hot.pubsub_output_limit
+    } else {
+        st.config.hot.normal_output_limit
+    }
+}
+
+fn close_over_output_limit(st: &mut crate::server::State, session: &Session, pending: usize) {
+    crate::fault::probe("conn.output_limit_closed");
+    st.stats.client_output_limit_disconnections += 1;
+    tracing::warn!(
+        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits (pending {} bytes).",
+        session.id,
+        session.addr,
+        pending
+    );
+}
+
+/// The parser's limits for this client now: proto-max-bulk-len, and Redis 7's pre-AUTH limits
+/// while a password is required and not yet given.
+fn request_limits(st: &crate::server::State, session: &Session) -> Limits {
+    Limits {
+        bulk_len_max: st.config.hot.proto_max_bulk_len,
+        unauthenticated: st.config.hot.requirepass.is_some() && !session.authenticated,
+    }
+}
+
 /// Writes and flushes `out`; false if the write failed or the client was killed meanwhile. A
 /// client that stops reading blocks the write forever (and under madsim a partition stalls it
 /// without an error), so a kill (CLIENT KILL, an output buffer limit) must be able to end it.
+///
+/// Past the soft output limit the write has `soft_deadline` to finish. Replies cannot grow while
+/// their write is pending (the connection runs no command meanwhile), so "over the soft limit for
+/// soft-seconds" is "this write took longer than soft-seconds"; the whole pending output counts
+/// until written, which errs towards closing a reader that is slow as well as one that stopped.
 async fn write_unless_killed<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &[u8],
     wake: &Notify,
     kill: &AtomicBool,
+    soft_deadline: Option<Duration>,
 ) -> bool {
     let write = async {
-        stream.write_all(out).await?;
-        stream.flush().await
+        let io = async {
+            stream.write_all(out).await?;
+            stream.flush().await
+        };
+        match soft_deadline {
+            None => io.await,
+            Some(d) => tokio::time::timeout(d, io)
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "soft output limit"))),
+        }
     };
     let killed = async {
         while !kill.load(Ordering::Acquire) {

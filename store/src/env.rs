@@ -251,11 +251,35 @@ impl Disk {
         self.sync_dir_of(path).await
     }
 
+    /// Whether `path` is a usable directory (`dir` at start-up and in CONFIG SET), with the
+    /// system's reason when not. Synchronous: it is one `stat`, asked while a command runs. The
+    /// simulated disk is flat, so every directory exists there.
+    pub fn check_dir(&self, path: &Path) -> io::Result<()> {
+        match self {
+            Disk::Real => match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() => Ok(()),
+                Ok(_) => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+                Err(e) => Err(e),
+            },
+            Disk::Sim(_) => Ok(()),
+        }
+    }
+
     pub async fn exists(&self, path: &Path) -> bool {
         match self {
             Disk::Real => tokio::fs::metadata(path).await.is_ok(),
             Disk::Sim(d) => d.exists(path),
         }
+    }
+}
+
+/// An I/O error as Redis prints it (`strerror`): "No such file or directory", without Rust's
+/// " (os error 2)" suffix.
+pub fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 

@@ -6,9 +6,11 @@
 //!   read. Argument positions are offsets into the buffer; when a request is complete the caller
 //!   splits it off and freezes it, and every argument becomes a zero-copy `Bytes` slice.
 //! - Every length a client controls is checked against a limit *before* anything is allocated for
-//!   it: the multibulk count (1M, as Redis), each bulk length (`proto-max-bulk-len`), the inline
-//!   line and the count lines (64 KB). Memory grows only with bytes that actually arrived, and the
-//!   connection bounds those with `client-query-buffer-limit`.
+//!   it: the multibulk count (`INT_MAX`, as Redis 7), each bulk length (`proto-max-bulk-len`),
+//!   the count lines and an inline line still waiting for its newline (64 KB). Before AUTH the
+//!   limits are Redis 7's much tighter ones (10 arguments, 16 KB each), so a client without the
+//!   password cannot make the server buffer much. Memory grows only with bytes that actually
+//!   arrived, and the connection bounds those with `client-query-buffer-limit`.
 //! - Errors carry Redis's exact texts (`Protocol error: invalid bulk length`, ...); the connection
 //!   replies with them and closes, as Redis does.
 //! - Replies are written straight into the client's output buffer by small functions
@@ -20,20 +22,27 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// Redis's `PROTO_INLINE_MAX_SIZE`: the longest inline request or count line.
+/// Redis's `PROTO_INLINE_MAX_SIZE`: how much of an inline request or count line may arrive
+/// without its line ending.
 pub const INLINE_MAX_BYTES: usize = 64 * 1024;
-/// Redis rejects a multibulk count above this from normal clients.
-pub const MULTIBULK_COUNT_MAX: i64 = 1024 * 1024;
+/// Redis 7 rejects a multibulk count above `INT_MAX`.
+pub const MULTIBULK_COUNT_MAX: i64 = i32::MAX as i64;
+/// Before AUTH (Redis's `authRequired`): at most this many arguments...
+pub const UNAUTH_MULTIBULK_COUNT_MAX: i64 = 10;
+/// ... and this many bytes per argument.
+pub const UNAUTH_BULK_LEN_MAX: i64 = 16 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// `proto-max-bulk-len`.
+    /// `proto-max-bulk-len` (not applied to a master's stream, as in Redis).
     pub bulk_len_max: i64,
+    /// The client must still AUTH: Redis 7's pre-authentication limits apply.
+    pub unauthenticated: bool,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { bulk_len_max: 512 * 1024 * 1024 }
+        Limits { bulk_len_max: 512 * 1024 * 1024, unauthenticated: false }
     }
 }
 
@@ -102,6 +111,9 @@ impl RequestParser {
                     if count > MULTIBULK_COUNT_MAX {
                         return Err(ProtocolError("invalid multibulk length".into()));
                     }
+                    if count > UNAUTH_MULTIBULK_COUNT_MAX && limits.unauthenticated {
+                        return Err(ProtocolError("unauthenticated multibulk length".into()));
+                    }
                     if count <= 0 {
                         let _ = buf.split_to(next);
                         return Ok(Some(Request::Empty));
@@ -133,6 +145,9 @@ impl RequestParser {
                     };
                     if len < 0 || len > limits.bulk_len_max {
                         return Err(ProtocolError("invalid bulk length".into()));
+                    }
+                    if len > UNAUTH_BULK_LEN_MAX && limits.unauthenticated {
+                        return Err(ProtocolError("unauthenticated bulk length".into()));
                     }
                     let data_end = data_start + len as usize;
                     // Redis skips the two bytes after the data without looking at them.
@@ -212,6 +227,8 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
 }
 
 /// Inline protocol: one line, arguments split like Redis's `sdssplitargs` (quotes, escapes).
+/// As in Redis, only a line still without its newline past 64 KB is refused: a longer line whose
+/// newline has arrived is taken (the query buffer limit bounds it).
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
     let Some(nl) = memchr(b'\n', buf) else {
         if buf.len() > INLINE_MAX_BYTES {
@@ -219,9 +236,6 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
         }
         return Ok(None);
     };
-    if nl > INLINE_MAX_BYTES {
-        return Err(ProtocolError("too big inline request".into()));
-    }
     let line = buf.split_to(nl + 1);
     let mut line = &line[..nl];
     if line.last() == Some(&b'\r') {
@@ -600,13 +614,32 @@ mod tests {
     #[test]
     fn errors_have_redis_texts() {
         assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
-        assert_eq!(parse_all(b"*2000000\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(parse_all(b"*2147483648\r\n").unwrap_err().0, "invalid multibulk length");
+        // Redis 7 takes more than a million arguments (an RPUSH of 1.1M elements).
+        assert_eq!(parse_all(b"*2000000\r\n").unwrap(), vec![]);
         assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "invalid bulk length");
         assert_eq!(parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0, "invalid bulk length");
         assert!(parse_all(b"*1\r\n+foo\r\n").unwrap_err().0.starts_with("expected '$'"));
         assert_eq!(parse_all(b"set \"abc\n").unwrap_err().0, "unbalanced quotes in request");
         let long = vec![b'a'; INLINE_MAX_BYTES + 1];
         assert_eq!(parse_all(&long).unwrap_err().0, "too big inline request");
+        // With its newline, a longer inline line is a request, as in Redis.
+        let mut line = b"set k ".to_vec();
+        line.extend(vec![b'a'; INLINE_MAX_BYTES + 100]);
+        line.extend_from_slice(b"\r\n");
+        let parsed = parse_all(&line).unwrap();
+        assert!(matches!(&parsed[..], [Request::Command(a)] if a.len() == 3 && a[2].len() == INLINE_MAX_BYTES + 100));
+    }
+
+    #[test]
+    fn limits_before_auth_are_redis_7s() {
+        let unauth = Limits { unauthenticated: true, ..Limits::default() };
+        let parse = |input: &[u8], limits: &Limits| RequestParser::new().next(&mut BytesMut::from(input), limits);
+        assert_eq!(parse(b"*11\r\n", &unauth).unwrap_err().0, "unauthenticated multibulk length");
+        assert_eq!(parse(b"*10\r\n", &unauth).unwrap(), None);
+        assert_eq!(parse(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n", &unauth).unwrap_err().0, "unauthenticated bulk length");
+        assert_eq!(parse(b"*2\r\n$4\r\nAUTH\r\n$16384\r\n", &unauth).unwrap(), None);
+        assert_eq!(parse(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n", &Limits::default()).unwrap(), None);
     }
 
     #[test]
@@ -675,7 +708,7 @@ mod tests {
             b"*2\r\n$999999999999\r\n",
         ];
         let splices: [&[u8]; 8] = [b"*", b"$", b"\r\n", b"-1", b"2147483648", b"9999999999999999999", b"\"", b"\\x4"];
-        let limits = Limits { bulk_len_max: 1 << 20 };
+        let limits = Limits { bulk_len_max: 1 << 20, unauthenticated: false };
         for _ in 0..1_000_000 {
             let mut input = seeds[rng.gen_range(0..seeds.len())].to_vec();
             for _ in 0..rng.gen_range(0..4) {

@@ -68,6 +68,20 @@ pub struct OutputLimit {
 }
 
 impl OutputLimit {
+    /// No limit (the normal class's default).
+    pub const NONE: OutputLimit = OutputLimit { hard_bytes: 0, soft_bytes: 0, soft_ms: 0 };
+
+    /// Whether `pending` bytes of replies pass the hard limit.
+    pub fn hard_exceeded(&self, pending: usize) -> bool {
+        self.hard_bytes > 0 && pending > self.hard_bytes
+    }
+
+    /// How long a write of `pending` bytes may take before the soft limit closes the client:
+    /// over the soft limit, Redis allows `soft_ms` before it disconnects.
+    pub fn soft_deadline_ms(&self, pending: usize) -> Option<i64> {
+        (self.soft_bytes > 0 && pending > self.soft_bytes).then_some(self.soft_ms)
+    }
+
     /// The limit for `class` ("replica"/"slave" or "pubsub") from the directive's value (as
     /// the config stores it: groups of class, hard bytes, soft bytes, seconds); `default` if
     /// the class is absent or malformed.
@@ -138,6 +152,8 @@ pub struct Stats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub pubsub_messages: u64,
+    /// Clients closed for passing a client-output-buffer-limit (Redis 7.2's INFO field).
+    pub client_output_limit_disconnections: u64,
     pub total_error_replies: u64,
 }
 

@@ -6,8 +6,8 @@
 
 use std::process::ExitCode;
 
-use store::config::Config;
-use store::env::Env;
+use store::config::{Config, ConfigSource};
+use store::env::{strerror, Disk, Env};
 use store::server::Server;
 
 #[global_allocator]
@@ -63,6 +63,20 @@ fn args_to_lines(args: &[String]) -> Result<String, String> {
     Ok(text)
 }
 
+/// The real file system, for `include` and `dir` while the configuration is read (before the
+/// server runs; the server itself reaches files only through the disk seam).
+struct FsSource;
+
+impl ConfigSource for FsSource {
+    fn read_include(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| format!("Fatal error, can't open config file '{path}': {}", strerror(&e)))
+    }
+
+    fn check_dir(&self, path: &str) -> Result<(), String> {
+        Disk::Real.check_dir(std::path::Path::new(path)).map_err(|e| strerror(&e))
+    }
+}
+
 fn load_config(args: &[String]) -> Result<Config, String> {
     let (file, rest) = match args.first() {
         Some(f) if !f.starts_with("--") => (Some(f.clone()), &args[1..]),
@@ -72,12 +86,12 @@ fn load_config(args: &[String]) -> Result<Config, String> {
         Some(path) if path == "-" => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
-            Config::parse(&text, "stdin").map_err(|e| e.to_string())?
+            Config::parse_with(&text, "stdin", &FsSource).map_err(|e| e.to_string())?
         }
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("Fatal error, can't open config file '{path}': {e}"))?;
-            let mut c = Config::parse(&text, path).map_err(|e| e.to_string())?;
+            let mut c = Config::parse_with(&text, path, &FsSource).map_err(|e| e.to_string())?;
             // Absolute path, so CONFIG REWRITE works whatever `dir` becomes.
             c.file = Some(std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or(path.clone()));
             c
@@ -89,7 +103,7 @@ fn load_config(args: &[String]) -> Result<Config, String> {
     };
     if !rest.is_empty() {
         let text = args_to_lines(rest).map_err(|e| format!("Invalid command line: {e}"))?;
-        config.apply_text(&text, "command line").map_err(|e| e.to_string())?;
+        config.apply_text_with(&text, "command line", &FsSource).map_err(|e| e.to_string())?;
     }
     Ok(config)
 }

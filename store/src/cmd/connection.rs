@@ -207,7 +207,7 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
         }
         ("kill", _) => client_kill(ctx, args),
         ("setinfo", 4) | ("no-evict", 3) | ("no-touch", 3) => ctx.ok(),
-        ("reply", 3) => ctx.ok(),
+        ("reply", 3) => client_reply(ctx, &args[2]),
         ("help", 2) => {
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -319,6 +319,24 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) {
         text.push('\n');
     }
     ctx.verbatim(text.as_bytes())
+}
+
+/// CLIENT REPLY ON|OFF|SKIP, as Redis: OFF and SKIP answer nothing themselves; the connection
+/// drops the output of suppressed commands (see `Session::reply_suppressed`).
+fn client_reply(ctx: &mut Ctx, mode: &[u8]) {
+    if eq_ic(mode, "on") {
+        ctx.client.reply_off = false;
+        ctx.client.reply_skip = false;
+        ctx.ok()
+    } else if eq_ic(mode, "off") {
+        ctx.client.reply_off = true;
+    } else if eq_ic(mode, "skip") {
+        if !ctx.client.reply_off {
+            ctx.client.reply_skip_next = true;
+        }
+    } else {
+        ctx.error(SYNTAX)
+    }
 }
 
 fn client_kill(ctx: &mut Ctx, args: &[Bytes]) {

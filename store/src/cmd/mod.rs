@@ -201,6 +201,12 @@ pub struct Session {
     /// A diskless payload was sent: hold the stream until the replica's first ACK (it finds the
     /// end mark only at the end of a read, so nothing may follow it before it answers).
     pub hold_stream: bool,
+    /// CLIENT REPLY OFF: no replies until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: the next command's reply is dropped...
+    pub reply_skip_next: bool,
+    /// ... which is this one's (set while it runs; CLIENT REPLY ON clears it).
+    pub reply_skip: bool,
 }
 
 /// Asynchronous work a command hands to its connection, performed after the lock is released;
@@ -247,7 +253,15 @@ impl Session {
             repl_ip: None,
             repl_capa_eof: false,
             hold_stream: false,
+            reply_off: false,
+            reply_skip_next: false,
+            reply_skip: false,
         }
+    }
+
+    /// Whether the reply of the command running now is to be dropped (CLIENT REPLY OFF|SKIP).
+    pub fn reply_suppressed(&self) -> bool {
+        self.reply_off || self.reply_skip
     }
 
     pub fn subscriptions(&self) -> usize {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::*;
-use crate::config::SetError;
+use crate::config::{Config, SetError};
 use crate::db::digest;
 use crate::protocol::{Proto, Reply};
 use crate::server::ShutdownMode;
@@ -128,7 +128,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         let s = &st.stats;
         let _ = write!(
             o,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
             s.total_connections_received,
             s.total_commands_processed,
             s.net_input_bytes,
@@ -143,6 +143,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
             st.pubsub.channels.len(),
             st.pubsub.patterns.len(),
             s.total_error_replies,
+            s.client_output_limit_disconnections,
         );
     }
     if want("replication") {
@@ -171,6 +172,20 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.verbatim(text.as_bytes())
 }
 
+/// CONFIG SET dir: Redis `chdir`s, so a relative directory is taken from the current one, and
+/// one that does not exist is refused with the system's reason (never accepted, to fail every
+/// later SAVE).
+fn resolve_dir(ctx: &Ctx, current: &str, requested: &str) -> Result<String, String> {
+    let requested_path = std::path::Path::new(requested);
+    let path = if requested_path.is_absolute() {
+        requested_path.to_path_buf()
+    } else {
+        std::path::Path::new(current).join(requested_path)
+    };
+    ctx.env.disk.check_dir(&path).map_err(|e| crate::env::strerror(&e))?;
+    Ok(path.display().to_string())
+}
+
 fn config(ctx: &mut Ctx, args: &[Bytes]) {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
@@ -190,7 +205,24 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
             let mut next = ctx.st.config.clone();
             for pair in args[2..].chunks(2) {
                 let name = String::from_utf8_lossy(&pair[0]).into_owned();
-                let value = String::from_utf8_lossy(&pair[1]).into_owned();
+                let mut value = String::from_utf8_lossy(&pair[1]).into_owned();
+                if let Some(canon) = Config::canonical_name(&name) {
+                    if !next.may_set(canon, ctx.client.is_local) {
+                        return ctx.error(&format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{canon}') - can't set protected config"
+                        ));
+                    }
+                    if canon == "dir" {
+                        match resolve_dir(ctx, next.get("dir").unwrap_or("."), &value) {
+                            Ok(dir) => value = dir,
+                            Err(reason) => {
+                                return ctx.error(&format!(
+                                    "ERR CONFIG SET failed (possibly related to argument 'dir') - {reason}"
+                                ))
+                            }
+                        }
+                    }
+                }
                 match next.set(&name, &value) {
                     Ok(()) => {}
                     Err(SetError::Unknown) => {

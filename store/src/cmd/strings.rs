@@ -63,8 +63,12 @@ fn store(ctx: &mut Ctx, key: &[u8], value: &[u8], keep_ttl: bool) {
     ctx.st.ks.dbs[db].insert(Sds::new(key), Value::Str(Sds::new(value)), keep_ttl);
 }
 
+/// Redis's `checkStringLength`: a string may not grow past proto-max-bulk-len (the master's
+/// stream is obeyed whatever the local limit). `len` may be anything a client can make it, so
+/// it is compared without a cast that could turn it negative.
 fn check_size(ctx: &mut Ctx, len: usize) -> bool {
-    if len as i64 > ctx.st.config.hot.proto_max_bulk_len {
+    let too_big = i64::try_from(len).map_or(true, |len| len > ctx.st.config.hot.proto_max_bulk_len);
+    if too_big && !ctx.client.is_master {
         ctx.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
         return false;
     }
@@ -433,7 +437,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     };
     let mut v = cur.map(|s| s.to_vec()).unwrap_or_default();
-    if !check_size(ctx, v.len() + args[2].len()) {
+    if !check_size(ctx, v.len().saturating_add(args[2].len())) {
         return;
     }
     v.extend_from_slice(&args[2]);

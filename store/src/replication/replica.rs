@@ -337,8 +337,9 @@ async fn send_ack(stream: &mut tokio::net::TcpStream, offset: i64, timeout: Dura
 async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: Duration) -> Result<(), String> {
     let (mut sock, mut buf) = c.into_parts();
     let mut parser = RequestParser::new();
-    // Stream commands are trusted more than clients' but still bounded.
-    let limits = Limits { bulk_len_max: shared.lock().config.hot.proto_max_bulk_len };
+    // As in Redis, proto-max-bulk-len does not apply to the master's stream: a replica must
+    // take whatever its master accepted. Memory still grows only with bytes that arrived.
+    let limits = Limits { bulk_len_max: i64::MAX, unauthenticated: false };
     let mut master = Session::new(0, "master".into(), String::new(), true);
     master.is_master = true;
     master.authenticated = true;
