@@ -258,7 +258,9 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
     } else {
         (c.name.clone().unwrap_or_default(), c.db, c.sub, c.psub, c.multi, c.last_cmd.clone(), c.proto)
     };
-    let flags = if sub + psub > 0 {
+    let flags = if ctx.st.repl.replicas.contains_key(&id) {
+        "S"
+    } else if sub + psub > 0 {
         "P"
     } else if multi >= 0 {
         "x"
@@ -288,16 +290,12 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) {
     let mut i = 2;
     while i < args.len() {
         if eq_ic(&args[i], "type") && i + 1 < args.len() {
-            let t = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
-            match t.as_str() {
-                "normal" => {}
-                "pubsub" => {
-                    let st = &ctx.st;
-                    ids.retain(|id| st.clients.get(id).is_some_and(|c| c.sub + c.psub > 0));
-                }
-                "master" | "replica" | "slave" => ids.clear(),
-                _ => return ctx.error(&format!("ERR Unknown client type '{t}'")),
-            }
+            let Some(kind) = ClientType::parse(&args[i + 1]) else {
+                let t = String::from_utf8_lossy(&args[i + 1]).into_owned();
+                return ctx.error(&format!("ERR Unknown client type '{t}'"));
+            };
+            let st = &*ctx.st;
+            ids.retain(|id| st.clients.get(id).is_some_and(|c| ClientType::of(st, c) == kind));
             i += 2;
         } else if eq_ic(&args[i], "id") && i + 1 < args.len() {
             let mut wanted = Vec::new();
@@ -339,8 +337,105 @@ fn client_reply(ctx: &mut Ctx, mode: &[u8]) {
     }
 }
 
+/// Redis's client classes (`getClientType`), for CLIENT KILL/LIST TYPE and output limits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClientType {
+    Normal,
+    Replica,
+    Master,
+    Pubsub,
+}
+
+impl ClientType {
+    fn parse(name: &[u8]) -> Option<ClientType> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"normal" => Some(ClientType::Normal),
+            b"slave" | b"replica" => Some(ClientType::Replica),
+            b"pubsub" => Some(ClientType::Pubsub),
+            b"master" => Some(ClientType::Master),
+            _ => None,
+        }
+    }
+
+    /// The class of a registered client: a replica attached by PSYNC, a subscriber, or normal.
+    /// (A replica's own link to its master is not a registered client.)
+    pub fn of(st: &crate::server::State, c: &crate::server::ClientEntry) -> ClientType {
+        if st.repl.replicas.contains_key(&c.id) {
+            ClientType::Replica
+        } else if c.sub + c.psub > 0 {
+            ClientType::Pubsub
+        } else {
+            ClientType::Normal
+        }
+    }
+}
+
+/// CLIENT KILL's filters; a client must match every one given.
+#[derive(Default)]
+struct KillFilter {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    kind: Option<ClientType>,
+    /// Only clients connected at least this many seconds (MAXAGE, Redis 7.4's filter).
+    age_secs_min: Option<i64>,
+    skipme: bool,
+}
+
+/// Parses `CLIENT KILL <filter> <value> ...`; replies with Redis's error and returns None.
+fn parse_kill_filter(ctx: &mut Ctx, args: &[Bytes]) -> Option<KillFilter> {
+    let mut f = KillFilter { skipme: true, ..KillFilter::default() };
+    if args.len() % 2 != 0 {
+        ctx.error(SYNTAX);
+        return None;
+    }
+    for pair in args[2..].chunks(2) {
+        let (opt, v) = (&pair[0], &pair[1]);
+        if eq_ic(opt, "id") {
+            match crate::protocol::parse_i64_strict(v) {
+                Some(id) if id > 0 => f.id = Some(id as u64),
+                _ => {
+                    ctx.error("ERR client-id should be greater than 0");
+                    return None;
+                }
+            }
+        } else if eq_ic(opt, "type") {
+            let Some(kind) = ClientType::parse(v) else {
+                ctx.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(v)));
+                return None;
+            };
+            f.kind = Some(kind);
+        } else if eq_ic(opt, "addr") {
+            f.addr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if eq_ic(opt, "laddr") {
+            f.laddr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if eq_ic(opt, "user") {
+            // One user exists: `default`, the user every connection is.
+            if &v[..] != b"default" {
+                ctx.error(&format!("ERR No such user '{}'", String::from_utf8_lossy(v)));
+                return None;
+            }
+        } else if eq_ic(opt, "maxage") {
+            f.age_secs_min = Some(arg_i64(ctx, v)?);
+        } else if eq_ic(opt, "skipme") {
+            f.skipme = match v.to_ascii_lowercase().as_slice() {
+                b"yes" => true,
+                b"no" => false,
+                _ => {
+                    ctx.error(SYNTAX);
+                    return None;
+                }
+            };
+        } else {
+            ctx.error(SYNTAX);
+            return None;
+        }
+    }
+    Some(f)
+}
+
 fn client_kill(ctx: &mut Ctx, args: &[Bytes]) {
-    // Old form: CLIENT KILL addr:port -> +OK or error.
+    // Old form: CLIENT KILL addr:port -> +OK or error (and it may kill the caller).
     if args.len() == 3 {
         let target = String::from_utf8_lossy(&args[2]).into_owned();
         let found: Vec<u64> = ctx.st.clients.values().filter(|c| c.addr == target).map(|c| c.id).collect();
@@ -350,45 +445,20 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) {
         kill_ids(ctx, &found);
         return ctx.ok();
     }
-    if args.len() % 2 != 0 {
-        return ctx.error(SYNTAX);
-    }
-    let mut by_id = None;
-    let mut by_addr = None;
-    let mut by_laddr = None;
-    let mut skipme = true;
-    for pair in args[2..].chunks(2) {
-        let v = String::from_utf8_lossy(&pair[1]).into_owned();
-        if eq_ic(&pair[0], "id") {
-            match v.parse::<u64>() {
-                Ok(id) if id > 0 => by_id = Some(id),
-                _ => return ctx.error("ERR client-id should be greater than 0"),
-            }
-        } else if eq_ic(&pair[0], "addr") {
-            by_addr = Some(v);
-        } else if eq_ic(&pair[0], "laddr") {
-            by_laddr = Some(v);
-        } else if eq_ic(&pair[0], "skipme") {
-            skipme = match v.to_ascii_lowercase().as_str() {
-                "yes" => true,
-                "no" => false,
-                _ => return ctx.error(SYNTAX),
-            };
-        } else if eq_ic(&pair[0], "type") || eq_ic(&pair[0], "user") || eq_ic(&pair[0], "maxage") {
-            // Accepted filters that match nothing special here.
-        } else {
-            return ctx.error(SYNTAX);
-        }
-    }
-    let me = ctx.client.id;
-    let found: Vec<u64> = ctx
-        .st
+    let Some(f) = parse_kill_filter(ctx, args) else {
+        return;
+    };
+    let (me, now_ms) = (ctx.client.id, ctx.now_ms);
+    let st = &*ctx.st;
+    let found: Vec<u64> = st
         .clients
         .values()
-        .filter(|c| by_id.is_none_or(|id| c.id == id))
-        .filter(|c| by_addr.as_ref().is_none_or(|a| &c.addr == a))
-        .filter(|c| by_laddr.as_ref().is_none_or(|a| &c.laddr == a))
-        .filter(|c| !(skipme && c.id == me))
+        .filter(|c| f.id.is_none_or(|id| c.id == id))
+        .filter(|c| f.addr.as_ref().is_none_or(|a| &c.addr == a))
+        .filter(|c| f.laddr.as_ref().is_none_or(|a| &c.laddr == a))
+        .filter(|c| f.kind.is_none_or(|k| ClientType::of(st, c) == k))
+        .filter(|c| f.age_secs_min.is_none_or(|age| now_ms.saturating_sub(c.created_ms) / 1000 >= age))
+        .filter(|c| !(f.skipme && c.id == me))
         .map(|c| c.id)
         .collect();
     kill_ids(ctx, &found);

@@ -1,0 +1,118 @@
+//! What a Sentinel (ours or Redis's) relies on from a server, on the real binary, each checked
+//! against redis-server 7 too when it is installed: the CLIENT KILL filters its promotion
+//! transaction uses (`CLIENT KILL TYPE normal` must not drop replicas), and CLIENT LIST's view
+//! of replica connections.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn field(c: &mut Conn, section: &str, name: &str) -> String {
+    let info = c.call(&["INFO", section]).replace("\\r\\n", "\n");
+    info.split(['\n', '"'])
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A master with one replica (both ours, or both Redis's), the link up.
+fn master_with_replica(redis: bool) -> (Proc, Proc) {
+    let start = |extra: &[&str]| {
+        if redis {
+            start_redis_args(extra)
+        } else {
+            start_store(extra)
+        }
+    };
+    let master = start(&["--repl-diskless-sync-delay", "0"]);
+    let target = format!("127.0.0.1 {}", master.port);
+    let replica = start(&["--replicaof", &target]);
+    let mut r = Conn::new(replica.port);
+    wait_for("replica link up", || field(&mut r, "replication", "master_link_status") == "up");
+    (master, replica)
+}
+
+fn start_redis_args(extra: &[&str]) -> Proc {
+    use std::process::{Command, Stdio};
+    let port = free_port();
+    let dir = fresh_dir(port);
+    let mut args: Vec<String> = ["--dir", &dir, "--port", &port.to_string(), "--save", "", "--loglevel", "warning"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for e in extra {
+        // redis-server takes `--replicaof "host port"` as one argument too.
+        args.push(e.to_string());
+    }
+    let child = Command::new("redis-server").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Proc { child, port }
+}
+
+fn client_kill_filters_keep_replicas(redis: bool) {
+    let who = if redis { "redis" } else { "store" };
+    let (master, _replica) = master_with_replica(redis);
+    let mut admin = Conn::new(master.port);
+    let _normal = Conn::new(master.port);
+    let mut subscriber = Conn::new(master.port);
+    assert_eq!(subscriber.call(&["SUBSCRIBE", "events"]), "[\"subscribe\", \"events\", :1]");
+
+    let replicas = admin.call(&["CLIENT", "LIST", "TYPE", "replica"]);
+    assert_eq!(replicas.matches("id=").count(), 1, "{who}: {replicas}");
+    assert!(replicas.contains("flags=S"), "{who}: {replicas}");
+    assert_eq!(admin.call(&["CLIENT", "LIST", "TYPE", "pubsub"]).matches("id=").count(), 1, "{who}");
+
+    // The sentinel's promotion transaction: only normal clients, then subscribers, are killed.
+    assert_eq!(admin.call(&["CLIENT", "KILL", "TYPE", "normal"]), ":1", "{who}: the other normal client");
+    assert_eq!(admin.call(&["CLIENT", "KILL", "TYPE", "pubsub"]), ":1", "{who}: the subscriber");
+    assert_eq!(field(&mut admin, "replication", "connected_slaves"), "1", "{who}: replica kept");
+    assert_eq!(field(&mut admin, "stats", "sync_full"), "1", "{who}: no resync");
+
+    // The other filters.
+    assert_eq!(admin.call(&["CLIENT", "KILL", "TYPE", "bogus"]), "-ERR Unknown client type 'bogus'", "{who}");
+    assert_eq!(admin.call(&["CLIENT", "KILL", "USER", "nobody"]), "-ERR No such user 'nobody'", "{who}");
+    assert_eq!(admin.call(&["CLIENT", "KILL", "ID", "0"]), "-ERR client-id should be greater than 0", "{who}");
+    assert_eq!(admin.call(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "maybe"]), "-ERR syntax error", "{who}");
+    assert_eq!(admin.call(&["CLIENT", "KILL", "USER", "default", "TYPE", "master"]), ":0", "{who}");
+    let id = admin.call(&["CLIENT", "ID"]);
+    let laddr = format!("127.0.0.1:{}", master.port);
+    assert_eq!(admin.call(&["CLIENT", "KILL", "LADDR", &laddr, "TYPE", "normal"]), ":0", "{who}: skipme");
+    assert_eq!(
+        admin.call(&["CLIENT", "KILL", "ID", id.trim_start_matches(':'), "SKIPME", "no"]),
+        ":1",
+        "{who}: kills itself after replying"
+    );
+    assert!(admin.read().is_none(), "{who}: the connection closed");
+
+    // TYPE replica drops the replica, which then resyncs.
+    let mut admin = Conn::new(master.port);
+    assert_eq!(admin.call(&["CLIENT", "KILL", "TYPE", "replica"]), ":1", "{who}");
+}
+
+#[test]
+fn client_kill_filters_keep_replicas_ours() {
+    client_kill_filters_keep_replicas(false);
+}
+
+#[test]
+fn client_kill_filters_keep_replicas_redis() {
+    if require_or_skip(redis_server_available(), "redis-server") {
+        client_kill_filters_keep_replicas(true);
+    }
+}
