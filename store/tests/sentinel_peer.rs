@@ -116,3 +116,18 @@ fn client_kill_filters_keep_replicas_redis() {
         client_kill_filters_keep_replicas(true);
     }
 }
+
+#[test]
+fn config_set_repl_backlog_size_resizes_the_live_backlog() {
+    let (master, _replica) = master_with_replica(false);
+    let mut c = Conn::new(master.port);
+    let value = "v".repeat(1000);
+    for i in 0..100 {
+        assert_eq!(c.call(&["SET", &format!("k{i}"), &value]), "+OK");
+    }
+    let histlen = |c: &mut Conn| field(c, "replication", "repl_backlog_histlen").parse::<u64>().unwrap();
+    assert!(histlen(&mut c) > 100_000, "the default 1 MB backlog holds all 100 writes");
+    assert_eq!(c.call(&["CONFIG", "SET", "repl-backlog-size", "32kb"]), "+OK");
+    assert_eq!(histlen(&mut c), 32 * 1024, "the live backlog keeps only its newest 32 KB");
+    assert_eq!(field(&mut c, "replication", "repl_backlog_size"), "32768");
+}

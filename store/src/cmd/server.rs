@@ -186,6 +186,21 @@ fn resolve_dir(ctx: &Ctx, current: &str, requested: &str) -> Result<String, Stri
     Ok(path.display().to_string())
 }
 
+/// Redis's `CONFIG_REPL_BACKLOG_MIN_SIZE` (replication creates backlogs no smaller).
+const BACKLOG_SIZE_MIN: usize = 16 * 1024;
+
+/// Settings held outside the configuration that a CONFIG SET must reach at once: the live
+/// replication backlog is resized (keeping its newest bytes), as Redis's `updateReplBacklogSize`.
+fn apply_live_settings(ctx: &mut Ctx, backlog_size_before: i64) {
+    let backlog_size = ctx.st.config.get_i64("repl-backlog-size");
+    if backlog_size != backlog_size_before {
+        if let Some(backlog) = ctx.st.repl.backlog.as_mut() {
+            let size = usize::try_from(backlog_size).unwrap_or(usize::MAX).max(BACKLOG_SIZE_MIN);
+            backlog.resize(size);
+        }
+    }
+}
+
 fn config(ctx: &mut Ctx, args: &[Bytes]) {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
@@ -236,7 +251,9 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                     }
                 }
             }
+            let backlog_size_before = ctx.st.config.get_i64("repl-backlog-size");
             ctx.st.config = next;
+            apply_live_settings(ctx, backlog_size_before);
             ctx.ok()
         }
         "rewrite" if args.len() == 2 => {
