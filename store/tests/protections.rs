@@ -405,3 +405,44 @@ fn replicaof_as_one_quoted_argument_starts_a_replica() {
     assert!(info.contains("role:slave"), "{info}");
     assert!(info.contains(&format!("master_port:{}", master.port)), "{info}");
 }
+
+fn info_field(c: &mut Conn, section: &str, name: &str) -> String {
+    let info = c.call(&["INFO", section]).replace("\\r\\n", "\n");
+    info.split(['\n', '"'])
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")).map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn replica_output_limit_drops_a_stalled_replica() {
+    // The replica class: a replica that stops reading (here: stopped with SIGSTOP) is dropped
+    // once the stream queued for it passes the hard limit, and resyncs when it comes back.
+    let master = start_store(&["--client-output-buffer-limit", "replica 1mb 0 0", "--repl-diskless-sync-delay", "0"]);
+    let target = format!("127.0.0.1 {}", master.port);
+    let replica = start_store(&["--replicaof", &target]);
+    let mut m = Conn::new(master.port);
+    let mut r = Conn::new(replica.port);
+    wait_until("replica link up", || info_field(&mut r, "replication", "master_link_status") == "up");
+    let pid = replica.child.id() as libc::pid_t;
+    // SAFETY: signals to a child process this test owns.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let value = "x".repeat(64 * 1024);
+    for i in 0..200 {
+        assert_eq!(m.call(&["SET", &format!("k{i}"), &value]), "+OK");
+    }
+    wait_until("the stalled replica dropped", || info_field(&mut m, "replication", "connected_slaves") == "0");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    wait_until("the replica resynced", || {
+        info_field(&mut m, "replication", "connected_slaves") == "1"
+            && info_field(&mut r, "replication", "master_link_status") == "up"
+    });
+    assert_eq!(r.call(&["STRLEN", "k199"]), ":65536");
+}
