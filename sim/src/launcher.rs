@@ -19,12 +19,14 @@ pub fn madsim_target_dir() -> PathBuf {
     workspace_root().join("target").join("madsim")
 }
 
-/// Builds the madsim flavour of the `sim` binary (release: the sweep runs thousands of seeds).
+/// Builds the madsim flavour of the `sim` binary (release: the sweep runs thousands of seeds),
+/// with overflow checks on: an arithmetic overflow that production would wrap silently is a
+/// panic in simulation, and so a failing seed.
 pub fn build_sim() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(workspace_root())
-        .args(["build", "--release", "-p", "sim", "--bin", "sim"])
+        .args(["build", "--release", "-p", "sim", "--bin", "sim", "--config", "profile.release.overflow-checks=true"])
         .env("RUSTFLAGS", "--cfg madsim")
         .env("CARGO_TARGET_DIR", madsim_target_dir())
         .status()

@@ -9,7 +9,9 @@
 //! Every read waits at most `io_timeout`: under madsim a partition stalls a connection forever
 //! instead of resetting it, so a wait without a timeout would hang its caller.
 //! Replies are parsed with limits (bulk length, array length, nesting depth) because the peer
-//! may be faulty or hostile.
+//! may be faulty or hostile, and no arithmetic on what it sends can overflow (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::io;
 use std::time::Duration;
@@ -85,9 +87,13 @@ fn bad(msg: &str) -> io::Error {
 }
 
 fn line_at(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let rest = &buf[pos.min(buf.len())..];
+    let pos = pos.min(buf.len());
+    let rest = &buf[pos..];
     let i = rest.windows(2).position(|w| w == b"\r\n")?;
-    Some((&rest[..i], pos + i + 2))
+    // `i + 2 <= rest.len() == buf.len() - pos`: the sum is at most `buf.len()`.
+    #[allow(clippy::arithmetic_side_effects)]
+    let next = pos + i + 2;
+    Some((&rest[..i], next))
 }
 
 fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> io::Result<Option<Resp>> {
@@ -97,8 +103,11 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> io::Result<Option<Resp
     let Some(&kind) = buf.get(*pos) else {
         return Ok(None);
     };
-    let Some((line, next)) = line_at(buf, *pos + 1) else {
-        if buf.len() - *pos > 64 * 1024 {
+    // The type byte at `*pos` was just read: one past it is at most `buf.len()`.
+    #[allow(clippy::arithmetic_side_effects)]
+    let line_start = *pos + 1;
+    let Some((line, next)) = line_at(buf, line_start) else {
+        if buf[*pos..].len() > 64 * 1024 {
             return Err(bad("reply line too long"));
         }
         return Ok(None);
@@ -127,15 +136,18 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> io::Result<Option<Resp
             if !(0..=REPLY_BULK_MAX).contains(&len) {
                 return Err(bad("invalid bulk length"));
             }
-            let end = next + len as usize;
-            if buf.len() < end + 2 {
+            let Some((end, bulk_end)) = next.checked_add(len as usize).and_then(|end| Some((end, end.checked_add(2)?)))
+            else {
+                return Err(bad("invalid bulk length"));
+            };
+            if buf.len() < bulk_end {
                 return Ok(None);
             }
-            if &buf[end..end + 2] != b"\r\n" {
+            if &buf[end..bulk_end] != b"\r\n" {
                 return Err(bad("bulk not terminated by CRLF"));
             }
             let data = Bytes::copy_from_slice(&buf[next..end]);
-            *pos = end + 2;
+            *pos = bulk_end;
             Ok(Some(Resp::Bulk(Some(data))))
         }
         b'*' => {
@@ -149,9 +161,12 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> io::Result<Option<Resp
             }
             let mut p = next;
             // Capacity bounded by what can possibly be in the buffer, not by the claimed length.
-            let mut items = Vec::with_capacity((len as usize).min((buf.len() - p) / 3 + 1));
+            let mut items = Vec::with_capacity((len as usize).min((buf[p..].len() / 3).saturating_add(1)));
+            // `depth <= REPLY_DEPTH_MAX`, checked on entry.
+            #[allow(clippy::arithmetic_side_effects)]
+            let inner = depth + 1;
             for _ in 0..len {
-                match parse_at(buf, &mut p, depth + 1)? {
+                match parse_at(buf, &mut p, inner)? {
                     Some(r) => items.push(r),
                     None => return Ok(None),
                 }
@@ -161,6 +176,14 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> io::Result<Option<Resp
         }
         other => Err(bad(&format!("unexpected reply type byte 0x{other:02x}"))),
     }
+}
+
+/// `timeout` from now. Past what the clock can represent (a timeout of centuries, from a
+/// configuration value) the deadline is simply far away, instead of the panic of `Instant + Duration`.
+pub fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout).or_else(|| now.checked_add(FAR)).unwrap_or(now)
 }
 
 /// A connection to a server.
@@ -198,12 +221,12 @@ impl Client {
 
     /// Reads one reply, waiting at most `io_timeout` overall.
     pub async fn read_reply(&mut self) -> io::Result<Resp> {
-        let deadline = tokio::time::Instant::now() + self.io_timeout;
+        let deadline = deadline_after(self.io_timeout);
         loop {
             if let Some(r) = parse_reply(&mut self.buf)? {
                 return Ok(r);
             }
-            if self.buf.capacity() - self.buf.len() < 1024 {
+            if self.buf.spare_capacity_mut().len() < 1024 {
                 self.buf.reserve(16 * 1024);
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -225,11 +248,12 @@ impl Client {
     /// Reads one line (up to CRLF or LF), for the replication handshake's status lines and
     /// payload headers. Empty lines are keepalives the caller may skip.
     pub async fn read_line(&mut self, max_len: usize) -> io::Result<String> {
-        let deadline = tokio::time::Instant::now() + self.io_timeout;
+        let deadline = deadline_after(self.io_timeout);
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line = self.buf.split_to(i + 1);
-                let text = String::from_utf8_lossy(&line[..i]).trim_end_matches('\r').to_string();
+                let line = self.buf.split_to(i);
+                self.buf.advance(1); // the '\n'
+                let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
                 return Ok(text);
             }
             if self.buf.len() > max_len {
@@ -243,19 +267,20 @@ impl Client {
     pub async fn read_exact_bytes(&mut self, n: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(n.min(64 << 20));
         loop {
-            let take = (n - out.len()).min(self.buf.len());
+            // `out.len() < n` here (it returned when equal).
+            let take = n.saturating_sub(out.len()).min(self.buf.len());
             out.extend_from_slice(&self.buf.split_to(take));
             if out.len() == n {
                 return Ok(out);
             }
             // Each chunk gets its own deadline: a large transfer may take long in total.
-            let deadline = tokio::time::Instant::now() + self.io_timeout;
+            let deadline = deadline_after(self.io_timeout);
             self.fill(deadline).await?;
         }
     }
 
     async fn fill(&mut self, deadline: tokio::time::Instant) -> io::Result<()> {
-        if self.buf.capacity() - self.buf.len() < 1024 {
+        if self.buf.spare_capacity_mut().len() < 1024 {
             self.buf.reserve(64 * 1024);
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -272,7 +297,7 @@ impl Client {
     /// Never more than `max`, so bytes past a payload stay buffered for whoever reads next.
     pub async fn read_up_to(&mut self, max: usize) -> io::Result<BytesMut> {
         if self.buf.is_empty() {
-            let deadline = tokio::time::Instant::now() + self.io_timeout;
+            let deadline = deadline_after(self.io_timeout);
             self.fill(deadline).await?;
         }
         let take = max.min(self.buf.len());
@@ -282,7 +307,7 @@ impl Client {
     /// Whatever is buffered, or the next read if nothing is (each read within the timeout).
     pub async fn read_available(&mut self) -> io::Result<BytesMut> {
         if self.buf.is_empty() {
-            let deadline = tokio::time::Instant::now() + self.io_timeout;
+            let deadline = deadline_after(self.io_timeout);
             self.fill(deadline).await?;
         }
         Ok(self.buf.split())
@@ -318,6 +343,23 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadline_of_any_timeout() {
+        // `Instant + Duration` panics past what the clock represents; a deadline must not.
+        let far = deadline_after(Duration::MAX);
+        assert!(far > tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
+        assert!(deadline_after(Duration::ZERO) <= tokio::time::Instant::now());
+    }
+
+    #[test]
+    fn largest_bulk_length_is_incomplete_not_an_overflow() {
+        let max = format!("${REPLY_BULK_MAX}\r\nabc");
+        assert!(parse(max.as_bytes()).unwrap().is_none());
+        let over = format!("${}\r\n", REPLY_BULK_MAX + 1);
+        assert!(parse(over.as_bytes()).is_err());
+        assert!(parse(b"$9223372036854775807\r\n").is_err());
+    }
 
     fn parse(s: &[u8]) -> io::Result<Option<Resp>> {
         parse_reply(&mut BytesMut::from(s))

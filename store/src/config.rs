@@ -11,6 +11,11 @@
 //! `replicaof`, and so on); the few read on hot paths are mirrored into [`Hot`] on every change.
 //! The original file lines are kept so that `CONFIG REWRITE` can write the file back with its
 //! comments and layout, replacing only the lines whose options changed.
+//!
+//! Values come from files and clients (CONFIG SET): arithmetic here is checked (issue 12), and
+//! the modules that use a value (`persistence`, `replication`) saturate what they compute from it.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -501,8 +506,7 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         ("b", 1),
     ]
     .iter()
-    .find(|(suf, _)| lower.ends_with(suf))
-    .map(|(suf, m)| (&lower[..lower.len() - suf.len()], *m))
+    .find_map(|(suf, m)| Some((lower.strip_suffix(suf)?, *m)))
     .unwrap_or((&lower[..], 1));
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -764,9 +768,8 @@ impl Config {
     fn apply_lines(&mut self, text: &str, file: &str, source: &dyn ConfigSource, depth: usize) -> Result<(), ConfigError> {
         // `save` lines accumulate within one source; the first one replaces the default.
         let mut saw_save = false;
-        for (i, raw) in text.lines().enumerate() {
-            let err =
-                |reason: String| ConfigError { file: file.to_string(), line_no: i + 1, line: raw.to_string(), reason };
+        for (line_no, raw) in (1..).zip(text.lines()) {
+            let err = |reason: String| ConfigError { file: file.to_string(), line_no, line: raw.to_string(), reason };
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -784,7 +787,10 @@ impl Config {
                     return Err(err(format!("include nested more than {INCLUDE_DEPTH_MAX} levels deep")));
                 }
                 let included = source.read_include(&args[0]).map_err(err)?;
-                self.apply_lines(&included, &args[0], source, depth + 1)?;
+                // `depth < INCLUDE_DEPTH_MAX`, checked just above.
+                #[allow(clippy::arithmetic_side_effects)]
+                let depth = depth + 1;
+                self.apply_lines(&included, &args[0], source, depth)?;
                 continue;
             }
             if lname == "rename-command" && args.len() == 2 {

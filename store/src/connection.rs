@@ -11,6 +11,10 @@
 //!   `flush`, so every write path ends in one.
 //! - Limits: the query buffer may not pass `client-query-buffer-limit` (the client is closed, as
 //!   Redis does); a protocol error is answered with Redis's text and the connection closed.
+//! - Statistics count with saturating adds and waits are computed without `Instant` arithmetic
+//!   that could panic (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -48,15 +52,20 @@ where
     let admitted = {
         let mut st = shared.lock();
         if st.clients.len() >= st.config.hot.maxclients {
-            st.stats.rejected_connections += 1;
+            st.stats.rejected_connections = st.stats.rejected_connections.saturating_add(1);
             Err("ERR max number of clients reached")
         } else if st.config.hot.protected_mode && st.config.hot.requirepass.is_none() && !is_local {
-            st.stats.rejected_connections += 1;
+            st.stats.rejected_connections = st.stats.rejected_connections.saturating_add(1);
             Err(DENIED)
         } else {
             let id = st.next_client_id;
-            st.next_client_id += 1;
-            st.stats.total_connections_received += 1;
+            // One id per accepted connection: 2^64 of them cannot happen (and saturating would
+            // hand out duplicates, wrapping would too).
+            #[allow(clippy::arithmetic_side_effects)]
+            {
+                st.next_client_id += 1;
+            }
+            st.stats.total_connections_received = st.stats.total_connections_received.saturating_add(1);
             let now = shared.env.clock.now_ms();
             st.clients.insert(
                 id,
@@ -137,7 +146,7 @@ where
         while !batch.is_empty() || bytes_in > 0 {
             let deferred = {
                 let mut st = shared.lock();
-                st.stats.net_input_bytes += bytes_in;
+                st.stats.net_input_bytes = st.stats.net_input_bytes.saturating_add(bytes_in);
                 bytes_in = 0;
                 // Messages published before this batch go out before its replies, as in Redis,
                 // where a publisher writes straight into the subscriber's output buffer. While
@@ -165,7 +174,7 @@ where
                     let mut ctx =
                         Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms, frame };
                     execute(&mut ctx, args);
-                    if session.deferred.is_some() {
+                    if !session.deferred.is_empty() {
                         // Its reply comes after the deferred work: suppressed (or not) then.
                         break;
                     }
@@ -186,7 +195,7 @@ where
                 if session.close {
                     batch.clear();
                 }
-                st.stats.net_output_bytes += out.len() as u64;
+                st.stats.net_output_bytes = st.stats.net_output_bytes.saturating_add(out.len() as u64);
                 if st.shutdown.is_some() {
                     shared.shutdown_notify.notify_one();
                 }
@@ -211,26 +220,10 @@ where
                         }
                     }
                 }
-                session.deferred.take()
+                std::mem::take(&mut session.deferred)
             };
-            if let Some(Deferred::Sync { replid, offset, legacy }) = &deferred {
-                let delay = crate::replication::master::diskless_delay(
-                    &shared,
-                    replid,
-                    *offset,
-                    session.repl_capa_eof,
-                    *legacy,
-                );
-                let end = tokio::time::Instant::now() + delay;
-                while tokio::time::Instant::now() < end {
-                    tokio::time::sleep(Duration::from_secs(1).min(end - tokio::time::Instant::now())).await;
-                    if stream.write_all(b"\n").await.is_err() || stream.flush().await.is_err() {
-                        break;
-                    }
-                }
-            }
-            if let Some(d) = deferred {
-                if run_deferred(&shared, d, &mut out, &mut session).await {
+            if !deferred.is_empty() {
+                if run_all_deferred(&shared, deferred, &mut out, &mut session, &mut stream).await {
                     session.close = true;
                     batch.clear();
                 }
@@ -275,7 +268,7 @@ where
         if more_parsed {
             continue;
         }
-        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+        if inbuf.spare_capacity_mut().len() < READ_CHUNK / 4 {
             inbuf.reserve(READ_CHUNK);
         }
         // Redis exempts pub/sub clients from the idle timeout.
@@ -300,7 +293,7 @@ where
             }
             r = read_some(&mut stream, &mut inbuf) => match r {
                 Ok(0) | Err(_) => break 'conn,
-                Ok(n) => bytes_in += n as u64,
+                Ok(n) => bytes_in = bytes_in.saturating_add(n as u64),
             },
             _ = sleep_or_forever(idle_limit) => {
                 tracing::debug!("Closing idle client id={}", session.id);
@@ -346,7 +339,7 @@ fn output_limit(st: &crate::server::State, session: &Session) -> OutputLimit {
 
 fn close_over_output_limit(st: &mut crate::server::State, session: &Session, pending: usize) {
     crate::fault::probe("conn.output_limit_closed");
-    st.stats.client_output_limit_disconnections += 1;
+    st.stats.client_output_limit_disconnections = st.stats.client_output_limit_disconnections.saturating_add(1);
     tracing::warn!(
         "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits (pending {} bytes).",
         session.id,
@@ -427,6 +420,67 @@ async fn sleep_or_forever(limit: Option<Duration>) {
     }
 }
 
+/// Runs the work commands deferred, in the order they ran, each reply spliced in where its
+/// command's reply belongs (see `Session::deferred`): inside EXEC's reply array, or at the end.
+/// Returns true when the connection must close afterwards (a successful SHUTDOWN).
+async fn run_all_deferred<S: AsyncWrite + Unpin>(
+    shared: &Arc<Shared>,
+    deferred: Vec<(usize, Deferred)>,
+    out: &mut BytesMut,
+    session: &mut Session,
+    stream: &mut S,
+) -> bool {
+    // Bytes spliced in so far, all before the positions still to fill (they never decrease).
+    let mut shift = 0usize;
+    let mut last_at = 0usize;
+    for (at, work) in deferred {
+        assert!(at >= last_at, "deferred replies are recorded in order");
+        last_at = at;
+        if let Deferred::Sync { replid, offset, legacy } = &work {
+            diskless_keepalive(shared, replid, *offset, *legacy, session, stream).await;
+        }
+        let at = at.saturating_add(shift).min(out.len());
+        let len_before = out.len();
+        let close = if at == len_before {
+            // At the end (the usual case): written in place, no copy (a full sync's payload).
+            run_deferred(shared, work, out, session).await
+        } else {
+            let mut reply = BytesMut::new();
+            let close = run_deferred(shared, work, &mut reply, session).await;
+            let tail = out.split_off(at);
+            out.extend_from_slice(&reply);
+            out.extend_from_slice(&tail);
+            close
+        };
+        shift = shift.saturating_add(out.len().saturating_sub(len_before));
+        if close {
+            return true;
+        }
+    }
+    false
+}
+
+/// Before a diskless full sync, newline keepalives for as long as `repl-diskless-sync-delay`
+/// holds the payload back, so that the replica's repl-timeout does not expire meanwhile.
+async fn diskless_keepalive<S: AsyncWrite + Unpin>(
+    shared: &Arc<Shared>,
+    replid: &str,
+    offset: i64,
+    legacy: bool,
+    session: &Session,
+    stream: &mut S,
+) {
+    let delay = crate::replication::master::diskless_delay(shared, replid, offset, session.repl_capa_eof, legacy);
+    let end = crate::client::deadline_after(delay);
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_secs(1).min(end.saturating_duration_since(tokio::time::Instant::now())))
+            .await;
+        if stream.write_all(b"\n").await.is_err() || stream.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Finishes a command's asynchronous part and writes its reply.
 /// Returns true when the connection must close afterwards (a successful SHUTDOWN).
 async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, session: &mut Session) -> bool {
@@ -485,6 +539,11 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
         Deferred::Wait { replicas, offset, timeout_ms } => {
             let start = tokio::time::Instant::now();
             let acked = loop {
+                let acks = shared.lock().acks.clone();
+                // Registered before the count is read, so an ACK landing in between still wakes us.
+                let ack_arrived = acks.notified();
+                tokio::pin!(ack_arrived);
+                ack_arrived.as_mut().enable();
                 let done = {
                     let st = shared.lock();
                     let planted = crate::fault::planted("wait-counts-unacked");
@@ -500,7 +559,12 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
                 if let Some(acked) = done {
                     break acked;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // Until an ACK arrives, or the timeout; at most 100 ms between looks anyway.
+                let mut nap = Duration::from_millis(100);
+                if timeout_ms > 0 {
+                    nap = nap.min(Duration::from_millis(timeout_ms).saturating_sub(start.elapsed()));
+                }
+                let _ = tokio::time::timeout(nap, ack_arrived).await;
             };
             Reply::int(out, acked as i64);
         }

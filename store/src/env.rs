@@ -13,6 +13,11 @@
 //!   draw from it, so a seed fixes every "random" choice.
 //! - [`Disk`]: the real file system in production, or a [`SimDisk`] that models what a crash
 //!   loses (unsynced writes, torn tails) in simulation.
+//!
+//! The clock's skew can be any jump a simulation injects: clock arithmetic saturates rather than
+//! overflow (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::BTreeMap;
 use std::io;
@@ -67,7 +72,7 @@ impl Clock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        real + self.skew_ms.load(Ordering::Relaxed)
+        real.saturating_add(self.skew_ms.load(Ordering::Relaxed))
     }
 
     /// Microseconds since the Unix epoch (for `TIME`).
@@ -76,7 +81,7 @@ impl Clock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        real + self.skew_ms.load(Ordering::Relaxed) * 1000
+        real.saturating_add(self.skew_ms.load(Ordering::Relaxed).saturating_mul(1000))
     }
 
     /// Moves this node's clock by `delta_ms` (may be negative: a backward jump).
@@ -105,6 +110,9 @@ impl Rng {
     }
 
     /// Uniform in `0..bound`; `bound` must be positive.
+    // `bound > 0` (asserted): the remainders cannot divide by zero, and `u64::MAX % bound` is at
+    // most `u64::MAX`, so the subtraction cannot underflow.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn below(&self, bound: u64) -> u64 {
         assert!(bound > 0);
         // Rejection sampling keeps the distribution uniform.
@@ -121,12 +129,14 @@ impl Rng {
     pub fn hex_id(&self) -> String {
         let mut out = String::with_capacity(40);
         while out.len() < 40 {
-            let v = self.next_u64();
-            for i in 0..16 {
+            let mut v = self.next_u64();
+            // The 16 nibbles of `v`, lowest first.
+            for _ in 0..16 {
                 if out.len() == 40 {
                     break;
                 }
-                let nibble = ((v >> (i * 4)) & 0xf) as u8;
+                let nibble = (v & 0xf) as u8;
+                v >>= 4;
                 out.push(char::from_digit(nibble as u32, 16).expect("nibble"));
             }
         }
@@ -395,8 +405,8 @@ impl SimDisk {
     /// Creates or truncates (a new inode: the old one may still be durable under its name).
     pub fn create(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
+        let i = s.inodes.len();
         s.inodes.push(Inode::default());
-        let i = s.inodes.len() - 1;
         s.names.insert(path.to_path_buf(), i);
         Ok(())
     }
@@ -404,7 +414,7 @@ impl SimDisk {
     pub fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let mut s = self.lock();
         let i = s.inode_of(path)?;
-        if s.used_bytes() + data.len() as u64 > s.capacity_bytes {
+        if s.used_bytes().saturating_add(data.len() as u64) > s.capacity_bytes {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"));
         }
         s.inodes[i].data.extend_from_slice(data);
@@ -462,13 +472,14 @@ impl SimDisk {
     pub fn power_fail_with(&self, loss: CrashLoss) {
         let mut s = self.lock();
         for inode in s.inodes.iter_mut() {
-            let unsynced = inode.data.len() - inode.synced_len;
+            // `synced_len <= data.len()`: set from it at fsync, and data only grows until here.
+            let unsynced = inode.data.len().saturating_sub(inode.synced_len);
             let keep = match loss {
                 CrashLoss::DropUnsynced => 0,
                 CrashLoss::KeepUnsynced => unsynced,
-                CrashLoss::Torn(per_mille) => unsynced * per_mille.min(1000) as usize / 1000,
+                CrashLoss::Torn(per_mille) => unsynced.saturating_mul(per_mille.min(1000) as usize) / 1000,
             };
-            inode.data.truncate(inode.synced_len + keep);
+            inode.data.truncate(inode.synced_len.saturating_add(keep));
             inode.synced_len = inode.data.len();
         }
         s.names = s.durable_names.clone();
@@ -482,7 +493,7 @@ impl SimDisk {
         if len == 0 {
             return Ok(());
         }
-        let byte = ((bit / 8) % len) as usize;
+        let byte = (bit / 8).checked_rem(len).unwrap_or(0) as usize; // len > 0, checked above
         s.inodes[i].data[byte] ^= 1 << (bit % 8);
         Ok(())
     }

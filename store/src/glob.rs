@@ -2,7 +2,10 @@
 //! CONFIG GET): `*`, `?`, `[abc]`, `[^a-z]`, and `\x` escapes.
 //!
 //! Iterative with backtracking to the last `*` only, so a hostile pattern costs
-//! O(pattern × string) rather than exponential time.
+//! O(pattern × string) rather than exponential time. The pattern comes from clients, so it is
+//! walked by slice patterns rather than index arithmetic (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     let eq = |a: u8, b: u8| {
@@ -12,104 +15,106 @@ pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
             a == b
         }
     };
-    let (mut p, mut s) = (0usize, 0usize);
-    // Where to resume after the most recent `*`: (pattern index after it, string index).
-    let mut star: Option<(usize, usize)> = None;
-    while s < string.len() {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    if p == pattern.len() {
-                        return true;
-                    }
-                    star = Some((p, s));
+    // What is left of each; matching consumes them from the front.
+    let (mut p, mut s) = (pattern, string);
+    // Where to resume after the most recent `*`: (pattern after it, string from there).
+    let mut star: Option<(&[u8], &[u8])> = None;
+    while let Some((&c, s_next)) = s.split_first() {
+        match p {
+            [b'*', ..] => {
+                p = skip_stars(p);
+                if p.is_empty() {
+                    return true;
+                }
+                star = Some((p, s));
+                continue;
+            }
+            [b'?', p_next @ ..] => {
+                p = p_next;
+                s = s_next;
+                continue;
+            }
+            [b'[', class @ ..] => {
+                let (matched, p_next) = match_class(class, c, nocase);
+                if matched {
+                    p = p_next;
+                    s = s_next;
                     continue;
-                }
-                b'?' => {
-                    p += 1;
-                    s += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((matched, next_p)) = match_class(pattern, p, string[s], nocase) {
-                        if matched {
-                            p = next_p;
-                            s += 1;
-                            continue;
-                        }
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    if eq(pattern[p + 1], string[s]) {
-                        p += 2;
-                        s += 1;
-                        continue;
-                    }
-                }
-                c => {
-                    if eq(c, string[s]) {
-                        p += 1;
-                        s += 1;
-                        continue;
-                    }
                 }
             }
+            [b'\\', lit, p_next @ ..] => {
+                if eq(*lit, c) {
+                    p = p_next;
+                    s = s_next;
+                    continue;
+                }
+            }
+            [lit, p_next @ ..] => {
+                if eq(*lit, c) {
+                    p = p_next;
+                    s = s_next;
+                    continue;
+                }
+            }
+            [] => {}
         }
         // Mismatch: retry from the last star, consuming one more string byte.
         match star {
             Some((sp, ss)) => {
+                // `ss` is non-empty: it is at or before the byte that just failed to match.
+                let ss = ss.get(1..).unwrap_or_default();
                 p = sp;
-                s = ss + 1;
-                star = Some((sp, ss + 1));
+                s = ss;
+                star = Some((sp, ss));
             }
             None => return false,
         }
     }
-    while p < pattern.len() && pattern[p] == b'*' {
-        p += 1;
-    }
-    p == pattern.len()
+    skip_stars(p).is_empty()
 }
 
-/// Matches a `[...]` class starting at `pattern[start] == '['`. Returns whether `c` matched and
-/// the index after the class. An unterminated class extends to the end of the pattern (Redis).
-fn match_class(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(bool, usize)> {
-    let mut p = start + 1;
-    let not = p < pattern.len() && pattern[p] == b'^';
-    if not {
-        p += 1;
-    }
+fn skip_stars(p: &[u8]) -> &[u8] {
+    let n = p.iter().take_while(|&&c| c == b'*').count();
+    &p[n..]
+}
+
+/// Matches a `[...]` class whose body starts at `class` (just after the `[`). Returns whether
+/// `c` matched and the pattern after the class. An unterminated class extends to the end of the
+/// pattern (Redis).
+fn match_class(class: &[u8], c: u8, nocase: bool) -> (bool, &[u8]) {
+    let (not, mut p) = match class {
+        [b'^', rest @ ..] => (true, rest),
+        _ => (false, class),
+    };
     let lower = |x: u8| if nocase { x.to_ascii_lowercase() } else { x };
     let c = lower(c);
     let mut matched = false;
     loop {
-        if p >= pattern.len() {
-            break;
-        }
-        if pattern[p] == b']' {
-            p += 1;
-            break;
-        }
-        if pattern[p] == b'\\' && p + 1 < pattern.len() {
-            p += 1;
-            matched |= lower(pattern[p]) == c;
-            p += 1;
-        } else if p + 2 < pattern.len() && pattern[p + 1] == b'-' && pattern[p + 2] != b']' {
-            let (mut a, mut b) = (lower(pattern[p]), lower(pattern[p + 2]));
-            if a > b {
-                std::mem::swap(&mut a, &mut b);
+        match p {
+            [] => break,
+            [b']', rest @ ..] => {
+                p = rest;
+                break;
             }
-            matched |= c >= a && c <= b;
-            p += 3;
-        } else {
-            matched |= lower(pattern[p]) == c;
-            p += 1;
+            [b'\\', lit, rest @ ..] => {
+                matched |= lower(*lit) == c;
+                p = rest;
+            }
+            [a, b'-', b, rest @ ..] if *b != b']' => {
+                let (mut a, mut b) = (lower(*a), lower(*b));
+                if a > b {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                matched |= c >= a && c <= b;
+                p = rest;
+            }
+            [lit, rest @ ..] => {
+                matched |= lower(*lit) == c;
+                p = rest;
+            }
         }
     }
-    Some((matched != not, p))
+    (matched != not, p)
 }
 
 #[cfg(test)]
@@ -134,5 +139,15 @@ mod tests {
         assert!(m("*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaab"));
         assert!(!m("*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
         assert!(glob_match(b"MAX*", b"maxmemory", true));
+        // Edges of the pattern: a trailing backslash is literal, an unterminated class runs to
+        // the end, a class may hold an escaped ']' and a reversed range.
+        assert!(m("a\\", "a\\"));
+        assert!(m("[ab", "b"));
+        assert!(!m("[ab", "bc"));
+        assert!(m("[\\]]", "]"));
+        assert!(m("[z-a]", "q"));
+        assert!(m("[a-]", "-"));
+        assert!(m("**", ""));
+        assert!(!m("?", ""));
     }
 }

@@ -9,11 +9,13 @@
 //! - [`server`]: shared state, accept loop, cron, shutdown.
 //! - [`config`]: redis.conf parsing, CONFIG SET/GET/REWRITE.
 //! - [`env`]: the seams to the world (clock, RNG, disk) that simulation replaces.
+//! - [`cmdgen`]: a seeded generator of commands from the command table (fuzzing, workloads).
 //! - [`pubsub`], [`watch`], [`glob`], [`sds`], [`alloc`], [`logging`]: supporting pieces.
 
 pub mod alloc;
 pub mod client;
 pub mod cmd;
+pub mod cmdgen;
 pub mod config;
 pub mod connection;
 pub mod db;

@@ -16,6 +16,11 @@
 //! not block other clients meanwhile (they see the same point-in-time file either way).
 //! Loading happens before the server accepts connections; a corrupt or truncated file stops
 //! start-up with a clear message instead of starting empty.
+//!
+//! Save points are configured values (`save 9223372036854775807 1` is accepted, as in Redis) and
+//! the clock may jump: arithmetic on them saturates (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::io;
 use std::path::PathBuf;
@@ -228,7 +233,7 @@ pub async fn write(job: &SaveJob, disk: &Disk) -> io::Result<u64> {
 /// Step 3, under the lock: record the outcome.
 pub fn finish(st: &mut State, job: &SaveJob, result: &io::Result<u64>, now_ms: i64, background: bool) {
     st.save.last_attempt_ms = now_ms;
-    st.save.last_bgsave_duration_s = ((now_ms - job.started_ms) / 1000).max(0);
+    st.save.last_bgsave_duration_s = (now_ms.saturating_sub(job.started_ms) / 1000).max(0);
     if background {
         st.save.bgsave_in_progress = false;
     } else {
@@ -239,7 +244,7 @@ pub fn finish(st: &mut State, job: &SaveJob, result: &io::Result<u64>, now_ms: i
             st.dirty = st.dirty.saturating_sub(job.dirty_at_start);
             st.lastsave_ms = now_ms;
             st.save.last_bgsave_ok = true;
-            st.save.saves_total += 1;
+            st.save.saves_total = st.save.saves_total.saturating_add(1);
             tracing::info!("DB saved on disk ({bytes} bytes)");
             crate::fault::probe(if background { "persist.bgsave_ok" } else { "persist.save_ok" });
             if let (Some(obs), Some(digest)) = (&st.observer, job.digest) {
@@ -271,10 +276,18 @@ pub fn save_point_due(st: &State, now_ms: i64) -> bool {
     if busy(st) || st.dirty == 0 {
         return false;
     }
-    if !st.save.last_bgsave_ok && now_ms - st.save.last_attempt_ms < BGSAVE_RETRY_DELAY_MS {
+    if !st.save.last_bgsave_ok && now_ms.saturating_sub(st.save.last_attempt_ms) < BGSAVE_RETRY_DELAY_MS {
         return false;
     }
-    save_points(st).iter().any(|&(secs, changes)| st.dirty >= changes && now_ms - st.lastsave_ms >= secs * 1000)
+    save_points(st)
+        .iter()
+        .any(|&(secs, changes)| st.dirty >= changes && save_period_elapsed(now_ms, st.lastsave_ms, secs))
+}
+
+/// Whether `secs` seconds have passed since `lastsave_ms`. A period too long for milliseconds
+/// in an i64 (292 million years) saturates, so it does not elapse in any real clock's range.
+fn save_period_elapsed(now_ms: i64, lastsave_ms: i64, secs: i64) -> bool {
+    now_ms.saturating_sub(lastsave_ms) >= secs.saturating_mul(1000)
 }
 
 /// Loads `dir/dbfilename` into the keyspace at start-up. A missing file is an empty dataset; a
@@ -299,11 +312,11 @@ pub async fn load(st: &mut State, disk: &Disk, now_ms: i64) -> Result<Option<Loa
     for (index, entries) in data.dbs.into_iter().enumerate() {
         for (key, value, expire) in entries {
             if drop_expired && expire.is_some_and(|t| t <= now_ms) {
-                expired += 1;
+                expired = expired.saturating_add(1);
                 continue;
             }
             insert(&mut st.ks, index, key, value, expire);
-            keys += 1;
+            keys = keys.saturating_add(1);
         }
     }
     if st.observer.is_some() {
@@ -337,4 +350,26 @@ pub struct LoadInfo {
     pub repl_id: Option<String>,
     pub repl_offset: Option<i64>,
     pub repl_stream_db: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_points_of_any_length_never_overflow() {
+        // `save 9223372036854775807 1` is a valid configuration: `secs * 1000` overflowed (a
+        // panic in debug builds; in release it wrapped negative and saved on every cron tick).
+        assert!(!save_period_elapsed(1_000_000, 0, i64::MAX));
+        // Clock extremes (a jump backwards past the last save) saturate too.
+        assert!(!save_period_elapsed(i64::MIN, i64::MAX, 0));
+        assert!(save_period_elapsed(i64::MAX, i64::MIN, 1));
+        assert!(save_period_elapsed(61_000, 1_000, 60));
+        assert!(!save_period_elapsed(60_999, 1_000, 60));
+        let env = crate::env::Env::production();
+        let mut st = State::new(crate::config::Config::new(), &env, 6380);
+        st.config.set("save", "9223372036854775807 1").expect("a valid save point");
+        st.dirty = 10;
+        assert!(!save_point_due(&st, 1_000_000));
+    }
 }

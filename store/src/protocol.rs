@@ -13,6 +13,9 @@
 //!   arrived, and the connection bounds those with `client-query-buffer-limit`.
 //! - Errors carry Redis's exact texts (`Protocol error: invalid bulk length`, ...); the connection
 //!   replies with them and closes, as Redis does.
+//! - No arithmetic on what a client sends can overflow (issue 12): the bulk length is added to
+//!   a buffer offset with `checked_add` (a failure is `invalid bulk length`), and the other
+//!   sums are offsets within the buffer plus a line ending, each with the reason it is bounded.
 //! - Replies are written straight into the client's output buffer by small functions
 //!   ([`Reply`]), like Redis's `addReply*`, instead of building a reply tree first.
 //! - The reply protocol is per client ([`Proto`], chosen with `HELLO`). Only the few reply types
@@ -20,7 +23,9 @@
 //!   RESP3 form or the RESP2 form Redis falls back to, so a command handler states *what* it
 //!   replies and RESP2 clients get exactly the bytes they always got.
 
-use bytes::{BufMut, Bytes, BytesMut};
+#![deny(clippy::arithmetic_side_effects)]
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Redis's `PROTO_INLINE_MAX_SIZE`: how much of an inline request or count line may arrive
 /// without its line ending.
@@ -118,7 +123,7 @@ impl RequestParser {
                         let _ = buf.split_to(next);
                         return Ok(Some(Request::Empty));
                     }
-                    self.canonical = buf[next - 1] == b'\n';
+                    self.canonical = buf[..next].last() == Some(&b'\n');
                     self.pos = next;
                     // Reserve for the ranges, but never more than a small bound: a client that
                     // claims a million arguments must send them before we pay for them.
@@ -140,7 +145,10 @@ impl RequestParser {
                     if b != b'$' {
                         return Err(protocol_expected_dollar(b));
                     }
-                    let Some((len, data_start)) = read_line_int(buf, self.pos + 1, "too big bulk count string")? else {
+                    // The `$` at `self.pos` was just read: one past it is at most `buf.len()`.
+                    #[allow(clippy::arithmetic_side_effects)]
+                    let count_start = self.pos + 1;
+                    let Some((len, data_start)) = read_line_int(buf, count_start, "too big bulk count string")? else {
                         return Ok(None);
                     };
                     if len < 0 || len > limits.bulk_len_max {
@@ -149,15 +157,27 @@ impl RequestParser {
                     if len > UNAUTH_BULK_LEN_MAX && limits.unauthenticated {
                         return Err(ProtocolError("unauthenticated bulk length".into()));
                     }
-                    let data_end = data_start + len as usize;
+                    // The length is at most `bulk_len_max`, which is i64::MAX on a master's stream:
+                    // on a 32-bit target the end may not be representable, so refuse it instead.
                     // Redis skips the two bytes after the data without looking at them.
-                    if buf.len() < data_end + 2 {
+                    let Some((data_end, bulk_end)) = usize::try_from(len)
+                        .ok()
+                        .and_then(|len| data_start.checked_add(len))
+                        .and_then(|data_end| Some((data_end, data_end.checked_add(2)?)))
+                    else {
+                        return Err(ProtocolError("invalid bulk length".into()));
+                    };
+                    if buf.len() < bulk_end {
                         return Ok(None);
                     }
-                    self.canonical &= buf[data_start - 1] == b'\n' && &buf[data_end..data_end + 2] == b"\r\n";
+                    self.canonical &= buf[..data_start].last() == Some(&b'\n') && &buf[data_end..bulk_end] == b"\r\n";
                     self.args.push((data_start, data_end));
-                    self.pos = data_end + 2;
-                    self.stage = Stage::Multibulk { remaining: remaining - 1 };
+                    self.pos = bulk_end;
+                    // `remaining > 0`: the arm above takes 0.
+                    #[allow(clippy::arithmetic_side_effects)]
+                    {
+                        self.stage = Stage::Multibulk { remaining: remaining - 1 };
+                    }
                 }
             }
         }
@@ -191,14 +211,17 @@ fn read_line_int(buf: &[u8], start: usize, too_big: &'static str) -> Result<Opti
     if nl > INLINE_MAX_BYTES {
         return Err(ProtocolError(too_big.into()));
     }
-    if window.len() < nl + 2 {
+    if window[nl..].len() < 2 {
         return Ok(None);
     }
     // The error is built only on failure: this runs for every argument of every request.
     let value = parse_i64_strict(&window[..nl]).ok_or_else(|| {
         ProtocolError(if too_big.contains("mbulk") { "invalid multibulk length" } else { "invalid bulk length" }.into())
     })?;
-    Ok(Some((value, start + nl + 2)))
+    // `nl + 2 <= window.len() == buf.len() - start`: the sum is at most `buf.len()`.
+    #[allow(clippy::arithmetic_side_effects)]
+    let next = start + nl + 2;
+    Ok(Some((value, next)))
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
@@ -217,10 +240,7 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
     }
     let mut v: i64 = 0;
     for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        let digit = (d - b'0') as i64;
+        let digit = i64::from(char::from(d).to_digit(10)?);
         v = if neg { v.checked_mul(10)?.checked_sub(digit)? } else { v.checked_mul(10)?.checked_add(digit)? };
     }
     Some(v)
@@ -236,10 +256,11 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
         }
         return Ok(None);
     };
-    let line = buf.split_to(nl + 1);
-    let mut line = &line[..nl];
-    if line.last() == Some(&b'\r') {
-        line = &line[..line.len() - 1];
+    let line = buf.split_to(nl);
+    buf.advance(1); // the '\n'
+    let mut line = &line[..];
+    if let Some((b'\r', rest)) = line.split_last() {
+        line = rest;
     }
     let args = split_args(line).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
     if args.is_empty() {
@@ -253,95 +274,97 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
 /// by whitespace or the end. Returns `None` on unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::new();
-    let mut i = 0;
-    let n = line.len();
+    let mut rest = line;
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= n {
+        let blanks = rest.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        rest = &rest[blanks..];
+        if rest.is_empty() {
             return Some(out);
         }
+        // A closing quote must be followed by whitespace or the end.
+        let closes = |after: &[u8]| after.first().is_none_or(|c| c.is_ascii_whitespace());
         let mut cur = Vec::new();
         let mut in_dq = false;
         let mut in_sq = false;
         loop {
             if in_dq {
-                if i >= n {
-                    return None;
-                }
-                let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
-                    cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
-                    i += 3;
-                } else if c == b'\\' && i + 1 < n {
-                    i += 1;
-                    cur.push(match line[i] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 8,
-                        b'a' => 7,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return None;
+                match rest {
+                    [] => return None,
+                    [b'\\', b'x', h, l, after @ ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                        cur.push(hex_val(*h) << 4 | hex_val(*l));
+                        rest = after;
                     }
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(c);
-                }
-                i += 1;
-            } else if in_sq {
-                if i >= n {
-                    return None;
-                }
-                let c = line[i];
-                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
-                    cur.push(b'\'');
-                    i += 1;
-                } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return None;
+                    [b'\\', e, after @ ..] => {
+                        cur.push(match e {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 8,
+                            b'a' => 7,
+                            other => *other,
+                        });
+                        rest = after;
                     }
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(c);
-                }
-                i += 1;
-            } else {
-                if i >= n {
-                    break;
-                }
-                match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
-                        i += 1;
+                    [b'"', after @ ..] => {
+                        if !closes(after) {
+                            return None;
+                        }
+                        rest = after;
                         break;
                     }
-                    b'"' => in_dq = true,
-                    b'\'' => in_sq = true,
-                    c => cur.push(c),
+                    [c, after @ ..] => {
+                        cur.push(*c);
+                        rest = after;
+                    }
                 }
-                i += 1;
+            } else if in_sq {
+                match rest {
+                    [] => return None,
+                    [b'\\', b'\'', after @ ..] => {
+                        cur.push(b'\'');
+                        rest = after;
+                    }
+                    [b'\'', after @ ..] => {
+                        if !closes(after) {
+                            return None;
+                        }
+                        rest = after;
+                        break;
+                    }
+                    [c, after @ ..] => {
+                        cur.push(*c);
+                        rest = after;
+                    }
+                }
+            } else {
+                match rest {
+                    [] => break,
+                    [b' ' | b'\n' | b'\r' | b'\t' | 0, after @ ..] => {
+                        rest = after;
+                        break;
+                    }
+                    [b'"', after @ ..] => {
+                        in_dq = true;
+                        rest = after;
+                    }
+                    [b'\'', after @ ..] => {
+                        in_sq = true;
+                        rest = after;
+                    }
+                    [c, after @ ..] => {
+                        cur.push(*c);
+                        rest = after;
+                    }
+                }
             }
         }
         out.push(cur);
     }
 }
 
-fn is_hex(c: u8) -> bool {
-    c.is_ascii_hexdigit()
-}
-
+/// The value of an ASCII hex digit (the caller checked it is one).
 fn hex_val(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        _ => c - b'A' + 10,
-    }
+    char::from(c).to_digit(16).map_or(0, |d| d as u8)
 }
 
 /// The reply protocol a client speaks: RESP2 until it sends `HELLO 3`.
@@ -375,7 +398,7 @@ impl Reply {
     }
 
     pub fn simple(out: &mut BytesMut, s: &str) {
-        out.reserve(s.len() + 3);
+        out.reserve(s.len().saturating_add(3));
         out.put_u8(b'+');
         out.put_slice(s.as_bytes());
         out.put_slice(b"\r\n");
@@ -384,7 +407,7 @@ impl Reply {
     /// An error reply. `msg` starts with its code (`ERR ...`, `WRONGTYPE ...`); newlines in it
     /// are replaced so that the reply stays one line, as Redis does.
     pub fn error(out: &mut BytesMut, msg: &str) {
-        out.reserve(msg.len() + 3);
+        out.reserve(msg.len().saturating_add(3));
         out.put_u8(b'-');
         for &b in msg.as_bytes() {
             out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
@@ -399,7 +422,7 @@ impl Reply {
     }
 
     pub fn bulk(out: &mut BytesMut, data: &[u8]) {
-        out.reserve(data.len() + 16);
+        out.reserve(data.len().saturating_add(16));
         out.put_u8(b'$');
         put_decimal(out, data.len() as i64);
         out.put_slice(b"\r\n");
@@ -469,7 +492,7 @@ impl Reply {
     pub fn double(out: &mut BytesMut, proto: Proto, v: f64) {
         let text = format_double(v);
         if proto.is_resp3() {
-            out.reserve(text.len() + 3);
+            out.reserve(text.len().saturating_add(3));
             out.put_u8(b',');
             out.put_slice(text.as_bytes());
             out.put_slice(b"\r\n");
@@ -484,9 +507,9 @@ impl Reply {
         if !proto.is_resp3() {
             return Reply::bulk(out, text);
         }
-        out.reserve(text.len() + 24);
+        out.reserve(text.len().saturating_add(24));
         out.put_u8(b'=');
-        put_decimal(out, text.len() as i64 + 4);
+        put_decimal(out, (text.len() as i64).saturating_add(4));
         out.put_slice(b"\r\ntxt:");
         out.put_slice(text);
         out.put_slice(b"\r\n");
@@ -515,6 +538,8 @@ pub fn format_double(v: f64) -> String {
         let sign = if exp < 0 { '-' } else { '+' };
         return format!("{m}e{sign}{:02}", exp.abs());
     }
+    // `-4 <= exp < P` here: 0 to 20 decimals.
+    #[allow(clippy::arithmetic_side_effects)]
     let decimals = (P - 1 - exp).max(0) as usize;
     trim_fraction(&format!("{:.*}", decimals, v)).to_string()
 }
@@ -537,6 +562,9 @@ impl ItoaBuf {
     }
 }
 
+// Digits are written backwards from the end of a 20-byte buffer: an i64's magnitude has at most
+// 19 digits, plus the sign, so `i` stays in 0..=20; `u % 10 < 10` keeps each digit a byte.
+#[allow(clippy::arithmetic_side_effects)]
 fn itoa_buf(v: i64) -> ItoaBuf {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
@@ -573,6 +601,34 @@ pub fn encode_command(out: &mut BytesMut, args: &[&[u8]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn largest_bulk_lengths_never_overflow_an_offset() {
+        // A master's stream has no bulk limit (i64::MAX): the end of such a bulk must be computed
+        // checked (on a 32-bit target it is not representable; here it is simply incomplete).
+        let limits = Limits { bulk_len_max: i64::MAX, unauthenticated: false };
+        for len in ["9223372036854775807", "9223372036854775806", "4294967295", "4294967296"] {
+            let mut buf = BytesMut::from(format!("*1\r\n${len}\r\nabc").as_bytes());
+            let r = RequestParser::new().next(&mut buf, &limits);
+            assert!(matches!(r, Ok(None) | Err(_)), "{len}: {r:?}");
+        }
+        let mut buf = BytesMut::from(&b"*1\r\n$9223372036854775808\r\n"[..]);
+        assert_eq!(RequestParser::new().next(&mut buf, &limits), Err(ProtocolError("invalid bulk length".into())));
+        assert_eq!(parse_i64_strict(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64_strict(b"9223372036854775808"), None);
+        assert_eq!(parse_i64_strict(b"-9223372036854775809"), None);
+    }
+
+    #[test]
+    fn inline_escapes_at_the_end_of_the_line() {
+        assert_eq!(split_args(b"\"a\\x4"), None, "unterminated after a partial \\x escape");
+        assert_eq!(split_args(b"\"\\x41\\x4g\""), Some(vec![b"Ax4g".to_vec()]));
+        assert_eq!(split_args(b"\"\\"), None);
+        assert_eq!(split_args(b"'a\\'"), None, "an escaped quote does not close");
+        assert_eq!(split_args(b"'a\\'b' c"), Some(vec![b"a'b".to_vec(), b"c".to_vec()]));
+        assert_eq!(split_args(b"\"a\"b"), None, "a closing quote must be followed by a space");
+        assert_eq!(split_args(b" a\0b "), Some(vec![b"a".to_vec(), b"b".to_vec()]));
+    }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Request>, ProtocolError> {
         let mut buf = BytesMut::from(input);

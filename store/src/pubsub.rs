@@ -9,6 +9,8 @@
 //! array, RESP3 subscribers a push frame, and a variant is built only if some subscriber speaks
 //! its protocol (most channels have subscribers of one kind, so most messages are encoded once).
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
@@ -68,20 +70,23 @@ impl PubSub {
         limit: OutputLimit,
         now_ms: i64,
     ) -> usize {
-        let mut receivers = 0;
+        let mut receivers = 0usize;
         // Sends a message's frames to `ids`; returns how many received it.
         let mut deliver_all = |ids: &BTreeSet<u64>, frames: &mut Frames<'_>| -> usize {
-            let mut n = 0;
-            for id in ids {
-                if *id == publisher.id {
-                    publisher.out.extend_from_slice(&frames.get(publisher.proto));
-                    n += 1;
-                } else if let Some(c) = clients.get(id) {
-                    deliver(c, frames.get(c.proto), &limit, now_ms);
-                    n += 1;
-                }
-            }
-            n
+            // Counted by the iterator: at most `ids.len()`.
+            ids.iter()
+                .filter(|&id| {
+                    if *id == publisher.id {
+                        publisher.out.extend_from_slice(&frames.get(publisher.proto));
+                        true
+                    } else if let Some(c) = clients.get(id) {
+                        deliver(c, frames.get(c.proto), &limit, now_ms);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .count()
         };
         if let Some(ids) = self.channels.get(channel) {
             let encode = |out: &mut BytesMut, proto: Proto| {
@@ -91,7 +96,7 @@ impl PubSub {
                 Reply::bulk(out, message);
             };
             let mut frames = Frames::new(&encode);
-            receivers += deliver_all(ids, &mut frames);
+            receivers = receivers.saturating_add(deliver_all(ids, &mut frames));
         }
         for (pattern, ids) in &self.patterns {
             if !glob_match(pattern, channel, false) {
@@ -105,7 +110,7 @@ impl PubSub {
                 Reply::bulk(out, message);
             };
             let mut frames = Frames::new(&encode);
-            receivers += deliver_all(ids, &mut frames);
+            receivers = receivers.saturating_add(deliver_all(ids, &mut frames));
         }
         receivers
     }

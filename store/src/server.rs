@@ -8,6 +8,11 @@
 //!
 //! Nothing here touches the OS directly: sockets, timers and tasks come from `tokio` (madsim's
 //! under `--cfg madsim`), and time, randomness and disk from the [`Env`] seams.
+//!
+//! Clock readings, configured limits and the replication offset saved in an RDB file are
+//! untrusted here: arithmetic on them is checked or saturating (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -117,7 +122,7 @@ impl OutputLimit {
             since.store(now_ms.max(1), Ordering::Relaxed);
             return false;
         }
-        now_ms - start > self.soft_ms
+        now_ms.saturating_sub(start) > self.soft_ms
     }
 }
 
@@ -126,7 +131,7 @@ impl ClientEntry {
     /// disconnected instead, as Redis does at client-output-buffer-limit. Returns whether queued.
     pub fn push_bytes(&self, frame: bytes::Bytes, limit: &OutputLimit, now_ms: i64) -> bool {
         let len = frame.len();
-        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed).saturating_add(len);
         if limit.exceeded(queued, &self.soft_limit_since_ms, now_ms) || self.push.try_send(frame).is_err() {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.request_kill();
@@ -192,6 +197,9 @@ pub struct State {
     pub observer: Option<crate::observe::Observer>,
     pub tracking: crate::observe::Tracking,
     pub save: crate::persistence::SaveState,
+    /// Woken at every replica ACK, so WAIT answers the moment its count is reached (Redis wakes
+    /// its waiting clients from the ACK handler) rather than at its next poll.
+    pub acks: Arc<Notify>,
 }
 
 /// The state plus what is shared without the lock.
@@ -253,24 +261,8 @@ impl Server {
             state.ks.policy = crate::db::ExpirePolicy::HideOnly;
         }
         let loaded = crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
-        // The replication id and offset saved in the RDB let a restarted replica continue
-        // partially, and a restarted master accept its old replicas' PSYNC via replid2.
-        if let Some(crate::persistence::LoadInfo {
-            repl_id: Some(id), repl_offset: Some(off), repl_stream_db, ..
-        }) = loaded
-        {
-            if id.len() == 40 && off >= 0 {
-                if state.config.get("replicaof").is_some_and(|r| !r.is_empty()) {
-                    state.repl.replid = id;
-                    let db = repl_stream_db.unwrap_or(0);
-                    state.repl.master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
-                } else {
-                    state.repl.replid2 = id;
-                    state.repl.second_offset = off + 1;
-                }
-                state.repl.offset = off;
-                state.repl.has_history = true;
-            }
+        if let Some(info) = loaded {
+            adopt_saved_replication(&mut state, info);
         }
         Ok(Server {
             shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
@@ -377,6 +369,7 @@ impl State {
             config_file: config.file.clone(),
             observer: env.observer.clone(),
             tracking: Default::default(),
+            acks: Arc::new(Notify::new()),
             save: Default::default(),
             config,
         }
@@ -452,12 +445,35 @@ pub fn start_bgsave(shared: &Arc<Shared>) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The replication id and offset saved in the RDB let a restarted replica continue partially,
+/// and a restarted master accept its old replicas' PSYNC via replid2. The file is untrusted: an
+/// id that is not 40 characters, or an offset that is negative or has no successor (a backlog
+/// starts at offset + 1: `repl-offset` 9223372036854775807 overflowed), is ignored.
+fn adopt_saved_replication(state: &mut State, loaded: crate::persistence::LoadInfo) {
+    let crate::persistence::LoadInfo { repl_id: Some(id), repl_offset: Some(off), repl_stream_db, .. } = loaded else {
+        return;
+    };
+    let Some(next) = off.checked_add(1).filter(|_| off >= 0 && id.len() == 40) else {
+        return;
+    };
+    if state.config.get("replicaof").is_some_and(|r| !r.is_empty()) {
+        state.repl.replid = id;
+        let db = repl_stream_db.unwrap_or(0);
+        state.repl.master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
+    } else {
+        state.repl.replid2 = id;
+        state.repl.second_offset = next;
+    }
+    state.repl.offset = off;
+    state.repl.has_history = true;
+}
+
 /// Periodic work, `hz` times a second: active expiry, and (later issues) replication and
 /// persistence timers.
 async fn cron(shared: Arc<Shared>) {
     loop {
         let hz = shared.lock().config.hot.hz;
-        tokio::time::sleep(Duration::from_millis(1000 / hz.max(1))).await;
+        tokio::time::sleep(Duration::from_millis(1000u64.checked_div(hz).unwrap_or(1000))).await;
         if crate::fault::buggify("buggify.cron.skip_tick") {
             continue;
         }
@@ -475,5 +491,42 @@ async fn cron(shared: Arc<Shared>) {
             tracing::info!("Save point reached: background saving started");
             let _ = start_bgsave(&shared);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(id: &str, off: i64) -> crate::persistence::LoadInfo {
+        crate::persistence::LoadInfo {
+            keys: 0,
+            expired_skipped: 0,
+            repl_id: Some(id.to_string()),
+            repl_offset: Some(off),
+            repl_stream_db: None,
+        }
+    }
+
+    #[test]
+    fn saved_replication_offset_is_checked() {
+        let env = crate::env::Env::production();
+        let id = "a".repeat(40);
+        let mut st = State::new(Config::new(), &env, 6380);
+        adopt_saved_replication(&mut st, saved(&id, 41));
+        assert_eq!((st.repl.replid2.as_str(), st.repl.second_offset, st.repl.offset), (id.as_str(), 42, 41));
+        assert!(st.repl.has_history);
+        // `repl-offset` i64::MAX used to overflow computing second_offset (offset + 1) and, when a
+        // replica attached, the backlog's start; now the file's replication info is ignored.
+        for bad in [i64::MAX, -1, i64::MIN] {
+            let mut st = State::new(Config::new(), &env, 6380);
+            adopt_saved_replication(&mut st, saved(&id, bad));
+            assert!(!st.repl.has_history, "offset {bad}");
+            assert_eq!((st.repl.offset, st.repl.second_offset), (0, -1), "offset {bad}");
+        }
+        let mut st = State::new(Config::new(), &env, 6380);
+        adopt_saved_replication(&mut st, saved(&id, i64::MAX - 1));
+        st.repl.ensure_backlog(16 * 1024);
+        assert_eq!(st.repl.backlog.as_ref().map(|b| b.first_offset()), Some(i64::MAX));
     }
 }

@@ -131,3 +131,107 @@ fn config_set_repl_backlog_size_resizes_the_live_backlog() {
     assert_eq!(histlen(&mut c), 32 * 1024, "the live backlog keeps only its newest 32 KB");
     assert_eq!(field(&mut c, "replication", "repl_backlog_size"), "32768");
 }
+
+/// A server (ours or Redis's) started from a config file, as a sentinel's peers are.
+fn start_from_file(redis: bool, extra: &str) -> (Proc, std::path::PathBuf) {
+    use std::process::{Command, Stdio};
+    let port = free_port();
+    let dir = fresh_dir(port);
+    let conf = std::path::Path::new(&dir).join("server.conf");
+    std::fs::write(&conf, format!("# peer\nport {port}\ndir {dir}\nsave \"\"\nloglevel warning\n{extra}")).unwrap();
+    let bin = if redis { "redis-server".to_string() } else { env!("CARGO_BIN_EXE_store-server").to_string() };
+    let child = Command::new(bin).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Proc { child, port }, conf)
+}
+
+fn both(mut check: impl FnMut(bool, &str)) {
+    check(false, "store");
+    if require_or_skip(redis_server_available(), "redis-server") {
+        check(true, "redis");
+    }
+}
+
+#[test]
+fn deferred_commands_compose_inside_exec() {
+    both(|redis, who| {
+        let (server, conf) = start_from_file(redis, "");
+        let mut c = Conn::new(server.port);
+        // CONFIG REWRITE's reply keeps its place in EXEC's array.
+        assert_eq!(c.call(&["MULTI"]), "+OK");
+        assert_eq!(c.call(&["CONFIG", "REWRITE"]), "+QUEUED", "{who}");
+        assert_eq!(c.call(&["SET", "b", "2"]), "+QUEUED");
+        assert_eq!(c.call(&["GET", "b"]), "+QUEUED");
+        assert_eq!(c.call(&["EXEC"]), "[+OK, +OK, \"2\"]", "{who}");
+        // Two deferred commands and a WAIT (which never blocks inside EXEC) in one transaction.
+        assert_eq!(c.call(&["CONFIG", "SET", "maxmemory", "7mb"]), "+OK");
+        assert_eq!(c.call(&["MULTI"]), "+OK");
+        for cmd in [&["CONFIG", "REWRITE"][..], &["WAIT", "1", "0"], &["INCR", "n"], &["CONFIG", "REWRITE"], &["INCR", "n"]] {
+            assert_eq!(c.call(cmd), "+QUEUED", "{who}: {cmd:?}");
+        }
+        assert_eq!(c.call(&["EXEC"]), "[+OK, :0, :1, +OK, :2]", "{who}");
+        let text = std::fs::read_to_string(&conf).unwrap();
+        assert!(text.contains("maxmemory 7mb") || text.contains("maxmemory 7340032"), "{who}: {text}");
+        assert_eq!(c.call(&["PING"]), "+PONG", "{who}: nothing left unanswered");
+        // What cannot run inside a transaction is refused there, and aborts it.
+        assert_eq!(c.call(&["MULTI"]), "+OK");
+        for cmd in ["SAVE", "SHUTDOWN", "SYNC"] {
+            assert_eq!(c.call(&[cmd]), "-ERR Command not allowed inside a transaction", "{who}: {cmd}");
+        }
+        assert_eq!(c.call(&["EXEC"]), "-EXECABORT Transaction discarded because of previous errors.", "{who}");
+    });
+}
+
+#[test]
+fn sentinel_promotion_transaction() {
+    both(|redis, who| {
+        let start = |extra: &[&str]| if redis { start_redis_args(extra) } else { start_store(extra) };
+        let master = start(&["--repl-diskless-sync-delay", "0"]);
+        let (replica, conf) = start_from_file(redis, &format!("replicaof 127.0.0.1 {}\n", master.port));
+        let mut r = Conn::new(replica.port);
+        wait_for("link up", || field(&mut r, "replication", "master_link_status") == "up");
+        let mut bystander = Conn::new(replica.port);
+        // What a sentinel sends to promote a replica: nothing runs before EXEC.
+        assert_eq!(r.call(&["MULTI"]), "+OK");
+        for cmd in [
+            &["SLAVEOF", "NO", "ONE"][..],
+            &["CONFIG", "REWRITE"],
+            &["CLIENT", "KILL", "TYPE", "normal"],
+            &["CLIENT", "KILL", "TYPE", "pubsub"],
+        ] {
+            assert_eq!(r.call(cmd), "+QUEUED", "{who}: {cmd:?}");
+        }
+        assert_eq!(field(&mut bystander, "replication", "role"), "slave", "{who}: SLAVEOF was queued");
+        assert_eq!(r.call(&["EXEC"]), "[+OK, +OK, :1, :0]", "{who}");
+        assert!(bystander.read().is_none(), "{who}: the normal client was killed");
+        assert_eq!(field(&mut r, "replication", "role"), "master", "{who}");
+        let text = std::fs::read_to_string(&conf).unwrap();
+        assert!(!text.lines().any(|l| l.starts_with("replicaof")), "{who}: the rewrite dropped replicaof:\n{text}");
+        // And back: re-pointed inside a transaction too.
+        assert_eq!(r.call(&["MULTI"]), "+OK");
+        assert_eq!(r.call(&["SLAVEOF", "127.0.0.1", &master.port.to_string()]), "+QUEUED");
+        assert_eq!(r.call(&["CONFIG", "REWRITE"]), "+QUEUED");
+        assert_eq!(r.call(&["EXEC"]), "[+OK, +OK]", "{who}");
+        wait_for("link up again", || field(&mut r, "replication", "master_link_status") == "up");
+        let text = std::fs::read_to_string(&conf).unwrap();
+        assert!(text.contains(&format!("replicaof 127.0.0.1 {}", master.port)), "{who}:\n{text}");
+    });
+}
+
+#[test]
+fn wait_counts_acks_and_times_out() {
+    // WAIT's latency (a round trip, not a polling period) is measured by ci/bench side by side
+    // with redis-server; here only what it answers.
+    let (master, _replica) = master_with_replica(false);
+    let mut c = Conn::new(master.port);
+    for i in 0..50 {
+        assert_eq!(c.call(&["SET", &format!("k{i}"), "v"]), "+OK");
+        assert_eq!(c.call(&["WAIT", "1", "0"]), ":1");
+    }
+    assert_eq!(c.call(&["SET", "last", "v"]), "+OK");
+    assert_eq!(c.call(&["WAIT", "2", "100"]), ":1", "one replica, after the timeout");
+}

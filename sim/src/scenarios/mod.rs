@@ -107,9 +107,9 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
     name: "smoke",
-    about: "one server, 1-4 clients on their own keys; every reply checked against a sequential model",
+    about: "one server, 1-4 clients on their own keys, every reply checked against a sequential model; beside them a hostile client sending generated commands (store::cmdgen) that must all be answered, with the digest verified after every write",
     default_seeds: 1000,
-    required_probes: &["conn.pipelined_batch"],
+    required_probes: &["conn.pipelined_batch", "smoke.fuzz_command"],
     run: |seed, trace| Box::pin(smoke::run(seed, trace)),
     },
 ];

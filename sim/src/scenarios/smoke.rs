@@ -4,6 +4,14 @@
 //! history: every reply is checked against a sequential [`Model`] of that client's keys,
 //! including inside MULTI/EXEC. Clients interleave freely on the server, so this also checks
 //! that concurrent clients do not disturb each other (databases, transactions, pipelines).
+//!
+//! On most seeds a *hostile* client joins them in its own database: it sends commands drawn by
+//! `store::cmdgen` from the whole command table with boundary and hostile arguments (the
+//! differential fuzzer's generator, without its redis-server oracle). Nothing predicts its
+//! replies, so what is checked is what must hold whatever they are: the server never panics
+//! (a panic is a failure with its seed), answers every command, keeps serving the model-checked
+//! clients correctly beside it, and its incremental dataset digest equals a full recomputation
+//! after every write (the observer's check), for every command family.
 
 use std::time::Duration;
 
@@ -33,6 +41,17 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
         let client_seed = rng.gen::<u64>();
         tasks.push(node.spawn(async move { client_workload(c, client_seed, addr, ops, trace).await }));
     }
+    // A separate stream decides the hostile client, so the other clients' draws are unchanged.
+    let mut fuzz_rng = ChaCha8Rng::seed_from_u64(seed ^ FUZZ_SEED_SALT);
+    if fuzz_rng.gen_ratio(3, 4) {
+        let node = cluster.client_node("fuzz");
+        let addr = addr.clone();
+        let trace = trace.clone();
+        let fuzz_seed = fuzz_rng.gen::<u64>();
+        let commands = fuzz_rng.gen_range(50..300);
+        cluster.record(format!("smoke: hostile client x {commands} commands"));
+        tasks.push(node.spawn(async move { fuzz_workload(fuzz_seed, addr, commands, trace).await }));
+    }
     for t in tasks {
         t.await.map_err(|e| format!("client task failed: {e}"))??;
     }
@@ -47,6 +66,58 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
         .map_err(|e| format!("checker task failed: {e}"))??;
     cluster.record(format!("final digest {}", digest.render()));
     Ok(())
+}
+
+const FUZZ_SEED_SALT: u64 = 0x6675_7a7a_636d_6467;
+/// The hostile client's database: no model-checked client uses it.
+const FUZZ_DB: &str = "9";
+
+/// Commands the hostile client never sends, each because it would reach outside its database
+/// or break the request/reply framing this harness reads, not because the server must not
+/// survive it (the differential fuzzer sends most of them to a real server):
+const FUZZ_DENY: &[&str] = &[
+    // other databases and the whole server: would invalidate the other clients' models
+    "select", "swapdb", "move", "flushall", "config", "debug", "client", "shutdown",
+    // turn the connection into a replica or a master link, or the server into a replica
+    "replicaof", "slaveof", "psync", "sync", "replconf", "failover",
+    // several replies per command, pushes, or a closed connection
+    "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ssubscribe", "sunsubscribe",
+    "monitor", "hello", "reset", "quit",
+    // WAIT with a timeout of 0 blocks forever on a server without replicas
+    "wait",
+];
+
+/// The hostile client: generated commands in its own database; every command must be answered.
+async fn fuzz_workload(seed: u64, addr: String, commands: u32, trace: Trace) -> Result<(), String> {
+    let start = madsim::time::Instant::now();
+    let now = || start.elapsed().as_nanos();
+    let mut gen = store::cmdgen::CommandGen::with_exclusions(seed, FUZZ_DENY);
+    let mut client = Cluster::connect(&addr, IO_TIMEOUT, Duration::from_secs(10)).await?;
+    let r = client.cmd(&["SELECT", FUZZ_DB]).await.map_err(|e| format!("fuzz: {e}"))?;
+    if r != Resp::Simple("OK".into()) {
+        return Err(format!("fuzz: SELECT {FUZZ_DB} replied {}", r.render()));
+    }
+    for _ in 0..commands {
+        let cmd = gen.next();
+        let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
+        let got = client
+            .call(&refs)
+            .await
+            .map_err(|e| format!("fuzz: {} got no reply ({e})", truncate(&render(&cmd), 200)))?;
+        if matches!(&got, Resp::Error(e) if e.starts_with("ERR Protocol error")) {
+            return Err(format!("fuzz: {} broke the protocol: {}", truncate(&render(&cmd), 200), got.render()));
+        }
+        store::fault::probe("smoke.fuzz_command");
+        trace.record(now(), format!("fuzz {} -> {}", truncate(&render(&cmd), 120), truncate(&got.render(), 120)));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 fn random_value(rng: &mut ChaCha8Rng) -> Vec<u8> {

@@ -594,7 +594,7 @@ pub(crate) mod long_double {
 
     /// Parses like Redis's `string2ld`: `strtold` over the whole string, no leading space, no
     /// NaN, and out-of-range values (overflow, underflow to zero) rejected. Hexadecimal floats
-    /// are not supported.
+    /// (`0x1.8p3`) are accepted, as `strtold` accepts them.
     pub fn parse(s: &[u8]) -> Option<Ext> {
         if s.is_empty() || s.len() > MAX_CHARS || super::is_c_space(s[0]) {
             return None;
@@ -607,6 +607,9 @@ pub(crate) mod long_double {
         let lower = body.to_ascii_lowercase();
         if lower == b"inf" || lower == b"infinity" {
             return Some(Ext::Inf { neg });
+        }
+        if let Some(hex) = lower.strip_prefix(b"0x") {
+            return parse_hex(neg, hex);
         }
         let mut i = 0;
         let mut digits: Vec<u8> = Vec::new();
@@ -692,6 +695,58 @@ pub(crate) mod long_double {
         };
         match v {
             Ext::Finite { .. } => Some(v),
+            _ => None, // out of range: rejected like strtold's ERANGE
+        }
+    }
+
+    /// The part of a hexadecimal float after `0x` (lower case): hex digits with an optional
+    /// point, then an optional binary exponent `p[+-]digits`.
+    fn parse_hex(neg: bool, s: &[u8]) -> Option<Ext> {
+        let hex = |b: u8| (b as char).to_digit(16);
+        let mut n = Big(Vec::new());
+        let (mut i, mut frac, mut digits) = (0, 0i64, 0);
+        let mut point = false;
+        while i < s.len() {
+            match s[i] {
+                b'.' if !point => point = true,
+                b => match hex(b) {
+                    Some(d) => {
+                        n.mul_add_small(16, d);
+                        digits += 1;
+                        frac += point as i64;
+                    }
+                    None => break,
+                },
+            }
+            i += 1;
+        }
+        if digits == 0 {
+            return None;
+        }
+        let mut exp2: i64 = 0;
+        if i < s.len() && s[i] == b'p' {
+            let eneg = s.get(i + 1) == Some(&b'-');
+            i += 1 + matches!(s.get(i + 1), Some(b'-' | b'+')) as usize;
+            let start = i;
+            while i < s.len() && s[i].is_ascii_digit() {
+                exp2 = (exp2 * 10 + (s[i] - b'0') as i64).min(1_000_000);
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            if eneg {
+                exp2 = -exp2;
+            }
+        }
+        if i != s.len() {
+            return None;
+        }
+        if n.is_zero() {
+            return Some(Ext::Zero { neg });
+        }
+        match round_big(neg, &n, exp2 - 4 * frac, false)? {
+            v @ Ext::Finite { .. } => Some(v),
             _ => None, // out of range: rejected like strtold's ERANGE
         }
     }
@@ -842,9 +897,14 @@ pub(crate) mod long_double {
 
         #[test]
         fn parse_rejects_what_redis_rejects() {
-            for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1e5000", "1e-5000", ".", "-", "0x10"] {
+            for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1e5000", "1e-5000", ".", "-", "0x", "0x.", "0x1p", "0x1g"] {
                 assert_eq!(parse(bad.as_bytes()), None, "{bad}");
             }
+            // Hexadecimal floats, as strtold reads them (values checked against redis-server 7.0).
+            assert_eq!(incr("1", "0x1p3"), "9");
+            assert_eq!(incr("9", "0x.8"), "9.5");
+            assert_eq!(incr("0", "-0X10"), "-16");
+            assert_eq!(incr("0", "0x1.8p-1"), "0.75");
             assert!(matches!(parse(b"1e400"), Some(Ext::Finite { .. })));
             assert_eq!(parse(b"-inf"), Some(Ext::Inf { neg: true }));
             assert_eq!(parse(b"-0"), Some(Ext::Zero { neg: true }));

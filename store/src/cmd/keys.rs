@@ -8,8 +8,8 @@ use crate::glob::glob_match;
 use crate::protocol::{parse_i64_strict, Reply};
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "del", arity: -2, flags: WRITE, keys: (1, -1, 1), handler: del },
-    CommandSpec { name: "unlink", arity: -2, flags: WRITE | FAST, keys: (1, -1, 1), handler: del },
+    CommandSpec { name: "del", arity: -2, flags: WRITE | SIGNALS_OWN_KEYS, keys: (1, -1, 1), handler: del },
+    CommandSpec { name: "unlink", arity: -2, flags: WRITE | FAST | SIGNALS_OWN_KEYS, keys: (1, -1, 1), handler: del },
     CommandSpec { name: "exists", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: exists },
     CommandSpec { name: "touch", arity: -2, flags: READONLY | FAST, keys: (1, -1, 1), handler: exists },
     CommandSpec { name: "type", arity: 2, flags: READONLY | FAST, keys: (1, 1, 1), handler: type_ },
@@ -35,6 +35,8 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) {
     for k in &args[1..] {
         ctx.st.ks.expire_if_needed(db, k, ctx.now_ms);
         if ctx.st.ks.delete(db, k) {
+            // Only the keys deleted are modified (WATCH of a missing key stays clean).
+            ctx.signal_modified(k);
             n += 1;
         }
     }
@@ -68,8 +70,8 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 fn scan(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok()) else {
-        return ctx.error("ERR invalid cursor");
+    let Some(cursor) = super::sets::scan_cursor(ctx, &args[1]) else {
+        return;
     };
     let mut pattern: Option<Bytes> = None;
     let mut count = 10usize;
@@ -179,10 +181,8 @@ enum Unit {
 }
 
 /// EXPIRE family: `relative` adds to now; NX/XX/GT/LT as Redis 7.
+/// Options are checked before the time, as Redis does (`EXPIRE k x NX XX` is an option error).
 fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, relative: bool) {
-    let Some(v) = arg_i64(ctx, &args[2]) else {
-        return;
-    };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &args[3..] {
         let o = String::from_utf8_lossy(opt).to_ascii_lowercase();
@@ -191,7 +191,8 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, relative: bool) {
             "xx" => xx = true,
             "gt" => gt = true,
             "lt" => lt = true,
-            _ => return ctx.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))),
+            // Redis formats the option as a C string: it ends at a NUL byte.
+            _ => return ctx.error_format(&format!("ERR Unsupported option {}", c_str(opt, usize::MAX))),
         }
     }
     if nx && (xx || gt || lt) {
@@ -200,6 +201,9 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, relative: bool) {
     if gt && lt {
         return ctx.error("ERR GT and LT options at the same time are not compatible");
     }
+    let Some(v) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let invalid = format!("ERR invalid expire time in '{name}' command");
     let ms = if unit == Unit::Seconds { v.checked_mul(1000) } else { Some(v) };

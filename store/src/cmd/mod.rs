@@ -49,6 +49,10 @@ pub const FAST: u32 = 1 << 9;
 /// Served by a replica whose link is down even with replica-serve-stale-data no.
 pub const STALE: u32 = 1 << 10;
 pub const LOADING: u32 = 1 << 11;
+/// The handler signals (for WATCH) the keys it modifies itself, because some of its keys may be
+/// only read or left alone (DEL of a missing key, the sources of SINTERSTORE); without this flag
+/// `call` signals every key of a write that changed something.
+pub const SIGNALS_OWN_KEYS: u32 = 1 << 12;
 
 pub type Handler = fn(&mut Ctx, &[Bytes]);
 
@@ -187,8 +191,14 @@ pub struct Session {
     pub laddr: String,
     /// Loopback peer (protected mode lets it in).
     pub is_local: bool,
-    /// Work the command left for the connection to finish outside the lock (it writes the reply).
-    pub deferred: Option<Deferred>,
+    /// Work commands left for the connection to finish outside the lock, each with where its
+    /// reply goes in the output (an offset into `out` when it was deferred): a plain command's
+    /// reply goes at the end, one inside EXEC at its place in EXEC's reply array. Several can
+    /// be pending at once (two deferred commands in one transaction).
+    pub deferred: Vec<(usize, Deferred)>,
+    /// EXEC is running this session's queued commands: nothing may block (WAIT answers at once,
+    /// as Redis's CLIENT_DENY_BLOCKING).
+    pub in_exec: bool,
     /// This connection is a replica attached with PSYNC/SYNC (its ACKs update the registry).
     pub is_replica: bool,
     /// This session applies the master's stream on a replica (writes allowed, no replies).
@@ -246,7 +256,8 @@ impl Session {
             addr,
             laddr,
             is_local,
-            deferred: None,
+            deferred: Vec::new(),
+            in_exec: false,
             is_replica: false,
             is_master: false,
             repl_listening_port: 0,
@@ -295,6 +306,12 @@ impl Ctx<'_> {
     pub fn error(&mut self, msg: &str) {
         self.st.stats.total_error_replies += 1;
         Reply::error(self.out, msg);
+    }
+
+    /// An error whose text ends with client input, as Redis's `addReplyErrorFormat` sends it:
+    /// newlines at its end are trimmed (the ones inside become spaces, as for every error).
+    pub fn error_format(&mut self, msg: &str) {
+        self.error(msg.trim_end_matches(['\r', '\n']))
     }
 
     pub fn ok(&mut self) {
@@ -375,8 +392,21 @@ impl Ctx<'_> {
         matches!(self.st.ks.lookup(db, key, self.now_ms), Some(v) if v.type_name() != want)
     }
 
+    /// Leaves `work` to the connection, to run after the lock is released; its reply goes where
+    /// this command's reply would have started.
+    pub fn defer(&mut self, work: Deferred) {
+        debug_assert!(self.client.deferred.len() < MULTI_QUEUE_MAX, "at most one per queued command");
+        self.client.deferred.push((self.out.len(), work));
+    }
+
     pub fn dirty(&mut self, n: u64) {
         self.st.dirty += n;
+    }
+
+    /// Redis's `signalModifiedKey`, for commands flagged [`SIGNALS_OWN_KEYS`].
+    pub fn signal_modified(&mut self, key: &[u8]) {
+        let db = self.client.db;
+        self.st.watches.touch(db, key);
     }
 }
 
@@ -419,12 +449,98 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     let v = match s.to_ascii_lowercase().as_str() {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => s.parse::<f64>().ok()?,
+        _ => strtod_whole(s)?,
     };
     if v.is_nan() {
         return None;
     }
     Some(v)
+}
+
+/// C's `strtod` required to consume all of `s` (leading spaces are the caller's business):
+/// decimal text, or a hexadecimal float (`0x1.8p3`), which `strtod` accepts too. Overflow gives
+/// an infinity and underflow zero, as `strtod` returns them.
+pub fn strtod_whole(s: &str) -> Option<f64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    match body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        Some(hex) => hex_float(hex).map(|v| if neg { -v } else { v }),
+        None => s.parse::<f64>().ok(),
+    }
+}
+
+/// A hexadecimal float after its `0x`: hex digits with an optional point, then an optional
+/// binary exponent `p[+-]digits`, rounded to nearest (ties to even) like `strtod`.
+fn hex_float(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let (mut mant, mut sticky, mut exp, mut digits, mut point) = (0u128, false, 0i64, 0, false);
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'.' && !point {
+            point = true;
+        } else if let Some(d) = (b[i] as char).to_digit(16) {
+            digits += 1;
+            if mant >> 120 == 0 {
+                mant = mant << 4 | d as u128;
+                exp -= 4 * point as i64;
+            } else {
+                // Past 120 bits only whether anything was dropped matters (for rounding).
+                sticky |= d != 0;
+                exp += 4 * !point as i64;
+            }
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if digits == 0 {
+        return None;
+    }
+    if i < b.len() && (b[i] == b'p' || b[i] == b'P') {
+        let neg = b.get(i + 1) == Some(&b'-');
+        i += 1 + matches!(b.get(i + 1), Some(b'-' | b'+')) as usize;
+        let start = i;
+        let mut e: i64 = 0;
+        while i < b.len() && b[i].is_ascii_digit() {
+            e = (e * 10 + (b[i] - b'0') as i64).min(1_000_000);
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        exp += if neg { -e } else { e };
+    }
+    if i != b.len() {
+        return None;
+    }
+    if mant == 0 {
+        return Some(0.0);
+    }
+    let len = 128 - mant.leading_zeros() as i64;
+    if len > 53 {
+        let sh = (len - 53) as u32;
+        let rem = mant & ((1u128 << sh) - 1);
+        let half = 1u128 << (sh - 1);
+        mant >>= sh;
+        exp += sh as i64;
+        if rem > half || (rem == half && (sticky || mant & 1 == 1)) {
+            mant += 1;
+        }
+    }
+    // Scales by 2^exp in steps that stay exact until the result itself over- or underflows.
+    let mut v = mant as f64;
+    while exp > 1000 && v.is_finite() {
+        v *= 2f64.powi(1000);
+        exp -= 1000;
+    }
+    while exp < -1000 && v != 0.0 {
+        v *= 2f64.powi(-1000);
+        exp += 1000;
+    }
+    Some(v * 2f64.powi(exp.clamp(-2000, 2000) as i32))
 }
 
 pub fn arg_f64(ctx: &mut Ctx, arg: &[u8]) -> Option<f64> {
@@ -445,30 +561,74 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// An argument as Redis's `%.<max>s` formats it into a message: a C string, so it ends at the
+/// first NUL byte, cut to `max` bytes.
+pub fn c_str(b: &[u8], max: usize) -> String {
+    lossy(c_bytes(b, max))
+}
+
+fn c_bytes(b: &[u8], max: usize) -> &[u8] {
+    &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len()).min(max)]
+}
+
+/// Redis's reply to an unknown subcommand of a container command (CONFIG, CLIENT, PUBSUB...).
+pub fn unknown_subcommand(ctx: &mut Ctx, args: &[Bytes]) {
+    let cmd = lossy(&args[0]).to_ascii_uppercase();
+    ctx.error(&format!("ERR unknown subcommand '{}'. Try {cmd} HELP.", c_str(&args[1], 128)))
+}
+
+/// Redis's `addReplySubcommandSyntaxError`: a known subcommand with arguments it refuses.
+pub fn subcommand_syntax_error(ctx: &mut Ctx, args: &[Bytes]) {
+    let cmd = lossy(&args[0]).to_ascii_uppercase();
+    let sub = c_str(&args[1], 128);
+    ctx.error(&format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))
+}
+
+/// Redis's `addReplyHelp`: the header, the subcommand lines, and the HELP footer.
+pub fn reply_help(ctx: &mut Ctx, args: &[Bytes], lines: &[&str]) {
+    let cmd = lossy(&args[0]).to_ascii_uppercase();
+    Reply::array_len(ctx.out, lines.len() + 3);
+    Reply::simple(ctx.out, &format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
+    for l in lines {
+        Reply::simple(ctx.out, l);
+    }
+    Reply::simple(ctx.out, "HELP");
+    Reply::simple(ctx.out, "    Prints this help.");
+}
+
 /// The full per-request path, Redis's `processCommand`: lookup, arity, auth, subscribe
 /// context, MULTI queueing, OOM, then `call`.
 pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     debug_assert!(!args.is_empty());
     let name = &args[0];
     let Some(spec) = ctx.st.commands.lookup(name) else {
-        let mut msg = format!("ERR unknown command '{}', with args beginning with: ", truncate(&lossy(name), 128));
-        for a in args.iter().skip(1).take(32) {
-            msg.push_str(&format!("'{}' ", truncate(&lossy(a), 128)));
+        // As Redis formats it: C strings (cut at a NUL), the name to 128 bytes, the arguments
+        // while their list is shorter than 128 bytes, each cut to the room left.
+        let mut list = Vec::new();
+        for a in args.iter().skip(1) {
+            if list.len() >= 128 {
+                break;
+            }
+            let room = 128 - list.len();
+            list.push(b'\'');
+            list.extend_from_slice(c_bytes(a, room));
+            list.extend_from_slice(b"' ");
         }
+        let msg =
+            format!("ERR unknown command '{}', with args beginning with: {}", c_str(name, 128), lossy(&list));
         flag_multi_failed(ctx);
         ctx.error(&msg);
         return;
     };
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
-        flag_multi_failed(ctx);
-        ctx.error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
-        return;
+        return reject(ctx, spec, &format!("ERR wrong number of arguments for '{}' command", spec.name));
+    }
+    if let Err(msg) = check_subcommand(spec, &args) {
+        return reject(ctx, spec, &msg);
     }
     if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated && spec.flags & NO_AUTH == 0 {
-        flag_multi_failed(ctx);
-        ctx.error("NOAUTH Authentication required.");
-        return;
+        return reject(ctx, spec, "NOAUTH Authentication required.");
     }
     // Only RESP2 needs the subscribe context: there messages and replies share one array type
     // and could not be told apart. RESP3 sends messages as push frames, so (as in Redis) a
@@ -544,11 +704,65 @@ fn gate_writes(ctx: &Ctx) -> bool {
     accepted
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
+/// Redis's `rejectCommand`: the transaction (if any) is flagged to fail, and a refused EXEC
+/// discards it at once, saying why.
+fn reject(ctx: &mut Ctx, spec: &CommandSpec, msg: &str) {
+    flag_multi_failed(ctx);
+    if spec.name != "exec" {
+        return ctx.error(msg);
     }
+    ctx.client.multi = None;
+    transactions::clear_watches(ctx);
+    let why = msg.strip_prefix("ERR ").unwrap_or(msg);
+    ctx.error(&format!("EXECABORT Transaction discarded because of: {why}"))
+}
+
+/// Redis 7's container commands that we implement, with the subcommands we implement and their
+/// arities (Redis's; CLIENT SETINFO and NO-TOUCH are Redis 7.2's). Like a command, a
+/// subcommand is looked up and its arity checked before anything runs or is queued.
+const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    ("config", &[("get", -3), ("set", -4), ("resetstat", 2), ("rewrite", 2), ("help", 2)]),
+    (
+        "client",
+        &[
+            ("getname", 2),
+            ("help", 2),
+            ("id", 2),
+            ("info", 2),
+            ("kill", -3),
+            ("list", -2),
+            ("no-evict", 3),
+            ("no-touch", 3),
+            ("reply", 3),
+            ("setinfo", 4),
+            ("setname", 3),
+        ],
+    ),
+    ("command", &[("count", 2), ("docs", -2), ("getkeys", -4), ("info", -2), ("list", -2)]),
+    (
+        "pubsub",
+        &[("channels", -2), ("help", 2), ("numpat", 2), ("numsub", -2), ("shardchannels", -2), ("shardnumsub", -2)],
+    ),
+];
+
+/// The subcommand checks of Redis's `processCommand` (`commandCheckExistence`, then
+/// `commandCheckArity`); Err is the error to reply.
+fn check_subcommand(spec: &CommandSpec, args: &[Bytes]) -> Result<(), String> {
+    let Some((_, subs)) = SUBCOMMANDS.iter().find(|(name, _)| *name == spec.name) else {
+        return Ok(());
+    };
+    if args.len() < 2 {
+        return Ok(());
+    }
+    let Some(&(sub, arity)) = subs.iter().find(|(sub, _)| args[1].eq_ignore_ascii_case(sub.as_bytes())) else {
+        let cmd = lossy(&args[0]).to_ascii_uppercase();
+        return Err(format!("ERR unknown subcommand '{}'. Try {cmd} HELP.", c_str(&args[1], 128)));
+    };
+    let argc = args.len() as i32;
+    if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+        return Err(format!("ERR wrong number of arguments for '{}|{sub}' command", spec.name));
+    }
+    Ok(())
 }
 
 fn flag_multi_failed(ctx: &mut Ctx) {
@@ -594,7 +808,8 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     }
     ctx.st.stats.total_commands_processed += 1;
     let planted_skip = spec.name == "incr" && crate::fault::planted("watch-ignores-incr");
-    if ctx.st.dirty != dirty_before && spec.is_write() && !planted_skip && !ctx.st.watches.is_empty() {
+    let signalled = spec.flags & SIGNALS_OWN_KEYS != 0;
+    if ctx.st.dirty != dirty_before && spec.is_write() && !planted_skip && !signalled && !ctx.st.watches.is_empty() {
         let db = ctx.client.db;
         for k in spec.key_args(args) {
             ctx.st.watches.touch(db, k);

@@ -116,9 +116,22 @@ fn publish(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.int(n as i64)
 }
 
+/// PUBSUB is a container command, as in Redis 7: an unknown subcommand and a subcommand's
+/// arity are refused before it runs, then each subcommand checks its own arguments. We have no
+/// shard channels (no SSUBSCRIBE), so SHARDCHANNELS and SHARDNUMSUB report none.
 fn pubsub(ctx: &mut Ctx, args: &[Bytes]) {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let arity = match sub.as_str() {
+        "channels" | "numsub" | "shardchannels" | "shardnumsub" => -2,
+        "numpat" | "help" => 2,
+        _ => return unknown_subcommand(ctx, args),
+    };
+    let argc = args.len() as i32;
+    if (arity > 0 && argc != arity) || argc < -arity {
+        return ctx.error(&format!("ERR wrong number of arguments for 'pubsub|{sub}' command"));
+    }
     match sub.as_str() {
+        "help" => reply_help(ctx, args, PUBSUB_HELP),
         "channels" if args.len() <= 3 => {
             let pattern = args.get(2).cloned();
             let names: Vec<Bytes> = ctx
@@ -131,19 +144,35 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) {
                 .collect();
             Reply::bulk_array(ctx.out, names.iter());
         }
-        "numsub" => {
+        "shardchannels" if args.len() <= 3 => Reply::array_len(ctx.out, 0),
+        "numsub" | "shardnumsub" => {
+            let shard = sub == "shardnumsub";
             Reply::array_len(ctx.out, (args.len() - 2) * 2);
             for ch in &args[2..] {
-                let n = ctx.st.pubsub.channels.get(&ch[..]).map(|s| s.len()).unwrap_or(0);
+                let n = if shard { 0 } else { ctx.st.pubsub.channels.get(&ch[..]).map(|s| s.len()).unwrap_or(0) };
                 Reply::bulk(ctx.out, ch);
                 Reply::int(ctx.out, n as i64);
             }
         }
-        "numpat" if args.len() == 2 => {
+        "numpat" => {
             let n = ctx.st.pubsub.patterns.len();
             ctx.int(n as i64)
         }
-        "channels" | "numpat" => ctx.error(&format!("ERR wrong number of arguments for 'pubsub|{sub}' command")),
-        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try PUBSUB HELP.", String::from_utf8_lossy(&args[1]))),
+        _ => subcommand_syntax_error(ctx, args),
     }
 }
+
+/// Redis 7.0's PUBSUB HELP text.
+const PUBSUB_HELP: &[&str] = &[
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+];

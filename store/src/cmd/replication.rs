@@ -8,13 +8,14 @@ use crate::protocol::Reply;
 use crate::replication::{ReplicaState, Role};
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "replicaof", arity: 3, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: replicaof },
-    CommandSpec { name: "slaveof", arity: 3, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: replicaof },
+    // Queued inside MULTI, as in Redis: a sentinel promotes and re-points inside a transaction.
+    CommandSpec { name: "replicaof", arity: 3, flags: ADMIN | STALE, keys: (0, 0, 0), handler: replicaof },
+    CommandSpec { name: "slaveof", arity: 3, flags: ADMIN | STALE, keys: (0, 0, 0), handler: replicaof },
     CommandSpec { name: "role", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: role },
     CommandSpec { name: "wait", arity: 3, flags: 0, keys: (0, 0, 0), handler: wait },
     CommandSpec { name: "replconf", arity: -1, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: replconf },
-    CommandSpec { name: "psync", arity: -3, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: psync },
-    CommandSpec { name: "sync", arity: 1, flags: ADMIN | NO_QUEUE | STALE, keys: (0, 0, 0), handler: sync },
+    CommandSpec { name: "psync", arity: -3, flags: ADMIN | NO_MULTI | STALE, keys: (0, 0, 0), handler: psync },
+    CommandSpec { name: "sync", arity: 1, flags: ADMIN | NO_MULTI | STALE, keys: (0, 0, 0), handler: sync },
 ];
 
 fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
@@ -36,7 +37,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let generation = demote(ctx.st, host.clone(), port, ctx.now_ms);
     tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{}')", ctx.client.addr);
-    ctx.client.deferred = Some(Deferred::StartReplication { generation });
+    ctx.defer(Deferred::StartReplication { generation });
 }
 
 /// REPLICAOF NO ONE: the history so far stays valid under replid2, so this node's own replicas
@@ -122,13 +123,14 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let target = ctx.st.repl.offset;
     let acked = ctx.st.repl.replicas.values().filter(|r| r.ack_offset >= target).count();
-    if ctx.client.multi.is_some() || n <= 0 || acked as i64 >= n {
+    // Inside EXEC nothing blocks: the count now, as Redis does for a client that may not block.
+    if ctx.client.in_exec || n <= 0 || acked as i64 >= n {
         return ctx.int(acked as i64);
     }
     // Ask the replicas to acknowledge now rather than at their next periodic ACK.
     let db = ctx.client.db;
     crate::replication::propagate(ctx.st, db, &[vec![arg("REPLCONF"), arg("GETACK"), arg("*")]]);
-    ctx.client.deferred = Some(Deferred::Wait { replicas: n as usize, offset: target, timeout_ms: timeout as u64 });
+    ctx.defer(Deferred::Wait { replicas: n as usize, offset: target, timeout_ms: timeout as u64 });
 }
 
 fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
@@ -163,6 +165,7 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
                         }
                         if off > r.ack_offset {
                             r.ack_offset = off;
+                            ctx.st.acks.notify_waiters();
                         }
                         r.ack_ms = now;
                         if r.state == ReplicaState::SendBulk {
@@ -189,12 +192,12 @@ fn psync(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let replid = String::from_utf8_lossy(&args[1]).into_owned();
     let offset = crate::protocol::parse_i64_strict(&args[2]).unwrap_or(-1);
-    ctx.client.deferred = Some(Deferred::Sync { replid, offset, legacy: false });
+    ctx.defer(Deferred::Sync { replid, offset, legacy: false });
 }
 
 fn sync(ctx: &mut Ctx, _args: &[Bytes]) {
     if ctx.client.is_replica {
         return ctx.error("ERR SYNC and PSYNC are invalid with pending output");
     }
-    ctx.client.deferred = Some(Deferred::Sync { replid: "?".into(), offset: -1, legacy: true });
+    ctx.defer(Deferred::Sync { replid: "?".into(), offset: -1, legacy: true });
 }

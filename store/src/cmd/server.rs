@@ -24,12 +24,12 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "shutdown",
         arity: -1,
-        flags: ADMIN | NO_QUEUE | STALE | LOADING,
+        flags: ADMIN | NO_MULTI | STALE | LOADING,
         keys: (0, 0, 0),
         handler: shutdown,
     },
     CommandSpec { name: "debug", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: debug },
-    CommandSpec { name: "save", arity: 1, flags: ADMIN | NO_QUEUE, keys: (0, 0, 0), handler: save },
+    CommandSpec { name: "save", arity: 1, flags: ADMIN | NO_MULTI, keys: (0, 0, 0), handler: save },
     CommandSpec { name: "bgsave", arity: -1, flags: ADMIN, keys: (0, 0, 0), handler: bgsave },
     CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
 ];
@@ -261,7 +261,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 return ctx.error("ERR The server is running without a config file");
             };
             let text = ctx.st.config.rewrite();
-            ctx.client.deferred = Some(Deferred::WriteConfig { path: path.into(), text });
+            ctx.defer(Deferred::WriteConfig { path: path.into(), text });
         }
         "resetstat" if args.len() == 2 => {
             ctx.st.stats = Default::default();
@@ -426,14 +426,14 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
         }
     }
     // The save (if any) and the stop happen in the connection, outside the lock.
-    ctx.client.deferred = Some(Deferred::Shutdown(mode));
+    ctx.defer(Deferred::Shutdown(mode));
 }
 
 fn save(ctx: &mut Ctx, _args: &[Bytes]) {
     if crate::persistence::busy(ctx.st) {
         return ctx.error("ERR Background save already in progress");
     }
-    ctx.client.deferred = Some(Deferred::Save);
+    ctx.defer(Deferred::Save);
 }
 
 fn bgsave(ctx: &mut Ctx, args: &[Bytes]) {
@@ -442,7 +442,7 @@ fn bgsave(ctx: &mut Ctx, args: &[Bytes]) {
         2 if eq_ic(&args[1], "schedule") => true,
         _ => return ctx.error(SYNTAX),
     };
-    ctx.client.deferred = Some(Deferred::BgSave { schedule });
+    ctx.defer(Deferred::BgSave { schedule });
 }
 
 fn debug(ctx: &mut Ctx, args: &[Bytes]) {
@@ -477,7 +477,7 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
                 return ctx.error(NOT_FLOAT);
             };
             let ms = (secs * 1000.0).clamp(0.0, 3_600_000.0) as u64;
-            ctx.client.deferred = Some(Deferred::Sleep(Duration::from_millis(ms)));
+            ctx.defer(Deferred::Sleep(Duration::from_millis(ms)));
         }
         "set-active-expire" if args.len() == 3 => ctx.ok(),
         "object" if args.len() == 3 => {

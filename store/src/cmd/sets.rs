@@ -46,9 +46,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "sinter", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sinter },
     CommandSpec { name: "sunion", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sunion },
     CommandSpec { name: "sdiff", arity: -2, flags: READONLY, keys: (1, -1, 1), handler: sdiff },
-    CommandSpec { name: "sinterstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sinterstore },
-    CommandSpec { name: "sunionstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sunionstore },
-    CommandSpec { name: "sdiffstore", arity: -3, flags: WRITE | DENYOOM, keys: (1, -1, 1), handler: sdiffstore },
+    CommandSpec { name: "sinterstore", arity: -3, flags: WRITE | DENYOOM | SIGNALS_OWN_KEYS, keys: (1, -1, 1), handler: sinterstore },
+    CommandSpec { name: "sunionstore", arity: -3, flags: WRITE | DENYOOM | SIGNALS_OWN_KEYS, keys: (1, -1, 1), handler: sunionstore },
+    CommandSpec { name: "sdiffstore", arity: -3, flags: WRITE | DENYOOM | SIGNALS_OWN_KEYS, keys: (1, -1, 1), handler: sdiffstore },
     CommandSpec { name: "smove", arity: 4, flags: WRITE | FAST, keys: (1, 2, 1), handler: smove },
     // Keys follow `numkeys` (movable keys): Redis reports (0, 0, 0) too.
     CommandSpec { name: "sintercard", arity: -3, flags: READONLY, keys: (0, 0, 0), handler: sintercard },
@@ -109,8 +109,10 @@ pub(super) fn sample_distinct<T>(rng: &Rng, v: &mut Vec<T>, k: usize) {
 }
 
 /// Parses a SCAN cursor like Redis (`strtoul` over the whole string: an optional sign, a negative
-/// value wrapping around, no leading space, no overflow; the empty string is 0).
+/// value wrapping around, no leading space, no overflow; the empty string is 0). Redis reads the
+/// argument as a C string, so a NUL byte ends it (`"5\0x"` is 5).
 fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let arg = &arg[..arg.iter().position(|&b| b == 0).unwrap_or(arg.len())];
     let (neg, digits) = match arg.first() {
         None => return Some(0),
         Some(b'-') => (true, &arg[1..]),
@@ -510,12 +512,16 @@ fn source_sets(ctx: &mut Ctx, keys: &[Bytes], stats: bool) -> Result<Vec<Option<
 /// deletes it. Replies with the result's size.
 fn store_result(ctx: &mut Ctx, dst: &[u8], result: SetS) {
     let n = result.len();
+    // Only the destination is modified (the sources are read): signalled when written or
+    // deleted, as Redis does.
     if n > 0 {
         store_new(ctx, dst, result);
+        ctx.signal_modified(dst);
         ctx.dirty(1);
     } else {
         let db = ctx.db();
         if ctx.st.ks.delete(db, dst) {
+            ctx.signal_modified(dst);
             ctx.dirty(1);
         }
     }

@@ -106,28 +106,59 @@ fn expiry_at(ctx: &mut Ctx, opt: &str, val: &[u8], cmd: &str) -> Option<i64> {
     at
 }
 
-fn set(ctx: &mut Ctx, args: &[Bytes]) {
-    let (mut nx, mut xx, mut get_old) = (false, false, false);
-    let mut expiry = Expiry::None;
-    let mut i = 3;
+/// SET's and GETEX's options, as Redis's `parseExtendedStringArgumentsOrReply` accepts them.
+#[derive(Default)]
+struct StringOpts<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    /// The expiry option (lower case) and its still unchecked value. The same option may be
+    /// repeated (the last value wins); two different ones are a syntax error.
+    expire: Option<(String, &'a [u8])>,
+}
+
+/// Parses the options from `args[first..]`; None is a syntax error. Values are checked later,
+/// as Redis does (a syntax error anywhere wins over a bad expiry value).
+fn parse_string_opts(args: &[Bytes], first: usize, set: bool) -> Option<StringOpts<'_>> {
+    let mut o = StringOpts::default();
+    let mut i = first;
     while i < args.len() {
         let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
+        let expire_kind = o.expire.as_ref().map(|(k, _)| k.as_str());
         match opt.as_str() {
-            "nx" if !xx => nx = true,
-            "xx" if !nx => xx = true,
-            "get" => get_old = true,
-            "keepttl" if expiry == Expiry::None => expiry = Expiry::KeepTtl,
-            "ex" | "px" | "exat" | "pxat" if expiry == Expiry::None && i + 1 < args.len() => {
-                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "set") else {
-                    return;
-                };
-                expiry = Expiry::At(at);
+            "nx" if set && !o.xx => o.nx = true,
+            "xx" if set && !o.nx => o.xx = true,
+            "get" if set => o.get = true,
+            "keepttl" if set && !o.persist && o.expire.is_none() => o.keepttl = true,
+            "persist" if !set && o.expire.is_none() && !o.keepttl => o.persist = true,
+            "ex" | "px" | "exat" | "pxat"
+                if !o.keepttl && !o.persist && expire_kind.is_none_or(|k| k == opt) && i + 1 < args.len() =>
+            {
                 i += 1;
+                o.expire = Some((opt, &args[i][..]));
             }
-            _ => return ctx.error(SYNTAX),
+            _ => return None,
         }
         i += 1;
     }
+    Some(o)
+}
+
+fn set(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(o) = parse_string_opts(args, 3, true) else {
+        return ctx.error(SYNTAX);
+    };
+    let expiry = match &o.expire {
+        Some((kind, val)) => match expiry_at(ctx, kind, val, "set") {
+            Some(at) => Expiry::At(at),
+            None => return,
+        },
+        None if o.keepttl => Expiry::KeepTtl,
+        None => Expiry::None,
+    };
+    let (nx, xx, get_old) = (o.nx, o.xx, o.get);
     let key = &args[1];
     let old = if get_old {
         match read_str(ctx, key) {
@@ -226,48 +257,45 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes]) {
     reply_opt(ctx, old)
 }
 
+/// GETEX: options, then the key (a missing key is nil whatever the expiry value), then the
+/// type, then the expiry value, in Redis's order.
 fn getex(ctx: &mut Ctx, args: &[Bytes]) {
-    let mut expiry = Expiry::None;
-    let mut i = 2;
-    while i < args.len() {
-        let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
-        match opt.as_str() {
-            "persist" if expiry == Expiry::None => expiry = Expiry::Persist,
-            "ex" | "px" | "exat" | "pxat" if expiry == Expiry::None && i + 1 < args.len() => {
-                let Some(at) = expiry_at(ctx, &opt, &args[i + 1], "getex") else {
-                    return;
-                };
-                expiry = Expiry::At(at);
-                i += 1;
-            }
-            _ => return ctx.error(SYNTAX),
-        }
-        i += 1;
-    }
+    let Some(o) = parse_string_opts(args, 2, false) else {
+        return ctx.error(SYNTAX);
+    };
     let Ok(val) = read_str(ctx, &args[1]) else {
         return;
     };
-    if val.is_some() {
-        let db = ctx.client.db;
-        match expiry {
-            Expiry::At(at) if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete => {
-                ctx.st.ks.delete(db, &args[1]);
-                rewrite_as(ctx, vec![vec![arg("DEL"), args[1].clone()]]);
-                ctx.dirty(1);
-            }
-            Expiry::At(at) => {
-                ctx.st.ks.dbs[db].set_expire(&args[1], at);
-                rewrite_as(ctx, vec![vec![arg("PEXPIREAT"), args[1].clone(), arg(at.to_string())]]);
-                ctx.dirty(1);
-            }
-            Expiry::Persist => {
-                if ctx.st.ks.dbs[db].persist(&args[1]) {
-                    rewrite_as(ctx, vec![vec![arg("PERSIST"), args[1].clone()]]);
-                    ctx.dirty(1);
-                }
-            }
-            _ => {}
+    if val.is_none() {
+        return ctx.null();
+    }
+    let expiry = match &o.expire {
+        Some((kind, v)) => match expiry_at(ctx, kind, v, "getex") {
+            Some(at) => Expiry::At(at),
+            None => return,
+        },
+        None if o.persist => Expiry::Persist,
+        None => Expiry::None,
+    };
+    let db = ctx.client.db;
+    match expiry {
+        Expiry::At(at) if at <= ctx.now_ms && ctx.st.ks.policy == crate::db::ExpirePolicy::Delete => {
+            ctx.st.ks.delete(db, &args[1]);
+            rewrite_as(ctx, vec![vec![arg("DEL"), args[1].clone()]]);
+            ctx.dirty(1);
         }
+        Expiry::At(at) => {
+            ctx.st.ks.dbs[db].set_expire(&args[1], at);
+            rewrite_as(ctx, vec![vec![arg("PEXPIREAT"), args[1].clone(), arg(at.to_string())]]);
+            ctx.dirty(1);
+        }
+        Expiry::Persist => {
+            if ctx.st.ks.dbs[db].persist(&args[1]) {
+                rewrite_as(ctx, vec![vec![arg("PERSIST"), args[1].clone()]]);
+                ctx.dirty(1);
+            }
+        }
+        _ => {}
     }
     reply_opt(ctx, val)
 }
@@ -405,11 +433,9 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 /// Computed in emulated x87 `long double`, as Redis does, so results match digit for digit.
+/// The key's type and value are checked before the increment, as Redis does.
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
     use super::hashes::long_double as ld;
-    let Some(delta) = ld::parse(&args[2]) else {
-        return ctx.error(NOT_FLOAT);
-    };
     let Ok(cur) = read_str(ctx, &args[1]) else {
         return;
     };
@@ -419,6 +445,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
             Some(v) => v,
             None => return ctx.error(NOT_FLOAT),
         },
+    };
+    let Some(delta) = ld::parse(&args[2]) else {
+        return ctx.error(NOT_FLOAT);
     };
     let next = match ld::add(base, delta) {
         Some(n) if ld::is_finite(n) => n,

@@ -37,7 +37,7 @@ fn multi(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.ok()
 }
 
-fn clear_watches(ctx: &mut Ctx) {
+pub(super) fn clear_watches(ctx: &mut Ctx) {
     let watched = std::mem::take(&mut ctx.client.watched);
     ctx.st.watches.unwatch_all(ctx.client.id, &watched);
 }
@@ -62,14 +62,18 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
     Reply::array_len(ctx.out, m.queue.len());
     // The queued writes reach replicas wrapped in MULTI/EXEC, so they apply atomically there too.
     ctx.st.repl.in_exec = true;
+    ctx.client.in_exec = true;
     for (spec, args) in m.queue {
         // Errors found at run time (wrong type, OOM) are per-command replies; the rest still run.
         if spec.flags & DENYOOM != 0 && over_maxmemory(ctx.st) {
             ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
             continue;
         }
+        // A command whose work is deferred (CONFIG REWRITE, REPLICAOF host port, BGSAVE, DEBUG
+        // SLEEP) leaves its reply's place in the array to the connection (`Ctx::defer`).
         call(ctx, spec, &args);
     }
+    ctx.client.in_exec = false;
     crate::replication::end_exec(ctx.st);
 }
 

@@ -54,7 +54,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "zrevrangebyscore", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebyscore },
     CommandSpec { name: "zrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrangebylex },
     CommandSpec { name: "zrevrangebylex", arity: -4, flags: READONLY, keys: (1, 1, 1), handler: zrevrangebylex },
-    CommandSpec { name: "zrangestore", arity: -5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: zrangestore },
+    CommandSpec { name: "zrangestore", arity: -5, flags: WRITE | DENYOOM | SIGNALS_OWN_KEYS, keys: (1, 2, 1), handler: zrangestore },
     CommandSpec { name: "zremrangebyrank", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyrank },
     CommandSpec { name: "zremrangebyscore", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebyscore },
     CommandSpec { name: "zremrangebylex", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebylex },
@@ -127,11 +127,15 @@ fn is_c_space(b: u8) -> bool {
 fn parse_score(arg: &[u8]) -> Option<f64> {
     let v = parse_f64(arg)?;
     let lower = arg.to_ascii_lowercase();
-    let mantissa = lower.split(|&b| b == b'e').next().unwrap_or(&[]);
+    // The digits before the exponent (`e`, or `p` for a hexadecimal float).
+    let unsigned = lower.strip_prefix(b"-").or(lower.strip_prefix(b"+")).unwrap_or(&lower);
+    let hex = unsigned.starts_with(b"0x");
+    let mantissa = lower.split(|&b| b == if hex { b'p' } else { b'e' }).next().unwrap_or(&[]);
+    let nonzero = |b: &u8| (b'1'..=b'9').contains(b) || (hex && (b'a'..=b'f').contains(b));
     if v.is_infinite() && !lower.ends_with(b"inf") && !lower.ends_with(b"infinity") {
         return None;
     }
-    if v == 0.0 && mantissa.iter().any(|b| (b'1'..=b'9').contains(b)) {
+    if v == 0.0 && mantissa.iter().any(nonzero) {
         return None;
     }
     Some(v)
@@ -146,13 +150,15 @@ fn arg_score(ctx: &mut Ctx, arg: &[u8]) -> Option<f64> {
 }
 
 /// Parses a range bound like C's `strtod` with the whole string consumed: leading spaces are
-/// skipped, an empty string is 0, overflow gives infinity.
+/// skipped, an empty string is 0, overflow gives infinity. Redis reads the bound as a C string,
+/// so a NUL byte ends it.
 fn parse_strtod(s: &[u8]) -> Option<f64> {
+    let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
     if s.is_empty() {
         return Some(0.0);
     }
     let start = s.iter().position(|&b| !is_c_space(b))?;
-    let v: f64 = std::str::from_utf8(&s[start..]).ok()?.parse().ok()?;
+    let v = super::strtod_whole(std::str::from_utf8(&s[start..]).ok()?)?;
     (!v.is_nan()).then_some(v)
 }
 
@@ -469,7 +475,8 @@ fn zadd_one(z: &mut ZSet, score: f64, member: &[u8], f: &ZaddFlags) -> Result<Za
         }
         let mut score = score;
         if f.incr {
-            score += cur;
+            // The stored zero has no sign (a listpack keeps -0 as the integer 0): -0 + 0 is 0.
+            score += unsigned_zero(cur);
             if score.is_nan() {
                 return Err(());
             }
@@ -581,7 +588,9 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
     }
     if f.incr {
         if processed > 0 {
-            reply_score(ctx, last)
+            // The new score as computed, sign included: Redis replies `-0` for a member added
+            // with an increment of -0 (its stored score then reads back as 0).
+            ctx.double(last)
         } else {
             ctx.null()
         }
@@ -728,12 +737,16 @@ fn parse_spec(ctx: &mut Ctx, rt: RangeType, min: &[u8], max: &[u8]) -> Option<Ra
 /// Stores a ZRANGESTORE result: a non-empty set replaces `dst`, an empty one deletes it.
 fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet) {
     let n = z.len();
+    // Only the destination is modified (the source is read): signalled when written or
+    // deleted, as Redis does.
     if n > 0 {
         store_new(ctx, dst, z);
+        ctx.signal_modified(dst);
         ctx.dirty(1);
     } else {
         let db = ctx.db();
         if ctx.st.ks.delete(db, dst) {
+            ctx.signal_modified(dst);
             ctx.dirty(1);
         }
     }
@@ -1056,6 +1069,15 @@ mod tests {
         assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_score(b"nan"), None);
         assert_eq!(parse_strtod(b""), Some(0.0));
+        assert_eq!(parse_strtod(b"5\0x"), Some(5.0));
+        assert_eq!(parse_strtod(b"0x10"), Some(16.0));
+        assert_eq!(parse_score(b"0x1p3"), Some(8.0));
+        assert_eq!(parse_score(b"-0x.8"), Some(-0.5));
+        assert_eq!(parse_score(b"0x0p5"), Some(0.0));
+        assert_eq!(parse_score(b"0x1p-5000"), None);
+        assert_eq!(parse_score(b"0x1p5000"), None);
+        assert_eq!(parse_score(b"0x"), None);
+        assert_eq!(parse_score(b"0x1.fffffffffffff8p0"), Some(2.0));
         assert_eq!(parse_strtod(b" 5"), Some(5.0));
         assert_eq!(parse_strtod(b"  "), None);
         assert_eq!(parse_strtod(b"1e400"), Some(f64::INFINITY));

@@ -23,11 +23,13 @@ pub type Digest = [u64; 3];
 
 const LANE_SEEDS: [u64; 3] = [0x5ee0_d1e5_0123_4567, 0xabad_cafe_89ab_cdef, 0xfeed_f00d_0246_8ace];
 const LANE_MULS: [u64; 3] = [0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f, 0x1656_67b1_9e37_79f9];
+/// Rotation of each lane (29 + 2 × lane).
+const LANE_ROTS: [u32; 3] = [29, 31, 33];
 
 #[inline]
 fn mix(lanes: &mut [u64; 3], word: u64) {
-    for i in 0..3 {
-        lanes[i] = (lanes[i] ^ word).wrapping_mul(LANE_MULS[i]).rotate_left(29 + 2 * i as u32);
+    for ((lane, mul), rot) in lanes.iter_mut().zip(LANE_MULS).zip(LANE_ROTS) {
+        *lane = (*lane ^ word).wrapping_mul(mul).rotate_left(rot);
     }
 }
 

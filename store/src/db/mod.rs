@@ -26,6 +26,12 @@
 //!
 //! Iteration order is deterministic for a given hash seed; the seed comes from the node's
 //! seeded RNG, so simulated runs replay exactly and production gets hash-flooding resistance.
+//!
+//! SCAN cursors come from clients: they are decoded with shifts and masks and walked by
+//! iterators, so no arithmetic on them can overflow (issue 12). The key counters are kept by
+//! the few allowed increments below, each next to the table operation it counts.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod digest;
 pub mod value;
@@ -140,11 +146,17 @@ impl Db {
     pub fn insert(&mut self, key: Sds, value: Value, keep_ttl: bool) {
         let i = self.shard_of(&key);
         let shard = Arc::make_mut(&mut self.shards[i]);
-        if !keep_ttl && !shard.expires.is_empty() && shard.expires.remove(&key[..]).is_some() {
-            self.expires_len -= 1;
-        }
-        if shard.map.insert(key, value).is_none() {
-            self.len += 1;
+        // Each counter counts entries of the tables: it is decremented only for an entry just
+        // removed (so it was at least 1) and incremented for one just added (at most the number
+        // of keys in memory).
+        #[allow(clippy::arithmetic_side_effects)]
+        {
+            if !keep_ttl && !shard.expires.is_empty() && shard.expires.remove(&key[..]).is_some() {
+                self.expires_len -= 1;
+            }
+            if shard.map.insert(key, value).is_none() {
+                self.len += 1;
+            }
         }
     }
 
@@ -155,9 +167,13 @@ impl Db {
         }
         let shard = Arc::make_mut(&mut self.shards[i]);
         let v = shard.map.remove(key)?;
-        self.len -= 1;
-        if shard.expires.remove(key).is_some() {
-            self.expires_len -= 1;
+        // As in `insert`: decremented for an entry just removed.
+        #[allow(clippy::arithmetic_side_effects)]
+        {
+            self.len -= 1;
+            if shard.expires.remove(key).is_some() {
+                self.expires_len -= 1;
+            }
         }
         Some(v)
     }
@@ -171,6 +187,8 @@ impl Db {
         let shard = Arc::make_mut(&mut self.shards[i]);
         let (k, _) = shard.map.get_key_value(key).expect("checked above");
         let k = k.clone();
+        // As in `insert`: incremented for an entry just added.
+        #[allow(clippy::arithmetic_side_effects)]
         if shard.expires.insert(k, at_ms).is_none() {
             self.expires_len += 1;
         }
@@ -183,8 +201,11 @@ impl Db {
         if !self.shards[i].expires.contains_key(key) {
             return false;
         }
-        Arc::make_mut(&mut self.shards[i]).expires.remove(key);
-        self.expires_len -= 1;
+        // As in `insert`: decremented for an entry just removed (it was there, checked above).
+        #[allow(clippy::arithmetic_side_effects)]
+        if Arc::make_mut(&mut self.shards[i]).expires.remove(key).is_some() {
+            self.expires_len -= 1;
+        }
         true
     }
 
@@ -220,10 +241,10 @@ impl Db {
         // Pick a key index over the whole database, then walk shards to it: uniform over keys.
         let mut n = pick(self.len as u64) as usize;
         for s in &self.shards {
-            if n < s.map.len() {
-                return s.map.keys().nth(n);
+            match n.checked_sub(s.map.len()) {
+                None => return s.map.keys().nth(n),
+                Some(rest) => n = rest,
             }
-            n -= s.map.len();
         }
         unreachable!("len accounting is wrong");
     }
@@ -233,11 +254,16 @@ impl Db {
     /// so every key present for the whole scan is returned at least once, whatever is inserted
     /// or deleted between calls. Returns the next cursor (0 when done).
     pub fn scan(&self, cursor: u64, count: usize, out: &mut Vec<Sds>) -> u64 {
-        let mut shard = (cursor >> 33) as usize;
+        // Any u64 a client sends decodes to some shard and position: a shard past the last one
+        // ends the scan.
+        let first = (cursor >> 33) as usize;
         let mut pos = cursor & ((1u64 << 33) - 1);
         let mut budget = count.max(1);
-        while shard < SHARDS {
-            let s = &self.shards[shard];
+        for (shard, s) in self.shards.iter().enumerate().skip(first) {
+            if budget == 0 {
+                // The previous shard used the budget up: the next call starts with this one.
+                return (shard as u64) << 33;
+            }
             if !s.map.is_empty() {
                 let mut keyed: Vec<(u32, &Sds)> = s
                     .map
@@ -246,25 +272,16 @@ impl Db {
                     .filter(|(h, _)| *h as u64 >= pos)
                     .collect();
                 keyed.sort_unstable();
-                let mut i = 0;
-                while i < keyed.len() {
-                    // Never split a group of equal hashes across two calls.
-                    let h = keyed[i].0;
+                // Never split a group of equal hashes across two calls.
+                for group in keyed.chunk_by(|a, b| a.0 == b.0) {
                     if budget == 0 {
-                        return ((shard as u64) << 33) | h as u64;
+                        return ((shard as u64) << 33) | group[0].0 as u64;
                     }
-                    while i < keyed.len() && keyed[i].0 == h {
-                        out.push(keyed[i].1.clone());
-                        i += 1;
-                        budget = budget.saturating_sub(1);
-                    }
+                    out.extend(group.iter().map(|(_, k)| (*k).clone()));
+                    budget = budget.saturating_sub(group.len());
                 }
             }
-            shard += 1;
             pos = 0;
-            if budget == 0 && shard < SHARDS {
-                return (shard as u64) << 33;
-            }
         }
         0
     }
@@ -272,18 +289,16 @@ impl Db {
     /// Active expiry: examines up to `budget` volatile keys, continuing round-robin over shards,
     /// and returns those whose deadline has passed (the caller deletes and propagates them).
     pub fn sample_expired(&mut self, now_ms: i64, budget: usize, out: &mut Vec<Sds>) -> usize {
-        let mut examined = 0;
-        let mut shards_visited = 0;
-        while examined < budget && shards_visited < SHARDS && self.expires_len > 0 {
-            let s = &self.shards[self.expire_cursor];
-            for (k, &at) in s.expires.iter() {
-                examined += 1;
-                if at <= now_ms {
-                    out.push(k.clone());
-                }
+        let mut examined = 0usize;
+        // Each shard at most once per call.
+        for _ in 0..SHARDS {
+            if examined >= budget || self.expires_len == 0 {
+                break;
             }
-            self.expire_cursor = (self.expire_cursor + 1) % SHARDS;
-            shards_visited += 1;
+            let s = &self.shards[self.expire_cursor];
+            examined = examined.saturating_add(s.expires.len());
+            out.extend(s.expires.iter().filter(|(_, &at)| at <= now_ms).map(|(k, _)| k.clone()));
+            self.expire_cursor = self.expire_cursor.checked_add(1).filter(|&c| c < SHARDS).unwrap_or(0);
         }
         examined
     }
@@ -375,7 +390,7 @@ impl Keyspace {
         self.dbs[db].remove(key);
         crate::fault::probe("expire.lazy_delete");
         self.expired.push((db, Sds::new(key)));
-        self.expired_total += 1;
+        self.expired_total = self.expired_total.saturating_add(1);
         true
     }
 
@@ -389,11 +404,11 @@ impl Keyspace {
         if self.policy == ExpirePolicy::HideOnly {
             return 0;
         }
-        let mut examined = 0;
+        let mut examined = 0usize;
         let mut batch = Vec::new();
         for db in 0..self.dbs.len() {
             batch.clear();
-            examined += self.dbs[db].sample_expired(now_ms, budget_per_db, &mut batch);
+            examined = examined.saturating_add(self.dbs[db].sample_expired(now_ms, budget_per_db, &mut batch));
             for k in batch.drain(..) {
                 if self.track_digest {
                     let d = digest::key_digest_in(db, &self.dbs[db], &k);
@@ -403,7 +418,7 @@ impl Keyspace {
                 self.dbs[db].remove(&k);
                 crate::fault::probe("expire.active_delete");
                 self.expired.push((db, k));
-                self.expired_total += 1;
+                self.expired_total = self.expired_total.saturating_add(1);
             }
         }
         examined
@@ -413,6 +428,19 @@ impl Keyspace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_takes_any_cursor() {
+        let mut k = ks();
+        for i in 0..100 {
+            k.dbs[0].insert(Sds::from(format!("k{i}").as_str()), s("v"), false);
+        }
+        let mut out = Vec::new();
+        assert_eq!(k.dbs[0].scan(u64::MAX, 10, &mut out), 0, "a shard past the last one ends the scan");
+        assert!(out.is_empty());
+        let last_shard = ((SHARDS as u64) - 1) << 33;
+        assert_eq!(k.dbs[0].scan(last_shard | ((1 << 33) - 1), usize::MAX, &mut out), 0);
+    }
 
     fn ks() -> Keyspace {
         Keyspace::new(2, [1, 2, 3, 4])

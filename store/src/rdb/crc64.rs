@@ -6,9 +6,15 @@
 //! word per step instead of a byte. The byte-at-a-time loop is kept for the tail and as the
 //! reference the tests compare against. Pure safe code; the state is one `u64`.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 /// The reflected form of the Jones polynomial.
 const POLY_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
 
+// Evaluated only at compile time (the `static` below), where an overflow would be a build
+// error; every counter is bounded by its loop condition (`i < 256`, `bit < 8`, `1 <= k < 8`).
+// `const fn` cannot use iterators, hence the index arithmetic.
+#[allow(clippy::arithmetic_side_effects)]
 const fn make_tables() -> [[u64; 256]; 8] {
     let mut t = [[0u64; 256]; 8];
     let mut i = 0;

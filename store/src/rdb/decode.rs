@@ -23,13 +23,20 @@
 //!   (a master does, a replica does not) is the caller's policy.
 //! - Unsupported content (modules, functions, streams) fails cleanly with its name instead of
 //!   being skipped, because skipping would silently lose data.
+//! - No arithmetic on a value from the input can overflow: fields are taken by splitting the
+//!   slice that is left (`split_at_checked`), positions are recovered as `whole - rest` only for
+//!   messages, and the few sums of small header sizes carry the reason they cannot overflow.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::lzf;
-use super::{len_enc, opcode, rdb_type, RdbError, QUICKLIST_NODE_PACKED, QUICKLIST_NODE_PLAIN, RDB_MAX_LOAD_VERSION};
+use super::{
+    len_enc, offset_of, opcode, rdb_type, RdbError, QUICKLIST_NODE_PACKED, QUICKLIST_NODE_PLAIN, RDB_MAX_LOAD_VERSION,
+};
 use crate::db::{Hasher, Value, ZSet};
 use crate::sds::Sds;
 
@@ -75,10 +82,12 @@ pub fn decode(input: &[u8], databases: usize, hasher: &Hasher) -> Result<RdbData
     if &magic[..5] != b"REDIS" {
         return Err(RdbError::new(0, "not an RDB file (no REDIS signature)"));
     }
-    if !magic[5..].iter().all(u8::is_ascii_digit) {
+    // Four ASCII digits, so at most 9999: `to_digit` rejects anything else, the sums cannot fail.
+    let Some(version) =
+        magic[5..].iter().try_fold(0u32, |v, &d| v.checked_mul(10)?.checked_add(char::from(d).to_digit(10)?))
+    else {
         return Err(RdbError::new(5, "malformed RDB version"));
-    }
-    let version = magic[5..].iter().fold(0u32, |v, d| v * 10 + (d - b'0') as u32);
+    };
     if !(1..=RDB_MAX_LOAD_VERSION).contains(&version) {
         return Err(RdbError::new(5, format!("Can't handle RDB format version {version}")));
     }
@@ -95,7 +104,10 @@ pub fn decode(input: &[u8], databases: usize, hasher: &Hasher) -> Result<RdbData
             opcode::EOF => break,
             opcode::EXPIRETIME => {
                 let b = r.take(4, "EXPIRETIME")?;
-                expire = Some(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64 * 1000);
+                // Seconds in an i32: |secs| * 1000 < 2^41, far inside i64.
+                #[allow(clippy::arithmetic_side_effects)]
+                let ms = i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])) * 1000;
+                expire = Some(ms);
             }
             opcode::EXPIRETIME_MS => {
                 let b = r.take(8, "EXPIRETIME_MS")?;
@@ -154,7 +166,7 @@ pub fn decode(input: &[u8], databases: usize, hasher: &Hasher) -> Result<RdbData
                 let key = r.sds("a key")?;
                 match r.object(t, hasher)? {
                     Some(v) => out.dbs[db].push((key, v, expire)),
-                    None => out.empty_keys_skipped += 1,
+                    None => out.empty_keys_skipped = out.empty_keys_skipped.saturating_add(1),
                 }
                 expire = None;
             }
@@ -180,7 +192,7 @@ pub fn decode(input: &[u8], databases: usize, hasher: &Hasher) -> Result<RdbData
         for (k, _, _) in entries {
             if !seen.insert(&k[..]) {
                 return Err(RdbError::new(
-                    eof_end - 1,
+                    eof_end.saturating_sub(1), // the EOF opcode (eof_end >= 10: header and opcode)
                     format!("duplicate key '{}' in DB {i}", String::from_utf8_lossy(k)),
                 ));
             }
@@ -193,16 +205,21 @@ pub fn decode(input: &[u8], databases: usize, hasher: &Hasher) -> Result<RdbData
 /// payload must be exactly one value; a newer version or a CRC mismatch is refused, as Redis
 /// does (`verifyDumpPayload`). An empty collection is an error here.
 pub fn decode_dump(payload: &[u8], hasher: &Hasher) -> Result<Value, RdbError> {
-    if payload.len() < 11 {
-        return Err(RdbError::new(0, "DUMP payload version or checksum are wrong"));
+    const WRONG: &str = "DUMP payload version or checksum are wrong";
+    // body ++ version (2) ++ CRC (8), the CRC covering body and version.
+    let Some((signed, crc)) = payload.split_last_chunk::<8>() else {
+        return Err(RdbError::new(0, WRONG));
+    };
+    let Some((body, ver)) = signed.split_last_chunk::<2>().filter(|(body, _)| !body.is_empty()) else {
+        return Err(RdbError::new(0, WRONG));
+    };
+    let body_end = body.len();
+    if u32::from(u16::from_le_bytes(*ver)) > RDB_MAX_LOAD_VERSION
+        || super::crc64::crc64(signed) != u64::from_le_bytes(*crc)
+    {
+        return Err(RdbError::new(body_end, WRONG));
     }
-    let body_end = payload.len() - 10;
-    let ver = u16::from_le_bytes([payload[body_end], payload[body_end + 1]]);
-    let crc = u64::from_le_bytes(payload[body_end + 2..].try_into().unwrap_or([0; 8]));
-    if ver as u32 > RDB_MAX_LOAD_VERSION || super::crc64::crc64(&payload[..body_end + 2]) != crc {
-        return Err(RdbError::new(body_end, "DUMP payload version or checksum are wrong"));
-    }
-    let mut r = Reader { buf: &payload[..body_end], pos: 0 };
+    let mut r = Reader { buf: body, pos: 0 };
     let t = r.u8("the value type")?;
     check_type(t, 0)?;
     let v = r.object(t, hasher)?.ok_or_else(|| RdbError::new(0, "empty collection in DUMP payload"))?;
@@ -243,19 +260,25 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The input not read yet (`pos <= buf.len()` always: it only advances over taken bytes).
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
     fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.rest().len()
     }
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8], RdbError> {
-        if n > self.remaining() as u64 {
-            return Err(RdbError::new(
-                self.pos,
-                format!("truncated: {what} needs {n} bytes, {} left", self.remaining()),
-            ));
+        let rest = self.rest();
+        let Some((s, _)) = usize::try_from(n).ok().and_then(|n| rest.split_at_checked(n)) else {
+            return Err(RdbError::new(self.pos, format!("truncated: {what} needs {n} bytes, {} left", rest.len())));
+        };
+        // `s` is a prefix of what was left: the position stays within the buffer.
+        #[allow(clippy::arithmetic_side_effects)]
+        {
+            self.pos += s.len();
         }
-        let s = &self.buf[self.pos..self.pos + n as usize];
-        self.pos += n as usize;
         Ok(s)
     }
 
@@ -336,7 +359,8 @@ impl<'a> Reader<'a> {
                 }
                 lzf::decompress(data, len as usize)
                     .map(Cow::Owned)
-                    .map_err(|e| RdbError::new(data_at + e.at, format!("{what}: {}", e.reason)))
+                    // `e.at <= data.len()`, and `data` ends within the buffer.
+                    .map_err(|e| RdbError::new(data_at.saturating_add(e.at), format!("{what}: {}", e.reason)))
             }
             e => Err(RdbError::new(at, format!("unknown string encoding {e} for {what}"))),
         }
@@ -603,9 +627,17 @@ fn le_uint(b: &[u8]) -> u64 {
 }
 
 /// Sign-extends the low `bits` bits of `v`.
+// Callers pass the widths of the encodings, 8..=64 bits, so `64 - bits` is 0..=56.
+#[allow(clippy::arithmetic_side_effects)]
 fn sign_extend(v: u64, bits: u32) -> i64 {
+    debug_assert!((1..=64).contains(&bits));
     let shift = 64 - bits;
     ((v << shift) as i64) >> shift
+}
+
+/// Splits `n` bytes off the front of `s`, or fails as the entry at `p` running past the end.
+fn split(s: &[u8], n: usize, p: usize) -> Result<(&[u8], &[u8]), String> {
+    s.split_at_checked(n).ok_or_else(|| format!("entry at {p} runs past the end"))
 }
 
 /// Listpack: u32 LE total bytes, u16 LE count (65535 = unknown), entries, 0xFF. Each entry is
@@ -619,66 +651,62 @@ fn parse_listpack(lp: &[u8]) -> Result<Vec<Elem<'_>>, String> {
     if total != lp.len() {
         return Err(format!("header says {total} bytes, blob has {}", lp.len()));
     }
-    if lp[lp.len() - 1] != super::encode::LP_EOF {
+    // Entries never include the terminator.
+    let Some((&super::encode::LP_EOF, body)) = lp.split_last() else {
         return Err("missing terminator".into());
-    }
+    };
     let header_count = le_uint(&lp[4..6]) as usize;
-    let body = &lp[..lp.len() - 1]; // entries never include the terminator
-    let mut out = Vec::with_capacity(header_count.min((lp.len() - HDR) / 2));
-    let mut p = HDR;
-    while p < body.len() {
-        let e = &body[p..];
-        let b = e[0];
-        let need = |n: usize| if e.len() < n { Err(format!("entry at {p} runs past the end")) } else { Ok(()) };
-        let (elem, enc_len) = if b & 0x80 == 0 {
-            (Elem::Int((b & 0x7f) as i64), 1)
+    // Every entry takes at least two bytes (encoding and back-length).
+    let mut out = Vec::with_capacity(header_count.min(body.len() / 2));
+    let mut rest = &body[HDR..];
+    while let Some((&b, data)) = rest.split_first() {
+        let p = offset_of(body, rest);
+        let (elem, after) = if b & 0x80 == 0 {
+            (Elem::Int((b & 0x7f) as i64), data)
         } else if b & 0xC0 == 0x80 {
-            let n = (b & 0x3f) as usize;
-            need(1 + n)?;
-            (Elem::Str(&e[1..1 + n]), 1 + n)
+            let (s, after) = split(data, (b & 0x3f) as usize, p)?;
+            (Elem::Str(s), after)
         } else if b & 0xE0 == 0xC0 {
-            need(2)?;
-            (Elem::Int(sign_extend((((b & 0x1f) as u64) << 8) | e[1] as u64, 13)), 2)
+            let (x, after) = split(data, 1, p)?;
+            (Elem::Int(sign_extend((((b & 0x1f) as u64) << 8) | x[0] as u64, 13)), after)
         } else if b & 0xF0 == 0xE0 {
-            need(2)?;
-            let n = (((b & 0x0f) as usize) << 8) | e[1] as usize;
-            need(2 + n)?;
-            (Elem::Str(&e[2..2 + n]), 2 + n)
+            let (x, after) = split(data, 1, p)?;
+            let (s, after) = split(after, (((b & 0x0f) as usize) << 8) | x[0] as usize, p)?;
+            (Elem::Str(s), after)
         } else {
             match b {
                 0xF0 => {
-                    need(5)?;
-                    let n = le_uint(&e[1..5]) as usize;
-                    need(5usize.saturating_add(n))?;
-                    (Elem::Str(&e[5..5 + n]), 5 + n)
+                    let (x, after) = split(data, 4, p)?;
+                    let (s, after) = split(after, le_uint(x) as usize, p)?;
+                    (Elem::Str(s), after)
                 }
                 0xF1 => {
-                    need(3)?;
-                    (Elem::Int(sign_extend(le_uint(&e[1..3]), 16)), 3)
+                    let (x, after) = split(data, 2, p)?;
+                    (Elem::Int(sign_extend(le_uint(x), 16)), after)
                 }
                 0xF2 => {
-                    need(4)?;
-                    (Elem::Int(sign_extend(le_uint(&e[1..4]), 24)), 4)
+                    let (x, after) = split(data, 3, p)?;
+                    (Elem::Int(sign_extend(le_uint(x), 24)), after)
                 }
                 0xF3 => {
-                    need(5)?;
-                    (Elem::Int(sign_extend(le_uint(&e[1..5]), 32)), 5)
+                    let (x, after) = split(data, 4, p)?;
+                    (Elem::Int(sign_extend(le_uint(x), 32)), after)
                 }
                 0xF4 => {
-                    need(9)?;
-                    (Elem::Int(le_uint(&e[1..9]) as i64), 9)
+                    let (x, after) = split(data, 8, p)?;
+                    (Elem::Int(le_uint(x) as i64), after)
                 }
                 _ => return Err(format!("invalid entry encoding 0x{b:02x} at {p}")),
             }
         };
         let mut expect = [0u8; 5];
-        let bl = super::encode::lp_backlen(enc_len, &mut expect);
-        need(enc_len + bl)?;
-        if e[enc_len..enc_len + bl] != expect[..bl] {
+        let bl = super::encode::lp_backlen(offset_of(rest, after), &mut expect);
+        let (got, after) = split(after, bl, p)?;
+        if got != &expect[..bl] {
             return Err(format!("entry at {p} has a wrong back-length"));
         }
         out.push(elem);
-        p += enc_len + bl;
+        rest = after;
     }
     if header_count != u16::MAX as usize && header_count != out.len() {
         return Err(format!("header count {header_count} but {} entries", out.len()));
@@ -698,50 +726,45 @@ fn parse_ziplist(zl: &[u8]) -> Result<Vec<Elem<'_>>, String> {
     if bytes != zl.len() {
         return Err(format!("header says {bytes} bytes, blob has {}", zl.len()));
     }
-    if zl[zl.len() - 1] != 0xFF {
+    let Some((&0xFF, body)) = zl.split_last() else {
         return Err("missing terminator".into());
-    }
+    };
     let tail = le_uint(&zl[4..8]) as usize;
     let header_count = le_uint(&zl[8..10]) as usize;
-    let body = &zl[..zl.len() - 1];
-    let mut out = Vec::with_capacity(header_count.min((zl.len() - HDR) / 2));
-    let mut p = HDR;
+    // Every entry takes at least two bytes (prevlen and encoding).
+    let mut out = Vec::with_capacity(header_count.min(body.len() / 2));
+    let mut rest = &body[HDR..];
     let mut prev_raw = 0usize;
     let mut last = None;
-    while p < body.len() {
-        let e = &body[p..];
-        let need = |n: usize| if e.len() < n { Err(format!("entry at {p} runs past the end")) } else { Ok(()) };
-        let (prevlen, pl) = if e[0] < 254 {
-            (e[0] as usize, 1)
-        } else if e[0] == 254 {
-            need(5)?;
-            (le_uint(&e[1..5]) as usize, 5)
+    while let Some((&first, after_first)) = rest.split_first() {
+        let p = offset_of(body, rest);
+        let (prevlen, after) = if first < 254 {
+            (first as usize, after_first)
+        } else if first == 254 {
+            let (x, after) = split(after_first, 4, p)?;
+            (le_uint(x) as usize, after)
         } else {
             return Err(format!("terminator inside the ziplist at {p}"));
         };
         if prevlen != prev_raw {
             return Err(format!("entry at {p} says the previous entry has {prevlen} bytes, it has {prev_raw}"));
         }
-        need(pl + 1)?;
-        let b = e[pl];
-        let d = pl + 1; // first byte after the encoding byte
-        let (elem, end) = match b >> 6 {
+        let (enc, data) = split(after, 1, p)?;
+        let b = enc[0];
+        let (elem, after) = match b >> 6 {
             0 => {
-                let n = (b & 0x3f) as usize;
-                need(d + n)?;
-                (Elem::Str(&e[d..d + n]), d + n)
+                let (s, after) = split(data, (b & 0x3f) as usize, p)?;
+                (Elem::Str(s), after)
             }
             1 => {
-                need(d + 1)?;
-                let n = (((b & 0x3f) as usize) << 8) | e[d] as usize;
-                need(d + 1 + n)?;
-                (Elem::Str(&e[d + 1..d + 1 + n]), d + 1 + n)
+                let (x, after) = split(data, 1, p)?;
+                let (s, after) = split(after, (((b & 0x3f) as usize) << 8) | x[0] as usize, p)?;
+                (Elem::Str(s), after)
             }
             2 => {
-                need(d + 4)?;
-                let n = u32::from_be_bytes([e[d], e[d + 1], e[d + 2], e[d + 3]]) as usize;
-                need((d + 4).saturating_add(n))?;
-                (Elem::Str(&e[d + 4..d + 4 + n]), d + 4 + n)
+                let (x, after) = split(data, 4, p)?;
+                let (s, after) = split(after, u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize, p)?;
+                (Elem::Str(s), after)
             }
             _ => {
                 let (size, bits) = match b {
@@ -753,15 +776,15 @@ fn parse_ziplist(zl: &[u8]) -> Result<Vec<Elem<'_>>, String> {
                     0xF1..=0xFD => (0, 0),
                     _ => return Err(format!("invalid entry encoding 0x{b:02x} at {p}")),
                 };
-                need(d + size)?;
-                let v = if bits == 0 { (b & 0x0f) as i64 - 1 } else { sign_extend(le_uint(&e[d..d + size]), bits) };
-                (Elem::Int(v), d + size)
+                let (x, after) = split(data, size, p)?;
+                let v = if bits == 0 { ziplist_immediate(b) } else { sign_extend(le_uint(x), bits) };
+                (Elem::Int(v), after)
             }
         };
         out.push(elem);
         last = Some(p);
-        prev_raw = end;
-        p += end;
+        prev_raw = offset_of(rest, after);
+        rest = after;
     }
     if let Some(l) = last {
         if l != tail {
@@ -774,52 +797,59 @@ fn parse_ziplist(zl: &[u8]) -> Result<Vec<Elem<'_>>, String> {
     Ok(out)
 }
 
+/// The value of a ziplist immediate-integer encoding byte (0xF1..=0xFD hold 0..=12).
+// `b & 0x0f` is 1..=13 for those bytes, the only ones the caller passes.
+#[allow(clippy::arithmetic_side_effects)]
+fn ziplist_immediate(b: u8) -> i64 {
+    debug_assert!((0xF1..=0xFD).contains(&b));
+    i64::from(b & 0x0f) - 1
+}
+
 type FieldValue<'b> = (&'b [u8], &'b [u8]);
 
 /// Zipmap (Redis < 2.6 small hashes): count byte, then (len, field, len, free, value, free
 /// bytes)*, 0xFF. Lengths are one byte below 254, else 254 + u32 LE.
-fn parse_zipmap(zm: &[u8]) -> Result<Vec<FieldValue<'_>>, String> {
-    if zm.len() < 2 || zm[zm.len() - 1] != 0xFF {
+fn parse_zipmap<'z>(zm: &'z [u8]) -> Result<Vec<FieldValue<'z>>, String> {
+    let Some((&0xFF, body)) = zm.split_last() else {
         return Err("missing terminator".into());
-    }
-    let body = &zm[..zm.len() - 1];
-    let read_len = |p: usize| -> Result<(usize, usize), String> {
-        match body.get(p) {
-            None => Err(format!("entry at {p} runs past the end")),
-            Some(&b) if b < 254 => Ok((b as usize, 1)),
-            Some(_) => match body.get(p + 1..p + 5) {
-                Some(s) => Ok((le_uint(s) as usize, 5)),
-                None => Err(format!("length at {p} runs past the end")),
+    };
+    let Some((&count, entries)) = body.split_first() else {
+        return Err("missing terminator".into());
+    };
+    // Positions in messages are offsets in the zipmap.
+    let at = |s: &[u8]| offset_of(body, s);
+    let read_len = |s: &'z [u8]| -> Result<(usize, &'z [u8]), String> {
+        match s.split_first() {
+            None => Err(format!("entry at {} runs past the end", at(s))),
+            Some((&b, after)) if b < 254 => Ok((b as usize, after)),
+            Some((_, after)) => match after.split_first_chunk::<4>() {
+                Some((n, after)) => Ok((u32::from_le_bytes(*n) as usize, after)),
+                None => Err(format!("length at {} runs past the end", at(s))),
             },
         }
     };
-    let slice =
-        |p: usize, n: usize| body.get(p..p.saturating_add(n)).ok_or_else(|| format!("entry at {p} runs past the end"));
     let mut out = Vec::new();
-    let mut p = 1;
-    while p < body.len() {
-        if body[p] == 0xFF {
-            return Err(format!("terminator inside the zipmap at {p}"));
+    let mut rest = entries;
+    while let Some((&b, _)) = rest.split_first() {
+        if b == 0xFF {
+            return Err(format!("terminator inside the zipmap at {}", at(rest)));
         }
-        let (kl, s) = read_len(p)?;
-        p += s;
-        let k = slice(p, kl)?;
-        p += kl;
-        let (vl, s) = read_len(p)?;
-        p += s;
-        let free = *body.get(p).ok_or_else(|| format!("free byte at {p} runs past the end"))? as usize;
-        p += 1;
-        let v = slice(p, vl)?;
-        p += vl;
-        slice(p, free)?;
-        p += free;
+        let (kl, r) = read_len(rest)?;
+        let (k, r) = split(r, kl, at(r))?;
+        let (vl, r) = read_len(r)?;
+        let Some((&free, r)) = r.split_first() else {
+            return Err(format!("free byte at {} runs past the end", at(r)));
+        };
+        let (v, r) = split(r, vl, at(r))?;
+        let (_, r) = split(r, free as usize, at(r))?;
         out.push((k, v));
+        rest = r;
     }
     if out.is_empty() {
         return Err("empty zipmap".into());
     }
-    if zm[0] != 254 && zm[0] as usize != out.len() {
-        return Err(format!("header count {} but {} entries", zm[0], out.len()));
+    if count != 254 && count as usize != out.len() {
+        return Err(format!("header count {} but {} entries", count, out.len()));
     }
     Ok(out)
 }
@@ -829,10 +859,12 @@ fn parse_intset(is: &[u8]) -> Result<Vec<i64>, String> {
     if is.len() < 8 {
         return Err(format!("{} bytes is shorter than the header", is.len()));
     }
-    let width = le_uint(&is[0..4]) as usize;
-    if ![2, 4, 8].contains(&width) {
-        return Err(format!("invalid element width {width}"));
-    }
+    let (width, bits) = match le_uint(&is[0..4]) {
+        2 => (2usize, 16),
+        4 => (4, 32),
+        8 => (8, 64),
+        w => return Err(format!("invalid element width {w}")),
+    };
     let count = le_uint(&is[4..8]) as usize;
     if count.checked_mul(width).and_then(|n| n.checked_add(8)) != Some(is.len()) {
         return Err(format!("{count} elements of {width} bytes do not match {} bytes", is.len()));
@@ -840,7 +872,7 @@ fn parse_intset(is: &[u8]) -> Result<Vec<i64>, String> {
     if count == 0 {
         return Err("empty intset".into());
     }
-    let vals: Vec<i64> = is[8..].chunks_exact(width).map(|c| sign_extend(le_uint(c), width as u32 * 8)).collect();
+    let vals: Vec<i64> = is[8..].chunks_exact(width).map(|c| sign_extend(le_uint(c), bits)).collect();
     if vals.windows(2).any(|w| w[0] >= w[1]) {
         return Err("elements not strictly ascending (duplicate or unsorted)".into());
     }

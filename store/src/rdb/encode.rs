@@ -23,6 +23,8 @@
 //!   Redis (`packed_threshold`); lengths are written with the 64-bit form when needed. Empty
 //!   collections are skipped (Redis never holds them, and would skip them on load).
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::io::{self, Write};
 
 use super::crc64::Crc64;
@@ -208,7 +210,10 @@ impl Encoder {
         if self.compression && data.len() > LZF_MIN_LEN {
             let mut out = std::mem::take(&mut self.lzf_out);
             out.clear();
-            let compressed = self.lzf.compress(data, data.len() - 4, &mut out);
+            // `data.len() > LZF_MIN_LEN` (20): compression must save at least 4 bytes, as in Redis.
+            #[allow(clippy::arithmetic_side_effects)]
+            let max_out = data.len() - 4;
+            let compressed = self.lzf.compress(data, max_out, &mut out);
             let r = if compressed {
                 put_u8(s, (len_enc::ENCVAL << 6) | len_enc::ENC_LZF)
                     .and_then(|_| put_len(s, out.len() as u64))
@@ -271,6 +276,8 @@ impl Encoder {
                 let threshold = self.packed_threshold;
                 let mut nodes = 0u64;
                 let mut i = 0;
+                // One node per step, each with at least one element: `nodes <= l.len()`.
+                #[allow(clippy::arithmetic_side_effects)]
                 while i < l.len() {
                     i = next_list_node(l, i, threshold).0;
                     nodes += 1;
@@ -285,10 +292,12 @@ impl Encoder {
                     } else {
                         put_len(s, QUICKLIST_NODE_PACKED)?;
                         lp_begin(&mut self.blob);
-                        for e in l.range(i..end) {
+                        let node = l.range(i..end);
+                        let count = node.len();
+                        for e in node {
                             lp_append(&mut self.blob, e);
                         }
-                        lp_finish(&mut self.blob, end - i);
+                        lp_finish(&mut self.blob, count);
                         self.put_blob(s)?;
                     }
                     i = end;
@@ -314,7 +323,8 @@ impl Encoder {
                     lp_append(&mut self.blob, f);
                     lp_append(&mut self.blob, v);
                 }
-                lp_finish(&mut self.blob, h.len() * 2);
+                // The header count saturates at 65535 ("unknown") anyway.
+                lp_finish(&mut self.blob, h.len().saturating_mul(2));
                 self.put_blob(s)
             }
             Value::Hash(h) => {
@@ -331,7 +341,7 @@ impl Encoder {
                     lp_append(&mut self.blob, m);
                     lp_append(&mut self.blob, score_text(score.0).as_bytes());
                 }
-                lp_finish(&mut self.blob, z.len() * 2);
+                lp_finish(&mut self.blob, z.len().saturating_mul(2));
                 self.put_blob(s)
             }
             Value::ZSet(z) => {
@@ -373,6 +383,9 @@ fn build_intset(blob: &mut Vec<u8>, sorted: &[i64]) {
 /// The next quicklist node starting at element `start`: (end, is_plain). quicklist's fill
 /// rule for a size limit: an element joins the current node if the node's listpack size plus
 /// the element's length plus 8 stays within the limit; large elements get a plain node.
+// `start < end <= l.len()` are indices; `size` is one node's listpack size, at most
+// LIST_NODE_MAX_BYTES plus one element, and elements are in memory (at most isize::MAX bytes).
+#[allow(clippy::arithmetic_side_effects)]
 fn next_list_node(l: &std::collections::VecDeque<crate::sds::Sds>, start: usize, threshold: usize) -> (usize, bool) {
     if l[start].len() >= threshold {
         return (start + 1, true);
@@ -442,6 +455,8 @@ pub(crate) fn format_g17(f: f64) -> String {
         let sign = if exp < 0 { '-' } else { '+' };
         body.push_str(&format!("e{sign}{:02}", exp.abs()));
     } else if exp >= 0 {
+        // `0 <= exp < P` here.
+        #[allow(clippy::arithmetic_side_effects)]
         let int_len = exp as usize + 1;
         body.extend(digits[..int_len].iter().map(|&d| d as char));
         body.push('.');
@@ -449,7 +464,10 @@ pub(crate) fn format_g17(f: f64) -> String {
         strip(&mut body);
     } else {
         body.push_str("0.");
-        for _ in 0..(-exp - 1) {
+        // `-4 <= exp < 0` here: 0 to 3 zeros.
+        #[allow(clippy::arithmetic_side_effects)]
+        let zeros = -exp - 1;
+        for _ in 0..zeros {
             body.push('0');
         }
         body.extend(digits.iter().map(|&d| d as char));
@@ -502,6 +520,8 @@ fn lp_encoding(e: &[u8], out: &mut [u8; 9]) -> (usize, bool) {
             out[0] = v as u8;
             1
         } else if (-4096..=4095).contains(&v) {
+            // 13-bit two's complement of `v` in -4096..=4095.
+            #[allow(clippy::arithmetic_side_effects)]
             let u = if v < 0 { (1i64 << 13) + v } else { v };
             out[0] = ((u >> 8) as u8) | 0xC0;
             out[1] = u as u8;
@@ -541,11 +561,25 @@ fn lp_encoding(e: &[u8], out: &mut [u8; 9]) -> (usize, bool) {
     (n, false)
 }
 
+/// Encoding plus data bytes of an entry whose encoding takes `n` bytes (an integer's data is
+/// inside its encoding).
+// `e` is in memory (at most isize::MAX bytes): adding a header of at most 5 bytes cannot wrap.
+#[allow(clippy::arithmetic_side_effects)]
+fn lp_data_len(n: usize, is_int: bool, e: &[u8]) -> usize {
+    if is_int {
+        n
+    } else {
+        n + e.len()
+    }
+}
+
 /// Bytes an element takes in a listpack: encoding, data, backlen.
+// As in `lp_data_len`: an in-memory length plus a back-length of at most 5 bytes.
+#[allow(clippy::arithmetic_side_effects)]
 pub(crate) fn lp_entry_size(e: &[u8]) -> usize {
     let mut enc = [0u8; 9];
     let (n, is_int) = lp_encoding(e, &mut enc);
-    let l = if is_int { n } else { n + e.len() };
+    let l = lp_data_len(n, is_int, e);
     let mut b = [0u8; 5];
     l + lp_backlen(l, &mut b)
 }
@@ -559,12 +593,10 @@ pub(crate) fn lp_append(blob: &mut Vec<u8>, e: &[u8]) {
     let mut enc = [0u8; 9];
     let (n, is_int) = lp_encoding(e, &mut enc);
     blob.extend_from_slice(&enc[..n]);
-    let l = if is_int {
-        n
-    } else {
+    if !is_int {
         blob.extend_from_slice(e);
-        n + e.len()
-    };
+    }
+    let l = lp_data_len(n, is_int, e);
     let mut b = [0u8; 5];
     let bl = lp_backlen(l, &mut b);
     blob.extend_from_slice(&b[..bl]);
@@ -681,7 +713,7 @@ impl<W: Write> RdbWriter<W> {
     where
         I: IntoIterator<Item = (&'a crate::sds::Sds, &'a Value, Option<i64>)>,
     {
-        let mut written = 0;
+        let mut written = 0u64;
         let mut began = false;
         for (k, v, exp) in entries {
             if !began {
@@ -689,7 +721,7 @@ impl<W: Write> RdbWriter<W> {
                 began = true;
             }
             if self.write_entry(k, v, exp)? {
-                written += 1;
+                written = written.saturating_add(1);
             }
         }
         Ok(written)

@@ -17,6 +17,8 @@
 //!   would dominate the cost of small strings; the epoch keeps each output a function of its
 //!   input alone (deterministic snapshots).
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::fmt;
 
 /// Longest back-reference distance.
@@ -47,63 +49,88 @@ impl fmt::Display for LzfError {
 impl std::error::Error for LzfError {}
 
 /// Decompresses `input`, which must expand to exactly `out_len` bytes.
+///
+/// The input is consumed as a shrinking slice and the output budget as a counter that each
+/// run or reference is checked-subtracted from, so no offset is ever computed from the data.
 pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
     if out_len > input.len().saturating_mul(MAX_EXPANSION) {
         return Err(LzfError { at: 0, reason: "claimed length exceeds what the data can expand to" });
     }
     let mut out: Vec<u8> = Vec::with_capacity(out_len);
-    let mut ip = 0;
-    while ip < input.len() {
-        let at = ip;
-        let ctrl = input[ip] as usize;
-        ip += 1;
-        if ctrl < MAX_LIT {
-            let n = ctrl + 1;
-            if input.len() - ip < n {
-                return Err(LzfError { at, reason: "literal run past the end of the input" });
-            }
-            if out_len - out.len() < n {
-                return Err(LzfError { at, reason: "literal run past the declared length" });
-            }
-            out.extend_from_slice(&input[ip..ip + n]);
-            ip += n;
-        } else {
-            let mut len = ctrl >> 5;
-            if len == 7 {
-                let Some(&extra) = input.get(ip) else {
-                    return Err(LzfError { at, reason: "back-reference length past the end of the input" });
-                };
-                len += extra as usize;
-                ip += 1;
-            }
-            let len = len + 2;
-            let Some(&low) = input.get(ip) else {
-                return Err(LzfError { at, reason: "back-reference offset past the end of the input" });
+    // Output bytes still expected (`out_len - out.len()`).
+    let mut room = out_len;
+    let mut rest = input;
+    while let Some((&ctrl, after)) = rest.split_first() {
+        let at = consumed(input, rest);
+        let err = |reason| Err(LzfError { at, reason });
+        rest = after;
+        if usize::from(ctrl) < MAX_LIT {
+            // `ctrl + 1` literal bytes.
+            let Some(lit) = rest.get(..=usize::from(ctrl)) else {
+                return err("literal run past the end of the input");
             };
-            ip += 1;
-            let dist = ((ctrl & 0x1f) << 8) + low as usize + 1;
-            if dist > out.len() {
-                return Err(LzfError { at, reason: "back-reference before the start of the output" });
-            }
-            if out_len - out.len() < len {
-                return Err(LzfError { at, reason: "back-reference past the declared length" });
-            }
-            let start = out.len() - dist;
-            if dist >= len {
-                out.extend_from_within(start..start + len);
+            let Some(r) = room.checked_sub(lit.len()) else {
+                return err("literal run past the declared length");
+            };
+            room = r;
+            out.extend_from_slice(lit);
+            rest = &rest[lit.len()..];
+        } else {
+            let extra = if ctrl >> 5 == 7 {
+                let Some((&extra, after)) = rest.split_first() else {
+                    return err("back-reference length past the end of the input");
+                };
+                rest = after;
+                extra
             } else {
-                // Overlapping: each copied byte may be one this reference just produced.
-                for i in 0..len {
-                    let b = out[start + i];
-                    out.push(b);
-                }
+                0
+            };
+            let Some((&low, after)) = rest.split_first() else {
+                return err("back-reference offset past the end of the input");
+            };
+            rest = after;
+            let (len, dist) = back_reference(ctrl, extra, low);
+            let Some(start) = out.len().checked_sub(dist) else {
+                return err("back-reference before the start of the output");
+            };
+            let Some(r) = room.checked_sub(len) else {
+                return err("back-reference past the declared length");
+            };
+            room = r;
+            if dist >= len {
+                // `start + len <= start + dist == out.len()`.
+                #[allow(clippy::arithmetic_side_effects)]
+                let end = start + len;
+                out.extend_from_within(start..end);
+            } else {
+                // Overlapping: the `dist` bytes from `start` repeat (each copied byte may be
+                // one this reference just produced). `dist < len <= MAX_REF`.
+                let mut period = [0u8; MAX_REF];
+                let period = &mut period[..dist];
+                period.copy_from_slice(&out[start..]);
+                out.extend(period.iter().cycle().take(len));
             }
         }
     }
-    if out.len() != out_len {
+    if room != 0 {
         return Err(LzfError { at: input.len(), reason: "data ends before the declared length" });
     }
     Ok(out)
+}
+
+/// Offset of `rest`, a suffix of `input`, within `input` (for error messages).
+fn consumed(input: &[u8], rest: &[u8]) -> usize {
+    input.len().saturating_sub(rest.len())
+}
+
+/// A back-reference's (length, distance) from its control byte, the extra length byte (0 when
+/// `ctrl >> 5 < 7`) and the low offset byte.
+// Byte-sized operands: at most 7 + 255 + 2 = MAX_REF and (31 << 8) + 255 + 1 = MAX_OFF.
+#[allow(clippy::arithmetic_side_effects)]
+fn back_reference(ctrl: u8, extra: u8, low: u8) -> (usize, usize) {
+    let len = usize::from(ctrl >> 5) + usize::from(extra) + 2;
+    let dist = (usize::from(ctrl & 0x1f) << 8) + usize::from(low) + 1;
+    (len, dist)
 }
 
 /// A reusable LZF compressor (holds the 128 KiB match table between calls).
@@ -126,11 +153,17 @@ fn hash3(b: &[u8]) -> usize {
 
 fn emit_literals(out: &mut Vec<u8>, lit: &[u8]) {
     for chunk in lit.chunks(MAX_LIT) {
-        out.push((chunk.len() - 1) as u8);
+        // `chunks` yields 1..=MAX_LIT bytes: the control byte is the run length minus one.
+        #[allow(clippy::arithmetic_side_effects)]
+        let ctrl = (chunk.len() - 1) as u8;
+        out.push(ctrl);
         out.extend_from_slice(chunk);
     }
 }
 
+// The caller found a match of 3..=MAX_REF bytes at distance 1..=MAX_OFF (debug-asserted), so
+// the subtractions stay within those small ranges.
+#[allow(clippy::arithmetic_side_effects)]
 fn emit_backref(out: &mut Vec<u8>, len: usize, dist: usize) {
     debug_assert!((3..=MAX_REF).contains(&len) && (1..=MAX_OFF).contains(&dist));
     let l = len - 2;
@@ -144,17 +177,25 @@ fn emit_backref(out: &mut Vec<u8>, len: usize, dist: usize) {
     out.push((off & 0xff) as u8);
 }
 
+/// Bytes appended to `out` since it was `base` long.
+fn appended(out: &[u8], base: usize) -> usize {
+    out.get(base..).map_or(0, <[u8]>::len)
+}
+
 impl Compressor {
     pub fn new() -> Compressor {
         Compressor { table: vec![(0, 0); 1 << HLOG], epoch: 0 }
     }
 
     fn next_epoch(&mut self) {
-        if self.epoch == u32::MAX {
-            self.table.iter_mut().for_each(|e| *e = (0, 0));
-            self.epoch = 0;
-        }
-        self.epoch += 1;
+        self.epoch = match self.epoch.checked_add(1) {
+            Some(e) => e,
+            None => {
+                // Every epoch was used: forget them all and start again.
+                self.table.iter_mut().for_each(|e| *e = (0, 0));
+                1
+            }
+        };
     }
 
     /// Appends the compressed form of `input` to `out` if it is at most `max_out` bytes, and
@@ -163,7 +204,7 @@ impl Compressor {
     pub fn compress(&mut self, input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
         let n = input.len();
         // Positions are stored as u32; Redis strings are far smaller, so just do not compress.
-        if n == 0 || n > u32::MAX as usize {
+        if n == 0 || u32::try_from(n).is_err() {
             return false;
         }
         self.next_epoch();
@@ -171,46 +212,51 @@ impl Compressor {
         let base = out.len();
         let mut lit_start = 0;
         let mut ip = 0;
-        while ip + 3 <= n {
-            let h = hash3(&input[ip..]);
+        while let Some(head) = input.get(ip..).and_then(|rest| rest.first_chunk::<3>()) {
+            let h = hash3(head);
             let (e, r) = self.table[h];
             self.table[h] = (epoch, ip as u32);
-            if e == epoch {
-                let r = r as usize; // always < ip: entries of this epoch are earlier positions
-                let dist = ip - r;
-                if dist <= MAX_OFF && input[r..r + 3] == input[ip..ip + 3] {
-                    let max = (n - ip).min(MAX_REF);
-                    let mut len = 3;
-                    while len < max && input[r + len] == input[ip + len] {
-                        len += 1;
-                    }
+            // Entries of this epoch are earlier positions: `r < ip`.
+            let dist = ip.checked_sub(r as usize).filter(|&d| e == epoch && (1..=MAX_OFF).contains(&d));
+            if let Some(dist) = dist {
+                let r = r as usize;
+                // Common prefix of the two positions, at most MAX_REF and the input left.
+                let len = input[r..].iter().zip(&input[ip..]).take(MAX_REF).take_while(|(a, b)| a == b).count();
+                if len >= 3 {
                     emit_literals(out, &input[lit_start..ip]);
                     emit_backref(out, len, dist);
-                    if out.len() - base > max_out {
+                    if appended(out, base) > max_out {
                         out.truncate(base);
                         return false;
                     }
+                    // `len <= n - ip`: the match ends within the input.
+                    #[allow(clippy::arithmetic_side_effects)]
                     let end = ip + len;
-                    let mut p = ip + 1;
-                    while p < end && p + 3 <= n {
-                        self.table[hash3(&input[p..])] = (epoch, p as u32);
-                        p += 1;
+                    // Index the positions inside the match too (skipping `ip`, done above).
+                    for (p, w) in (ip..end).zip(input[ip..].windows(3)).skip(1) {
+                        self.table[hash3(w)] = (epoch, p as u32);
                     }
                     ip = end;
                     lit_start = ip;
                     continue;
                 }
             }
-            ip += 1;
+            // `ip + 3 <= n` (a 3-byte head was there), and `lit_start <= ip`.
+            #[allow(clippy::arithmetic_side_effects)]
+            let pending = {
+                ip += 1;
+                ip - lit_start
+            };
             // Give up early on incompressible data: pending literals already exceed the budget.
-            let pending = ip - lit_start;
-            if out.len() - base + pending + pending.div_ceil(MAX_LIT) > max_out {
+            // (Saturating: a sum past usize::MAX is over any budget.)
+            let needed = appended(out, base).saturating_add(pending).saturating_add(pending.div_ceil(MAX_LIT));
+            if needed > max_out {
                 out.truncate(base);
                 return false;
             }
         }
         emit_literals(out, &input[lit_start..]);
-        if out.len() - base > max_out {
+        if appended(out, base) > max_out {
             out.truncate(base);
             return false;
         }
@@ -218,7 +264,9 @@ impl Compressor {
     }
 }
 
+// Test code (proptest strategies): an overflow fails a test, it cannot abort a server.
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

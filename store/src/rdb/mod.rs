@@ -18,6 +18,12 @@
 //!   the file is checked against what is left before anything is reserved.
 //!
 //! The numeric constants below are the ones in Redis's `rdb.h`; they are the file format.
+//!
+//! Arithmetic here and in the submodules is denied unless checked, saturating or explicitly
+//! allowed with the reason it cannot overflow: every length, count and offset comes from a file
+//! or a peer (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod crc64;
 pub mod decode;
@@ -26,7 +32,10 @@ pub mod lzf;
 
 #[cfg(test)]
 mod fixtures;
+// Test code (generators, corruption helpers): an overflow there fails a test, it cannot abort
+// a server, so the arithmetic lint denied above does not apply.
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests;
 
 use std::fmt;
@@ -121,6 +130,12 @@ impl fmt::Display for RdbError {
 
 impl std::error::Error for RdbError {}
 
+/// Where `rest`, a suffix of `whole` (what is left after parsing some of it), starts in `whole`:
+/// for positions in error messages. (Saturating only in name: a suffix is never longer.)
+pub(crate) fn offset_of(whole: &[u8], rest: &[u8]) -> usize {
+    whole.len().saturating_sub(rest.len())
+}
+
 /// Parses `s` as Redis's `string2ll` does: an optional `-`, digits without leading zeros (bare
 /// `0` allowed, `-0` not), in `i64` range, nothing else. Strings that pass are the ones Redis
 /// stores as integers (int-encoded RDB strings, listpack and intset integers), and exactly these
@@ -139,10 +154,8 @@ pub(crate) fn parse_canonical_i64(s: &[u8]) -> Option<i64> {
     // Accumulate negatively so that i64::MIN parses.
     let mut v: i64 = 0;
     for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_sub((c - b'0') as i64)?;
+        let d = char::from(c).to_digit(10)?;
+        v = v.checked_mul(10)?.checked_sub(i64::from(d))?;
     }
     if neg {
         Some(v)

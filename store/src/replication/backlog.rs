@@ -4,6 +4,10 @@
 //! master can answer `+CONTINUE` only if every byte from X to its current offset is still here.
 //! A bounded ring: appending past the size drops the oldest bytes and advances
 //! `first_offset`, so memory never exceeds the configured size, whatever the write rate.
+//! Offsets saturate at `i64::MAX` instead of overflowing: no real stream gets near it, but the
+//! starting offset comes from a peer or a file (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::VecDeque;
 
@@ -23,19 +27,20 @@ impl Backlog {
     }
 
     pub fn append(&mut self, data: &[u8]) {
-        if data.len() >= self.size_max {
-            // Only the tail fits.
-            let skip = data.len() - self.size_max;
-            self.first_offset += (self.buf.len() + skip) as i64;
-            self.buf.clear();
-            self.buf.extend(&data[skip..]);
-        } else {
-            let overflow = (self.buf.len() + data.len()).saturating_sub(self.size_max);
-            self.buf.drain(..overflow);
-            self.first_offset += overflow as i64;
-            self.buf.extend(data);
-        }
+        // Of `data`, at most the newest `size_max` bytes can stay; then the oldest held bytes
+        // make room for them.
+        let (skipped, tail) = data.split_at(data.len().saturating_sub(self.size_max));
+        let overflow = self.buf.len().saturating_add(tail.len()).saturating_sub(self.size_max);
+        self.buf.drain(..overflow);
+        self.buf.extend(tail);
+        self.advance(skipped.len());
+        self.advance(overflow);
         debug_assert!(self.buf.len() <= self.size_max);
+    }
+
+    /// Moves `first_offset` past `n` dropped bytes.
+    fn advance(&mut self, n: usize) {
+        self.first_offset = self.first_offset.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn first_offset(&self) -> i64 {
@@ -56,24 +61,47 @@ impl Backlog {
         self.size_max = size_max;
         let overflow = self.buf.len().saturating_sub(size_max);
         self.buf.drain(..overflow);
-        self.first_offset += overflow as i64;
+        self.advance(overflow);
     }
 
     /// The bytes from offset `from` (inclusive) to the end, if all are still held.
     /// `from` may be one past the end (nothing to send).
     pub fn range_from(&self, from: i64) -> Option<Vec<u8>> {
-        let end = self.first_offset + self.buf.len() as i64;
-        if from < self.first_offset || from > end {
+        if from > self.end_offset() {
             return None;
         }
-        let skip = (from - self.first_offset) as usize;
+        // Negative (or not representable) when `from` is before the first byte held.
+        let skip = usize::try_from(from.checked_sub(self.first_offset)?).ok()?;
         Some(self.buf.iter().skip(skip).copied().collect())
+    }
+
+    /// One past the offset of the last byte held (`first_offset + histlen`).
+    pub fn end_offset(&self) -> i64 {
+        self.first_offset.saturating_add(i64::try_from(self.buf.len()).unwrap_or(i64::MAX))
     }
 }
 
+// Test code (proptest bodies): an overflow fails a test, it cannot abort a server.
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_near_the_end_of_i64_saturate() {
+        // The first offset comes from a peer or a file (`+FULLRESYNC`, the RDB's repl-offset).
+        let mut b = Backlog::new(4, i64::MAX - 2);
+        b.append(b"abcdef");
+        assert_eq!(b.first_offset(), i64::MAX, "advanced past 2 dropped bytes, then saturated");
+        assert_eq!(b.end_offset(), i64::MAX);
+        assert_eq!(b.range_from(i64::MAX).as_deref(), Some(&b"cdef"[..]));
+        assert!(b.range_from(i64::MIN).is_none());
+        b.resize(1);
+        assert_eq!(b.first_offset(), i64::MAX);
+        let b = Backlog::new(4, i64::MIN);
+        assert!(b.range_from(i64::MAX).is_none());
+        assert_eq!(b.range_from(i64::MIN).as_deref(), Some(&b""[..]));
+    }
 
     #[test]
     fn keeps_the_newest_bytes_within_its_size() {

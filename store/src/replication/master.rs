@@ -6,6 +6,9 @@
 //! In the same critical section the replica is registered, so every write after the snapshot
 //! is queued for it behind the payload: nothing is lost or applied twice between the snapshot
 //! and the stream. Encoding the snapshot happens outside the lock.
+//! The offset a replica asks for is any i64 it sends: arithmetic on it saturates (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 
@@ -97,20 +100,22 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
                 });
             }
             if continued {
-                let from = if crate::fault::planted("backlog-off-by-one") { req.offset + 1 } else { req.offset };
+                let from =
+                    if crate::fault::planted("backlog-off-by-one") { req.offset.saturating_add(1) } else { req.offset };
                 let bytes = st.repl.backlog.as_ref().and_then(|b| b.range_from(from)).unwrap_or_default();
-                st.repl.sync_partial_ok += 1;
+                st.repl.sync_partial_ok = st.repl.sync_partial_ok.saturating_add(1);
                 let mut i = info(ReplicaState::Online);
-                i.ack_offset = req.offset - 1;
+                // It has every byte before the one it asked for.
+                i.ack_offset = req.offset.saturating_sub(1);
                 st.repl.replicas.insert(req.client_id, i);
                 crate::fault::probe("repl.partial_resync");
                 Plan::Partial { bytes, replid: st.repl.replid.clone() }
             } else {
                 if req.replid != "?" {
-                    st.repl.sync_partial_err += 1;
+                    st.repl.sync_partial_err = st.repl.sync_partial_err.saturating_add(1);
                     crate::fault::probe("repl.partial_resync_refused");
                 }
-                st.repl.sync_full += 1;
+                st.repl.sync_full = st.repl.sync_full.saturating_add(1);
                 // The stream after this point starts with a SELECT, as after Redis's fork.
                 st.repl.reset_seldb();
                 let (snapshots, aux) = crate::persistence::snapshot_for_sync(&st, now);

@@ -15,6 +15,11 @@
 //!   the snapshot for a full sync is the same copy-on-write snapshot BGSAVE takes.
 //! - Every wait on a peer has a timeout (repl-timeout): a partition stalls a connection without
 //!   resetting it.
+//! - Offsets come from peers (PSYNC, REPLCONF ACK, +FULLRESYNC) and files (the RDB's
+//!   `repl-offset`): arithmetic on them, on clock readings and on configured periods saturates
+//!   instead of overflowing (issue 12). A real stream never gets near `i64::MAX` bytes.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod backlog;
 pub mod master;
@@ -150,7 +155,7 @@ impl ReplState {
     /// Creates the backlog if there is none (the first replica to attach does this).
     pub fn ensure_backlog(&mut self, size: usize) {
         if self.backlog.is_none() {
-            self.backlog = Some(Backlog::new(size.max(16 * 1024), self.offset + 1));
+            self.backlog = Some(Backlog::new(size.max(16 * 1024), self.offset.saturating_add(1)));
         }
     }
 
@@ -159,7 +164,7 @@ impl ReplState {
     pub fn can_continue(&self, id: &str, offset: i64) -> bool {
         let id_ok = id == self.replid || (id == self.replid2 && offset <= self.second_offset);
         match &self.backlog {
-            Some(b) if id_ok => offset >= b.first_offset() && offset <= b.first_offset() + b.histlen() as i64,
+            Some(b) if id_ok => offset >= b.first_offset() && offset <= b.end_offset(),
             _ => false,
         }
     }
@@ -167,7 +172,7 @@ impl ReplState {
     /// Promotion (REPLICAOF NO ONE): the old history stays valid under replid2.
     pub fn shift_replid(&mut self, new_id: String) {
         self.replid2 = std::mem::replace(&mut self.replid, new_id);
-        self.second_offset = self.offset + 1;
+        self.second_offset = self.offset.saturating_add(1);
         self.seldb = None;
     }
 
@@ -175,7 +180,9 @@ impl ReplState {
     pub fn good_replicas(&self, now_ms: i64, max_lag_s: i64) -> usize {
         self.replicas
             .values()
-            .filter(|r| r.state == ReplicaState::Online && now_ms - r.ack_ms <= max_lag_s * 1000)
+            .filter(|r| {
+                r.state == ReplicaState::Online && now_ms.saturating_sub(r.ack_ms) <= max_lag_s.saturating_mul(1000)
+            })
             .count()
     }
 }
@@ -184,7 +191,7 @@ impl ReplState {
 /// replica that cannot keep up is disconnected and will resync, as with Redis's
 /// client-output-buffer-limit for replicas).
 pub fn feed_raw(repl: &mut ReplState, clients: &BTreeMap<u64, ClientEntry>, bytes: Bytes, now_ms: i64) {
-    repl.offset += bytes.len() as i64;
+    repl.offset = repl.offset.saturating_add(bytes.len() as i64);
     if let Some(b) = repl.backlog.as_mut() {
         b.append(&bytes);
     }
@@ -260,17 +267,17 @@ pub fn cron(st: &mut State, now_ms: i64) {
     if st.repl.is_replica() || st.repl.replicas.is_empty() {
         return;
     }
-    let period_ms = st.config.get_i64("repl-ping-replica-period").max(1) * 1000;
-    if now_ms - st.repl.last_ping_ms >= period_ms {
+    let period_ms = st.config.get_i64("repl-ping-replica-period").max(1).saturating_mul(1000);
+    if now_ms.saturating_sub(st.repl.last_ping_ms) >= period_ms {
         st.repl.last_ping_ms = now_ms;
         let mut out = BytesMut::new();
         encode_command(&mut out, &[b"PING"]);
         feed_raw(&mut st.repl, &st.clients, out.freeze(), now_ms);
         observe_fed(st);
     }
-    let timeout_ms = st.config.get_i64("repl-timeout").max(1) * 1000;
+    let timeout_ms = st.config.get_i64("repl-timeout").max(1).saturating_mul(1000);
     for (id, r) in st.repl.replicas.iter() {
-        if r.state == ReplicaState::Online && now_ms - r.ack_ms > timeout_ms {
+        if r.state == ReplicaState::Online && now_ms.saturating_sub(r.ack_ms) > timeout_ms {
             if let Some(c) = st.clients.get(id) {
                 tracing::warn!("Disconnecting timedout replica (streaming sync): {}:{}", r.ip, r.listening_port);
                 crate::fault::probe("repl.master_dropped_silent_replica");
@@ -312,6 +319,11 @@ fn observe_fed(st: &State) {
     }
 }
 
+/// Whole seconds from `then_ms` to `now_ms`, 0 if the clock went back (INFO's lags and ages).
+fn seconds_since(now_ms: i64, then_ms: i64) -> i64 {
+    (now_ms.saturating_sub(then_ms) / 1000).max(0)
+}
+
 /// INFO replication, with Redis's field names and order.
 pub fn info_section(st: &State, now_ms: i64) -> String {
     use std::fmt::Write as _;
@@ -328,7 +340,7 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
             for (i, info) in r.replicas.values().enumerate() {
                 let (state, lag) = match info.state {
                     ReplicaState::SendBulk => ("send_bulk", 0),
-                    ReplicaState::Online => ("online", ((now_ms - info.ack_ms) / 1000).max(0)),
+                    ReplicaState::Online => ("online", seconds_since(now_ms, info.ack_ms)),
                 };
                 let _ = write!(
                     o,
@@ -344,7 +356,7 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
                 o,
                 "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{}\r\n",
                 if l.up { "up" } else { "down" },
-                if l.up { ((now_ms - l.last_io_ms) / 1000).max(0) } else { -1 },
+                if l.up { seconds_since(now_ms, l.last_io_ms) } else { -1 },
                 l.transfer.is_some() as u8,
                 r.offset,
                 r.offset,
@@ -356,12 +368,12 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
                     "master_sync_total_bytes:{}\r\nmaster_sync_read_bytes:{}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
                     t.size_bytes,
                     t.read_bytes,
-                    t.size_bytes - t.read_bytes,
-                    ((now_ms - t.last_io_ms) / 1000).max(0),
+                    t.size_bytes.saturating_sub(t.read_bytes),
+                    seconds_since(now_ms, t.last_io_ms),
                 );
             }
             if !l.up {
-                let down = if l.down_since_ms > 0 { ((now_ms - l.down_since_ms) / 1000).max(0) } else { -1 };
+                let down = if l.down_since_ms > 0 { seconds_since(now_ms, l.down_since_ms) } else { -1 };
                 let _ = write!(o, "master_link_down_since_seconds:{down}\r\n");
             }
             let _ = write!(
@@ -378,7 +390,7 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
                     info.ip,
                     info.listening_port,
                     info.ack_offset,
-                    ((now_ms - info.ack_ms) / 1000).max(0)
+                    seconds_since(now_ms, info.ack_ms)
                 );
             }
         }
@@ -402,6 +414,36 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_offsets_and_clocks_do_not_overflow() {
+        let id = "a".repeat(40);
+        let mut r = ReplState::new(id.clone());
+        r.offset = i64::MAX;
+        r.ensure_backlog(16 * 1024);
+        assert_eq!(r.backlog.as_ref().unwrap().first_offset(), i64::MAX);
+        assert!(r.can_continue(&id, i64::MAX));
+        assert!(!r.can_continue(&id, i64::MIN));
+        r.shift_replid("c".repeat(40));
+        assert_eq!(r.second_offset, i64::MAX);
+        let clients = BTreeMap::new();
+        feed_raw(&mut r, &clients, Bytes::from_static(b"*1\r\n$4\r\nPING\r\n"), 0);
+        assert_eq!(r.offset, i64::MAX);
+        r.replicas.insert(
+            1,
+            ReplicaInfo {
+                ip: "x".into(),
+                listening_port: 1,
+                state: ReplicaState::Online,
+                ack_offset: 0,
+                ack_ms: i64::MIN,
+            },
+        );
+        assert_eq!(r.good_replicas(i64::MAX, i64::MAX), 1);
+        assert_eq!(r.good_replicas(i64::MAX, 10), 0);
+        assert_eq!(seconds_since(i64::MAX, i64::MIN), i64::MAX / 1000);
+        assert_eq!(seconds_since(i64::MIN, i64::MAX), 0);
+    }
 
     #[test]
     fn info_shows_transfer_progress_only_during_the_payload() {

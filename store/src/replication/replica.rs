@@ -7,6 +7,10 @@
 //! acknowledging every second and on GETACK. Every wait has a timeout (repl-timeout for the
 //! stream, 5 s per handshake step): a partition stalls, it does not reset. On any failure the
 //! link goes down and the loop reconnects, and PSYNC then asks to continue where it stopped.
+//! What the master sends is untrusted: a `+FULLRESYNC` offset whose successor is not an i64 is
+//! refused, and the offset then advances saturating (issue 12).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,7 +130,8 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     }
     tracing::info!("Master replied to PING, replication can continue...");
     // Continue from our own history if we have one (the cached master of Redis).
-    let (id, next) = if t.replid == NO_REPLID { ("?".to_string(), -1) } else { (t.replid.clone(), t.offset + 1) };
+    let (id, next) =
+        if t.replid == NO_REPLID { ("?".to_string(), -1) } else { (t.replid.clone(), t.offset.saturating_add(1)) };
     if t.replid == NO_REPLID {
         tracing::info!("Partial resynchronization not possible (no cached master)");
     } else {
@@ -136,8 +141,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     c.io_timeout = t.repl_timeout;
     let line = read_status(&mut c).await?;
     if let Some(rest) = line.strip_prefix("+FULLRESYNC ") {
-        let mut parts = rest.split_whitespace();
-        let (Some(new_id), Some(off)) = (parts.next(), parts.next().and_then(|o| o.parse::<i64>().ok())) else {
+        let Some((new_id, off)) = parse_fullresync(rest) else {
             return Err(format!("bad FULLRESYNC line: {line}"));
         };
         if new_id.len() != 40 {
@@ -155,7 +159,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
             // The master changed history (a promotion): our old id stays valid as replid2.
             let old = std::mem::replace(&mut st.repl.replid, new_id.to_string());
             st.repl.replid2 = old;
-            st.repl.second_offset = st.repl.offset + 1;
+            st.repl.second_offset = st.repl.offset.saturating_add(1);
         }
         st.repl.has_history = true;
         let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
@@ -170,6 +174,16 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
         return Err(format!("unexpected reply to PSYNC: {line}"));
     }
     stream(shared, c, generation, t.repl_timeout).await
+}
+
+/// The replication id and offset of a `+FULLRESYNC <replid> <offset>` line (after the prefix).
+/// The backlog will start at `offset + 1`, so an offset without a successor (i64::MAX, which
+/// overflowed there) is refused like any malformed line.
+fn parse_fullresync(rest: &str) -> Option<(&str, i64)> {
+    let mut parts = rest.split_whitespace();
+    let id = parts.next()?;
+    let offset = parts.next()?.parse::<i64>().ok().filter(|o| o.checked_add(1).is_some())?;
+    Some((id, offset))
 }
 
 /// Reads a status line, skipping the empty keepalive lines a master sends while preparing.
@@ -214,7 +228,8 @@ async fn full_sync(
                 if payload.len() == n {
                     break;
                 }
-                c.read_up_to(n - payload.len()).await
+                // `payload.len() < n`: equal broke out above, and reads never exceed the rest.
+                c.read_up_to(n.saturating_sub(payload.len())).await
             }
             // The master sends nothing after the mark until we ACK, so the mark ends a read.
             None => c.read_available().await,
@@ -226,8 +241,8 @@ async fn full_sync(
         }
         progress(shared, generation, size.map_or(-1, |n| n as i64), payload.len() as i64);
         if let Some(mark) = &eof_mark {
-            if payload.len() >= 40 && payload.ends_with(mark.as_bytes()) {
-                payload.truncate(payload.len() - 40);
+            if let Some(rdb) = payload.strip_suffix(mark.as_bytes()) {
+                payload.truncate(rdb.len());
                 crate::fault::probe("repl.replica_diskless_load");
                 break;
             }
@@ -266,7 +281,8 @@ async fn full_sync(
     st.repl.offset = offset;
     st.repl.has_history = true;
     let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
-    st.repl.backlog = Some(Backlog::new(size.max(16 * 1024), offset + 1));
+    // `offset + 1` was checked when the +FULLRESYNC line was read.
+    st.repl.backlog = Some(Backlog::new(size.max(16 * 1024), offset.saturating_add(1)));
     st.repl.link.up = true;
     st.repl.link.sync_in_progress = false;
     st.repl.link.transfer = None;
@@ -350,7 +366,7 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
     loop {
         if crate::fault::planted("ack-before-apply") && !buf.is_empty() {
             // The planted bug: acknowledge what was read before applying it.
-            let off = shared.lock().repl.offset + buf.len() as i64;
+            let off = shared.lock().repl.offset.saturating_add(buf.len() as i64);
             ack(shared, &mut sock, off, repl_timeout).await?;
         }
         // Apply every complete command in the buffer.
@@ -358,7 +374,8 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
             let before = buf.len();
             let req = parser.next(&mut buf, &limits).map_err(|e| format!("Protocol error from master: {}", e.0))?;
             let Some(req) = req else { break };
-            let consumed = (before - buf.len()) as i64;
+            // The parser only removes bytes from `buf`.
+            let consumed = before.saturating_sub(buf.len()) as i64;
             let frame = parser.take_frame();
             let Request::Command(args) = req else {
                 continue;
@@ -368,7 +385,7 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
             let offset = apply(shared, generation, &mut master, args, frame, consumed)?;
             if getack {
                 // Redis acknowledges the offset before GETACK's own bytes.
-                ack(shared, &mut sock, offset - consumed, repl_timeout).await?;
+                ack(shared, &mut sock, offset.saturating_sub(consumed), repl_timeout).await?;
             }
         }
         if !current(shared, generation) {
@@ -378,13 +395,13 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
         if now >= next_ack {
             let off = shared.lock().repl.offset;
             ack(shared, &mut sock, off, repl_timeout).await?;
-            next_ack = now + ack_every;
+            next_ack = now.checked_add(ack_every).unwrap_or(now);
         }
         if now.duration_since(last_read) > repl_timeout {
             crate::fault::probe("repl.replica_timeout");
             return Err("MASTER timeout: no data nor PING received...".into());
         }
-        if buf.capacity() - buf.len() < 4096 {
+        if buf.spare_capacity_mut().len() < 4096 {
             buf.reserve(64 * 1024);
         }
         let wait = next_ack.saturating_duration_since(now).max(Duration::from_millis(1));
@@ -436,11 +453,11 @@ fn apply(
         execute(&mut ctx, args);
     }
     // Replies to the master are never sent; deferred work does not apply to it.
-    master.deferred = None;
-    st.repl.offset += consumed;
+    master.deferred.clear();
+    st.repl.offset = st.repl.offset.saturating_add(consumed);
     st.repl.master_db = master.db;
     if crate::fault::planted("replica-offset-off-by-one") && raw.starts_with(b"*2\r\n$6\r\nSELECT") {
-        st.repl.offset += 1;
+        st.repl.offset = st.repl.offset.saturating_add(1);
     }
     // Our replicas get the master's bytes unchanged, so offsets agree along a chain. Masters
     // send canonical RESP, so our re-encoding is byte-identical; if it is not, our replicas are
@@ -479,5 +496,20 @@ fn relay(st: &mut crate::server::State, bytes: Bytes) {
         if let Some(c) = clients.get(id) {
             c.push_bytes(bytes.clone(), &repl.obuf_limit, *now_ms);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fullresync_offset_must_have_a_successor() {
+        let id = "b".repeat(40);
+        assert_eq!(parse_fullresync(&format!("{id} 0")), Some((id.as_str(), 0)));
+        assert_eq!(parse_fullresync(&format!("{id} 9223372036854775806")), Some((id.as_str(), i64::MAX - 1)));
+        assert_eq!(parse_fullresync(&format!("{id} 9223372036854775807")), None, "offset + 1 would overflow");
+        assert_eq!(parse_fullresync(&format!("{id} 9223372036854775808")), None);
+        assert_eq!(parse_fullresync(&id), None);
     }
 }

@@ -1,0 +1,358 @@
+//! Real redis-sentinel 7 failing over our servers, as the classic tutorial runs it: a master
+//! and two replicas started from config files, sentinels configured with only the master. The
+//! sentinels must discover the replicas (and each other), mark a killed replica `+sdown` and
+//! `-sdown` when it returns, fail over a killed master with the tutorial's events in order, make
+//! the other replica follow the promoted one, keep the data written before the kill, and convert
+//! the restarted old master into a replica (`+convert-to-slave`).
+//!
+//! Every scenario runs twice: with our servers, and with redis-server in their place, so that a
+//! failure of ours is ours and not the test's. Skipped (or, in CI, failed) without redis-sentinel.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Sentinel timings: Redis's own sentinel tests use a few seconds; these keep a run short.
+const DOWN_AFTER_MS: u64 = 1500;
+const FAILOVER_TIMEOUT_MS: u64 = 15000;
+/// How long a failover (or discovery) may take before the test gives up.
+const EVENT_WAIT: Duration = Duration::from_secs(60);
+
+fn sentinel_available() -> bool {
+    Command::new("redis-sentinel").arg("--version").output().is_ok()
+}
+
+/// A process started from a config file in `dir`, restartable on the same file.
+struct Node {
+    child: Option<Child>,
+    port: u16,
+    conf: PathBuf,
+    program: String,
+}
+
+impl Node {
+    fn start(program: &str, dir: &Path, name: &str, port: u16, text: &str) -> Node {
+        let conf = dir.join(name);
+        std::fs::write(&conf, text).unwrap();
+        let mut n = Node { child: None, port, conf, program: program.to_string() };
+        n.restart();
+        n
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(&self.program)
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.program));
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{} on {} did not start", self.program, self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Every event a sentinel publishes (`PSUBSCRIBE *`), as "channel payload" lines, in order.
+struct Events {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Events {
+    fn subscribe(port: u16) -> Events {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"PSUBSCRIBE *\r\n").unwrap();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                while let Some((msg, used)) = parse_pmessage(&buf) {
+                    buf.drain(..used);
+                    if let Some(m) = msg {
+                        sink.lock().unwrap().push(m);
+                    }
+                }
+            }
+        });
+        Events { seen }
+    }
+
+    /// Waits until an event on `channel` whose payload contains `needle` arrives.
+    fn wait(&self, channel: &str, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.seen.lock().unwrap().iter().find(|e| e.starts_with(&format!("{channel} ")) && e.contains(needle))
+            {
+                return e.clone();
+            }
+            assert!(
+                start.elapsed() < EVENT_WAIT,
+                "no '{channel}' event with '{needle}' within {EVENT_WAIT:?}; events:\n{}",
+                self.seen.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn has(&self, channel: &str, needle: &str) -> bool {
+        self.seen.lock().unwrap().iter().any(|e| e.starts_with(&format!("{channel} ")) && e.contains(needle))
+    }
+
+    fn channels(&self) -> Vec<String> {
+        self.seen.lock().unwrap().iter().map(|e| e.split(' ').next().unwrap_or("").to_string()).collect()
+    }
+}
+
+/// Parses one RESP2 array of bulk strings from the front of `buf`: Some((Some("channel
+/// payload"), used)) for a pmessage, Some((None, used)) for anything else, None if incomplete.
+fn parse_pmessage(buf: &[u8]) -> Option<(Option<String>, usize)> {
+    let mut pos = 0;
+    let line = |pos: &mut usize| -> Option<String> {
+        let end = buf[*pos..].windows(2).position(|w| w == b"\r\n")? + *pos;
+        let l = String::from_utf8_lossy(&buf[*pos..end]).into_owned();
+        *pos = end + 2;
+        Some(l)
+    };
+    let head = line(&mut pos)?;
+    let n: usize = head.strip_prefix('*')?.parse().ok()?;
+    let mut items = Vec::new();
+    for _ in 0..n {
+        let h = line(&mut pos)?;
+        if let Some(len) = h.strip_prefix('$') {
+            let len: usize = len.parse().ok()?;
+            if buf.len() < pos + len + 2 {
+                return None;
+            }
+            items.push(String::from_utf8_lossy(&buf[pos..pos + len]).into_owned());
+            pos += len + 2;
+        } else {
+            items.push(h);
+        }
+    }
+    let msg = (items.len() == 4 && items[0] == "pmessage").then(|| format!("{} {}", items[2], items[3]));
+    Some((msg, pos))
+}
+
+fn info_field(port: u16, section: &str, name: &str) -> String {
+    let Ok(s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    drop(s);
+    let mut c = Conn::new(port);
+    let info = c.call(&["INFO", section]).replace("\\r\\n", "\n");
+    info.split(['\n', '"'])
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")).map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < EVENT_WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Group {
+    servers: Vec<Node>,
+    sentinels: Vec<Node>,
+    _dir: PathBuf,
+}
+
+/// The tutorial's group: a master and two replicas from config files, then `sentinels`
+/// sentinels with the given quorum, each configured with only the master.
+fn tutorial_group(redis: bool, sentinels: usize, quorum: usize) -> Group {
+    let dir = std::env::temp_dir().join(format!("store-sentinel-{}-{}", std::process::id(), free_port()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = if redis { "redis-server".to_string() } else { env!("CARGO_BIN_EXE_store-server").to_string() };
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut servers = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let d = dir.join(format!("server-{port}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut text = format!("# tutorial instance\nport {port}\ndir {}\nloglevel notice\nsave \"\"\n", d.display());
+        if i > 0 {
+            text.push_str(&format!("replicaof 127.0.0.1 {}\n", ports[0]));
+        }
+        servers.push(Node::start(&server, &dir, &format!("{port}.conf"), *port, &text));
+    }
+    let mut sentinel_nodes = Vec::new();
+    for _ in 0..sentinels {
+        let port = free_port();
+        let text = format!(
+            "port {port}\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} {quorum}\nsentinel down-after-milliseconds mymaster {DOWN_AFTER_MS}\nsentinel failover-timeout mymaster {FAILOVER_TIMEOUT_MS}\n",
+            dir.display(),
+            ports[0]
+        );
+        sentinel_nodes.push(Node::start("redis-sentinel", &dir, &format!("sentinel-{port}.conf"), port, &text));
+    }
+    Group { servers, sentinels: sentinel_nodes, _dir: dir }
+}
+
+fn sentinel_call(port: u16, args: &[&str]) -> String {
+    Conn::new(port).call(args)
+}
+
+fn failover_with_real_sentinels(redis: bool, sentinels: usize, quorum: usize) {
+    let who = if redis { "redis-server" } else { "store-server" };
+    let mut g = tutorial_group(redis, sentinels, quorum);
+    let (p0, p1, p2) = (g.servers[0].port, g.servers[1].port, g.servers[2].port);
+    wait_for("both replicas in sync", || info_field(p0, "replication", "connected_slaves") == "2");
+    let mut master = Conn::new(p0);
+    for i in 0..100 {
+        assert_eq!(master.call(&["SET", &format!("key:{i}"), &format!("value:{i}")]), "+OK");
+    }
+    assert_eq!(master.call(&["WAIT", "2", "5000"]), ":2", "{who}");
+    let events = Events::subscribe(g.sentinels[0].port);
+    // Whichever sentinel leads (or converts the old master) publishes on its own channels.
+    let all_events: Vec<Events> = g.sentinels.iter().map(|s| Events::subscribe(s.port)).collect();
+
+    // Discovery: the replicas from the master's INFO, the other sentinels from hellos.
+    for s in &g.sentinels {
+        wait_for("replicas discovered", || {
+            let r = sentinel_call(s.port, &["SENTINEL", "REPLICAS", "mymaster"]);
+            r.contains(&p1.to_string()) && r.contains(&p2.to_string())
+        });
+        wait_for("sentinels discovered", || {
+            let r = sentinel_call(s.port, &["SENTINEL", "SENTINELS", "mymaster"]);
+            r.matches("\"runid\"").count() == sentinels - 1
+        });
+    }
+
+    // A killed replica is +sdown after down-after-milliseconds, -sdown when back.
+    g.servers[2].kill();
+    events.wait("+sdown", &format!("slave 127.0.0.1:{p2}"));
+    g.servers[2].restart();
+    events.wait("-sdown", &format!("slave 127.0.0.1:{p2}"));
+    wait_for("replica back in sync", || info_field(p0, "replication", "connected_slaves") == "2");
+
+    // A killed master is failed over.
+    drop(master);
+    g.servers[0].kill();
+    let switch = events.wait("+switch-master", &format!("mymaster 127.0.0.1 {p0} 127.0.0.1"));
+    let new_port: u16 = switch.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(new_port == p1 || new_port == p2, "{who}: {switch}");
+    let other = if new_port == p1 { p2 } else { p1 };
+    if sentinels == 1 {
+        // The single sentinel leads: the tutorial's events, in order.
+        let order = [
+            "+sdown",
+            "+odown",
+            "+new-epoch",
+            "+try-failover",
+            "+vote-for-leader",
+            "+elected-leader",
+            "+failover-state-select-slave",
+            "+selected-slave",
+            "+failover-state-send-slaveof-noone",
+            "+failover-state-wait-promotion",
+            "+promoted-slave",
+            "+failover-state-reconf-slaves",
+            "+slave-reconf-sent",
+            "+slave-reconf-inprog",
+            "+slave-reconf-done",
+            "+failover-end",
+            "+switch-master",
+        ];
+        let channels = events.channels();
+        let mut from = 0;
+        // The replica's +sdown came first; the master's is the last +sdown before +odown.
+        if let Some(odown) = channels.iter().position(|c| c == "+odown") {
+            from = channels[..odown].iter().rposition(|c| c == "+sdown").unwrap_or(from);
+        }
+        let mut at = from;
+        for want in order {
+            match channels[at..].iter().position(|c| c == want) {
+                Some(i) => at += i,
+                None => panic!("{who}: event {want} missing or out of order in:\n{}", channels[from..].join("\n")),
+            }
+        }
+        let odown = events.wait("+odown", &format!("master mymaster 127.0.0.1 {p0}"));
+        assert!(odown.contains("#quorum 1/1"), "{who}: {odown}");
+    }
+    wait_for("promoted replica is master", || info_field(new_port, "replication", "role") == "master");
+    wait_for("the other replica follows it", || {
+        info_field(other, "replication", "master_port") == new_port.to_string()
+            && info_field(other, "replication", "master_link_status") == "up"
+    });
+    for s in &g.sentinels {
+        wait_for("every sentinel names the new master", || {
+            sentinel_call(s.port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"])
+                == format!("[\"127.0.0.1\", \"{new_port}\"]")
+        });
+    }
+    let mut promoted = Conn::new(new_port);
+    assert_eq!(promoted.call(&["GET", "key:99"]), "\"value:99\"", "{who}: data written before the kill");
+    assert_eq!(promoted.call(&["SET", "after", "failover"]), "+OK", "{who}");
+
+    // The old master, restarted, is converted into a replica of the new one.
+    g.servers[0].restart();
+    wait_for("+convert-to-slave from some sentinel", || {
+        all_events.iter().any(|e| e.has("+convert-to-slave", &format!("127.0.0.1:{p0}")))
+    });
+    wait_for("old master replicates from the new one", || {
+        info_field(p0, "replication", "master_port") == new_port.to_string()
+            && info_field(p0, "replication", "master_link_status") == "up"
+    });
+    let mut old = Conn::new(p0);
+    wait_for("old master has the new write", || old.call(&["GET", "after"]) == "\"failover\"");
+}
+
+fn run(redis: bool, sentinels: usize, quorum: usize) {
+    if !require_or_skip(sentinel_available(), "redis-sentinel") {
+        return;
+    }
+    if redis && !require_or_skip(redis_server_available(), "redis-server") {
+        return;
+    }
+    failover_with_real_sentinels(redis, sentinels, quorum);
+}
+
+#[test]
+fn one_real_sentinel_fails_over_our_servers() {
+    run(false, 1, 1);
+}
+
+#[test]
+fn one_real_sentinel_fails_over_redis_servers() {
+    run(true, 1, 1);
+}
+
+#[test]
+fn three_real_sentinels_fail_over_our_servers() {
+    run(false, 3, 2);
+}
+
+#[test]
+fn three_real_sentinels_fail_over_redis_servers() {
+    run(true, 3, 2);
+}
