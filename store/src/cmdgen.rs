@@ -42,8 +42,28 @@ const BOUNDARY_INTS: &[&str] = &[
     "1000000",
 ];
 const FLOATS: &[&str] = &[
-    "1.5", "-1.5", "0.1", "-0", "0.0", "1e308", "-1e308", "1e309", "1e-320", "3.14e2", ".5", "5.", "1e", "0x1p3",
-    "inf", "-inf", "+inf", "Infinity", "-infinity", "nan", "NaN", "-nan",
+    "1.5",
+    "-1.5",
+    "0.1",
+    "-0",
+    "0.0",
+    "1e308",
+    "-1e308",
+    "1e309",
+    "1e-320",
+    "3.14e2",
+    ".5",
+    "5.",
+    "1e",
+    "0x1p3",
+    "inf",
+    "-inf",
+    "+inf",
+    "Infinity",
+    "-infinity",
+    "nan",
+    "NaN",
+    "-nan",
 ];
 /// Sorted-set range syntax (scores and lex).
 const RANGES: &[&str] = &["(1", "(-1", "(0", "[a", "(a", "[", "(", "-", "+", "(inf", "(-inf", "(+inf", "[k1", "(nan"];
@@ -69,8 +89,29 @@ fn family_keys(name: &str) -> &'static [&'static str] {
     }
 }
 const HOSTILE: &[&str] = &[
-    "", " 1", "1 ", "0x10", "01", "+1", "-", "--1", "1.0", "\t1", "1\n", "*", "?", "[a-z]*", "k*", "*1*", "\\", "[",
-    "[^a]", "*a*a*a*a*a*a*a*a*a*a*b", "\r\n", "\0", "é",
+    "",
+    " 1",
+    "1 ",
+    "0x10",
+    "01",
+    "+1",
+    "-",
+    "--1",
+    "1.0",
+    "\t1",
+    "1\n",
+    "*",
+    "?",
+    "[a-z]*",
+    "k*",
+    "*1*",
+    "\\",
+    "[",
+    "[^a]",
+    "*a*a*a*a*a*a*a*a*a*a*b",
+    "\r\n",
+    "\0",
+    "é",
 ];
 
 /// Option keywords and arguments a command parses beyond keys and plain values.
@@ -95,19 +136,55 @@ fn words(name: &str) -> &'static [&'static str] {
         "sintercard" => &["LIMIT"],
         "flushall" | "flushdb" => &["ASYNC", "SYNC"],
         "bgsave" => &["SCHEDULE"],
+        "script" => &["SYNC", "ASYNC"],
         "shutdown" => &["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"],
         "hello" => &["2", "3", "AUTH", "default", "SETNAME"],
         "auth" => &["default", "nopass"],
-        "info" => &["server", "clients", "memory", "persistence", "stats", "replication", "keyspace", "all", "everything", "default"],
+        "info" => &[
+            "server",
+            "clients",
+            "memory",
+            "persistence",
+            "stats",
+            "replication",
+            "keyspace",
+            "all",
+            "everything",
+            "default",
+        ],
         "replicaof" | "slaveof" => &["NO", "ONE"],
         "replconf" => &["listening-port", "ip-address", "capa", "eof", "psync2", "ack", "getack", "rdb-only"],
         "psync" => &["?", "-1"],
-        "client" => &["TYPE", "normal", "pubsub", "master", "ID", "ADDR", "LADDR", "SKIPME", "USER", "MAXAGE", "yes", "no", "ON", "OFF", "SKIP"],
+        "client" => &[
+            "TYPE", "normal", "pubsub", "master", "ID", "ADDR", "LADDR", "SKIPME", "USER", "MAXAGE", "yes", "no", "ON",
+            "OFF", "SKIP",
+        ],
         "config" => &[
-            "maxmemory", "hz", "timeout", "port", "dir", "dbfilename", "bind", "save", "appendonly", "requirepass",
-            "list-max-listpack-size", "hash-max-listpack-entries", "set-max-intset-entries", "zset-max-listpack-entries",
-            "proto-max-bulk-len", "notify-keyspace-events", "loglevel", "databases", "maxclients", "no-such-option",
-            "*", "max*", "*-max-*", "yes", "no",
+            "maxmemory",
+            "hz",
+            "timeout",
+            "port",
+            "dir",
+            "dbfilename",
+            "bind",
+            "save",
+            "appendonly",
+            "requirepass",
+            "list-max-listpack-size",
+            "hash-max-listpack-entries",
+            "set-max-intset-entries",
+            "zset-max-listpack-entries",
+            "proto-max-bulk-len",
+            "notify-keyspace-events",
+            "loglevel",
+            "databases",
+            "maxclients",
+            "no-such-option",
+            "*",
+            "max*",
+            "*-max-*",
+            "yes",
+            "no",
         ],
         _ => &[],
     }
@@ -131,7 +208,9 @@ fn subcommands(name: &str) -> &'static [(&'static str, &'static str)] {
             ("no-touch", "w"),
             ("help", ""),
         ],
-        "command" => &[("count", ""), ("info", "c*"), ("docs", "c*"), ("list", ""), ("getkeys", "c k v*"), ("help", "")],
+        "command" => {
+            &[("count", ""), ("info", "c*"), ("docs", "c*"), ("list", ""), ("getkeys", "c k v*"), ("help", "")]
+        }
         "debug" => &[
             ("digest", ""),
             ("digest-value", "k*"),
@@ -140,7 +219,15 @@ fn subcommands(name: &str) -> &'static [(&'static str, &'static str)] {
             ("object", "k"),
             ("help", ""),
         ],
-        "pubsub" => &[("channels", "v*"), ("numsub", "v*"), ("numpat", ""), ("help", "")],
+        "pubsub" => &[
+            ("channels", "v*"),
+            ("numsub", "v*"),
+            ("numpat", ""),
+            ("shardchannels", "v*"),
+            ("shardnumsub", "v*"),
+            ("help", ""),
+        ],
+        "script" => &[("exists", "v v*"), ("flush", "w*"), ("kill", ""), ("load", "v"), ("help", "")],
         _ => &[],
     }
 }
@@ -173,7 +260,8 @@ impl CommandGen {
     }
 
     /// Relative expiry times (EXPIRE, PEXPIRE, SETEX, PSETEX, SET/GETEX EX and PX) that are
-    /// positive and not huge become far-future, strictly increasing values; see the module doc.
+    /// positive and not huge become far-future, strictly increasing values, and so do SET's
+    /// EXAT/PXAT times in the past; see the module doc.
     pub fn wall_clock_safe(mut self) -> CommandGen {
         self.wall_clock_safe = true;
         self
@@ -314,7 +402,9 @@ impl CommandGen {
         match kind {
             b'k' => self.key(family_keys("")),
             b'w' if !words.is_empty() => self.word(words),
-            b'c' if self.rng.gen_ratio(9, 10) => self.specs[self.rng.gen_range(0..self.specs.len())].name.as_bytes().to_vec(),
+            b'c' if self.rng.gen_ratio(9, 10) => {
+                self.specs[self.rng.gen_range(0..self.specs.len())].name.as_bytes().to_vec()
+            }
             _ => self.value(words),
         }
     }
@@ -347,10 +437,16 @@ impl CommandGen {
         pool[self.rng.gen_range(0..pool.len())].as_bytes().to_vec()
     }
 
-    /// One of the command's keywords, sometimes in lower case (they are case-insensitive).
+    /// One of the command's keywords, sometimes in another case (keywords are case-insensitive,
+    /// user names and the like are not).
     fn word(&mut self, words: &[&str]) -> Vec<u8> {
         let w = words[self.rng.gen_range(0..words.len())];
-        if self.rng.gen_ratio(1, 5) { w.to_ascii_lowercase() } else { w.to_string() }.into_bytes()
+        match self.rng.gen_range(0..10) {
+            0 | 1 => w.to_ascii_lowercase(),
+            2 => w.to_ascii_uppercase(),
+            _ => w.to_string(),
+        }
+        .into_bytes()
     }
 
     /// Random bytes, any value (invalid UTF-8, NUL, CR, LF).
@@ -368,18 +464,21 @@ impl CommandGen {
     /// See [`CommandGen::wall_clock_safe`].
     fn tame_times(&mut self, args: &mut [Vec<u8>]) {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        let positions: Vec<usize> = match name.as_str() {
-            "expire" | "pexpire" | "setex" | "psetex" => vec![2],
-            "set" | "getex" => (1..args.len())
-                .filter(|&i| args[i - 1].eq_ignore_ascii_case(b"ex") || args[i - 1].eq_ignore_ascii_case(b"px"))
-                .collect(),
-            _ => return,
-        };
-        for i in positions {
-            if let Some(v) = args.get(i).and_then(|a| parse_i64_strict(a)) {
-                if (1..=1 << 40).contains(&v) {
-                    args[i] = (1_000_000_000 + self.issued).to_string().into_bytes();
-                }
+        for i in 2..args.len() {
+            let option = String::from_utf8_lossy(&args[i - 1]).to_ascii_lowercase();
+            // The value each kind of time becomes: relative ones strictly increase (GT and LT
+            // never tie); SET's absolute ones in the past become future ones, since SET stores
+            // an already expired key that DBSIZE counts until an active expiry cycle, whose
+            // timing differs between two servers, removes it.
+            let (limit, base) = match (name.as_str(), option.as_str()) {
+                ("expire" | "pexpire" | "setex" | "psetex", _) if i == 2 => (1 << 40, 1_000_000_000),
+                ("set" | "getex", "ex" | "px") => (1 << 40, 1_000_000_000),
+                ("set", "exat") => (1_000_000_000, 4_000_000_000),
+                ("set", "pxat") => (1_000_000_000_000, 4_000_000_000_000),
+                _ => continue,
+            };
+            if parse_i64_strict(&args[i]).is_some_and(|v| (1..limit).contains(&v)) {
+                args[i] = (base + self.issued).to_string().into_bytes();
             }
         }
     }

@@ -58,37 +58,14 @@ where
             st.stats.rejected_connections = st.stats.rejected_connections.saturating_add(1);
             Err(DENIED)
         } else {
-            let id = st.next_client_id;
-            // One id per accepted connection: 2^64 of them cannot happen (and saturating would
-            // hand out duplicates, wrapping would too).
-            #[allow(clippy::arithmetic_side_effects)]
-            {
-                st.next_client_id += 1;
-            }
+            let id = st.allocate_client_id();
             st.stats.total_connections_received = st.stats.total_connections_received.saturating_add(1);
             let now = shared.env.clock.now_ms();
-            st.clients.insert(
-                id,
-                ClientEntry {
-                    id,
-                    addr: addr.clone(),
-                    laddr: laddr.clone(),
-                    name: None,
-                    db: 0,
-                    created_ms: now,
-                    last_active_ms: now,
-                    last_cmd: "NULL".into(),
-                    sub: 0,
-                    psub: 0,
-                    multi: -1,
-                    proto: Default::default(),
-                    push: push_tx,
-                    kill: kill.clone(),
-                    wake: wake.clone(),
-                    queued_bytes: queued_bytes.clone(),
-                    soft_limit_since_ms: Default::default(),
-                },
-            );
+            let mut entry = ClientEntry::new(id, addr.clone(), laddr.clone(), now, push_tx);
+            entry.kill = kill.clone();
+            entry.wake = wake.clone();
+            entry.queued_bytes = queued_bytes.clone();
+            st.clients.insert(id, entry);
             let session = Session::new(id, addr, laddr, is_local);
             Ok((
                 request_limits(&st, &session),
@@ -445,6 +422,7 @@ async fn run_all_deferred<S: AsyncWrite + Unpin>(
             // At the end (the usual case): written in place, no copy (a full sync's payload).
             run_deferred(shared, work, out, session).await
         } else {
+            crate::fault::probe("conn.deferred_reply_inside_exec");
             let mut reply = BytesMut::new();
             let close = run_deferred(shared, work, &mut reply, session).await;
             let tail = out.split_off(at);
@@ -512,13 +490,7 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
             Err(e) => Reply::error(out, e),
         },
         Deferred::Sync { replid, offset, legacy } => {
-            let ip = session.repl_ip.clone().unwrap_or_else(|| {
-                session
-                    .addr
-                    .rsplit_once(':')
-                    .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string())
-                    .unwrap_or_default()
-            });
+            let ip = session.repl_ip.clone().unwrap_or_else(|| crate::replication::peer_ip(&session.addr));
             let req = crate::replication::master::SyncRequest {
                 client_id: session.id,
                 replid,
@@ -547,7 +519,7 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
                 let done = {
                     let st = shared.lock();
                     let planted = crate::fault::planted("wait-counts-unacked");
-                    let acked = st.repl.replicas.values().filter(|r| planted || r.ack_offset >= offset).count();
+                    let acked = st.repl.acked_replicas(offset, planted);
                     let timed_out = timeout_ms > 0 && start.elapsed() >= Duration::from_millis(timeout_ms);
                     let done = acked >= replicas || timed_out;
                     // Reported under the lock, so no ACK can land between the count and the record.

@@ -127,6 +127,29 @@ impl OutputLimit {
 }
 
 impl ClientEntry {
+    /// A registry entry for a new connection (a client, or a replica's link to its master).
+    pub fn new(id: u64, addr: String, laddr: String, now_ms: i64, push: PushSender) -> ClientEntry {
+        ClientEntry {
+            id,
+            addr,
+            laddr,
+            name: None,
+            db: 0,
+            created_ms: now_ms,
+            last_active_ms: now_ms,
+            last_cmd: "NULL".into(),
+            sub: 0,
+            psub: 0,
+            multi: -1,
+            proto: Default::default(),
+            push,
+            kill: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(Notify::new()),
+            queued_bytes: Default::default(),
+            soft_limit_since_ms: Default::default(),
+        }
+    }
+
     /// Queues bytes for this client; past its output limit or with a full queue the client is
     /// disconnected instead, as Redis does at client-output-buffer-limit. Returns whether queued.
     pub fn push_bytes(&self, frame: bytes::Bytes, limit: &OutputLimit, now_ms: i64) -> bool {
@@ -343,6 +366,18 @@ impl Server {
 }
 
 impl State {
+    /// A new client id (connections and the replica's link to its master share the sequence).
+    pub fn allocate_client_id(&mut self) -> u64 {
+        let id = self.next_client_id;
+        // One id per connection: 2^64 of them cannot happen (and saturating would hand out
+        // duplicates, wrapping would too).
+        #[allow(clippy::arithmetic_side_effects)]
+        {
+            self.next_client_id += 1;
+        }
+        id
+    }
+
     pub fn new(config: Config, env: &Env, port: u16) -> State {
         let seeds = [env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64(), env.rng.next_u64()];
         let mut ks = Keyspace::new(config.hot.databases.max(1), seeds);

@@ -235,3 +235,82 @@ fn wait_counts_acks_and_times_out() {
     assert_eq!(c.call(&["SET", "last", "v"]), "+OK");
     assert_eq!(c.call(&["WAIT", "2", "100"]), ":1", "one replica, after the timeout");
 }
+
+#[test]
+fn first_write_after_a_diskless_sync_from_redis_arrives_at_once() {
+    // A redis-server master streams to a replica loaded from an `$EOF:` payload only after an ACK
+    // that arrives once it has put the replica online; our replica ACKs eagerly until the stream
+    // starts, so the first write is not held until its next periodic (1 s) ACK.
+    if !require_or_skip(redis_server_available(), "redis-server") {
+        return;
+    }
+    for _ in 0..3 {
+        let master = start_redis_args(&["--repl-diskless-sync-delay", "0"]);
+        let replica = start_store(&[]);
+        let mut r = Conn::new(replica.port);
+        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "+OK");
+        wait_for("link up", || field(&mut r, "replication", "master_link_status") == "up");
+        let mut m = Conn::new(master.port);
+        let start = Instant::now();
+        assert_eq!(m.call(&["SET", "first", "write"]), "+OK");
+        wait_for("the first write", || r.call(&["GET", "first"]) == "\"write\"");
+        // Functional, not a speed target: a missed first ACK costs a whole ACK period (1 s).
+        assert!(start.elapsed() < Duration::from_millis(900), "first write took {:?}", start.elapsed());
+    }
+}
+
+#[test]
+fn a_replica_is_listed_while_its_sync_waits() {
+    // With Redis 7's defaults (diskless sync after repl-diskless-sync-delay 5), a replica is in
+    // the master's INFO as soon as it asks for a sync: a sentinel looking at the master inside
+    // that window learns about it.
+    both(|redis, who| {
+        let start = |extra: &[&str]| if redis { start_redis_args(extra) } else { start_store(extra) };
+        let master = start(&["--repl-diskless-sync-delay", "5"]);
+        let replica = start(&[]);
+        let mut r = Conn::new(replica.port);
+        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "+OK");
+        let mut m = Conn::new(master.port);
+        let start_time = Instant::now();
+        wait_for("the replica listed", || field(&mut m, "replication", "connected_slaves") == "1");
+        assert!(start_time.elapsed() < Duration::from_secs(4), "{who}: listed only when the sync started");
+        let slave0 = field(&mut m, "replication", "slave0");
+        assert!(slave0.contains("state=wait_bgsave"), "{who}: {slave0}");
+        assert!(slave0.contains(&format!("port={}", replica.port)), "{who}: {slave0}");
+        // Writes meanwhile reach it after the snapshot, and WAIT does not count it yet.
+        assert_eq!(m.call(&["SET", "k", "v"]), "+OK");
+        assert_eq!(m.call(&["WAIT", "1", "100"]), ":0", "{who}");
+        wait_for("link up", || field(&mut r, "replication", "master_link_status") == "up");
+        wait_for("the write", || r.call(&["GET", "k"]) == "\"v\"");
+    });
+}
+
+#[test]
+fn psync_with_a_malformed_offset_is_an_error() {
+    both(|redis, who| {
+        let master = if redis { start_redis_args(&[]) } else { start_store(&[]) };
+        let mut c = Conn::new(master.port);
+        // What a sentinel sends to an instance that answered -BUSY.
+        assert_eq!(c.call(&["SCRIPT", "KILL"]), "-NOTBUSY No scripts in execution right now.", "{who}");
+        assert_eq!(c.call(&["PSYNC", "?", "notanumber"]), "-ERR value is not an integer or out of range", "{who}");
+        assert_eq!(c.call(&["PING"]), "+PONG", "{who}: still a normal client");
+        assert_eq!(field(&mut c, "replication", "connected_slaves"), "0", "{who}");
+    });
+}
+
+#[test]
+fn the_link_to_the_master_is_a_client() {
+    both(|redis, who| {
+        let (_master, replica) = master_with_replica(redis);
+        let mut r = Conn::new(replica.port);
+        let masters = r.call(&["CLIENT", "LIST", "TYPE", "master"]);
+        assert_eq!(masters.matches("id=").count(), 1, "{who}: {masters}");
+        assert!(masters.contains("flags=M"), "{who}: {masters}");
+        // Killing it drops the link, which reconnects (a partial resync).
+        assert_eq!(r.call(&["CLIENT", "KILL", "TYPE", "master"]), ":1", "{who}");
+        wait_for("link up again", || {
+            field(&mut r, "replication", "master_link_status") == "up"
+                && r.call(&["CLIENT", "LIST", "TYPE", "master"]).matches("id=").count() == 1
+        });
+    });
+}

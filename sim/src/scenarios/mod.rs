@@ -59,6 +59,8 @@ pub const ALL: &[Scenario] = &[
             "repl.noreplicas_gate",
             "repl.continue_checked",
             "repl.wait_checked",
+            "repl.replica_eager_ack",
+            "repl.replica_listed_waiting",
         ],
         run: |seed, trace| Box::pin(replication::run(seed, trace)),
     },
@@ -109,7 +111,7 @@ pub const ALL: &[Scenario] = &[
     name: "smoke",
     about: "one server, 1-4 clients on their own keys, every reply checked against a sequential model; beside them a hostile client sending generated commands (store::cmdgen) that must all be answered, with the digest verified after every write",
     default_seeds: 1000,
-    required_probes: &["conn.pipelined_batch", "smoke.fuzz_command"],
+    required_probes: &["conn.pipelined_batch", "smoke.fuzz_command", "conn.deferred_reply_inside_exec"],
     run: |seed, trace| Box::pin(smoke::run(seed, trace)),
     },
 ];

@@ -97,7 +97,12 @@ async fn fuzz_workload(seed: u64, addr: String, commands: u32, trace: Trace) -> 
     if r != Resp::Simple("OK".into()) {
         return Err(format!("fuzz: SELECT {FUZZ_DB} replied {}", r.render()));
     }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ FUZZ_SEED_SALT);
     for _ in 0..commands {
+        if rng.gen_ratio(1, 25) {
+            fuzz_transaction(&mut gen, &mut rng, &mut client, &trace, now()).await?;
+            continue;
+        }
         let cmd = gen.next();
         let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
         let got = client
@@ -111,6 +116,37 @@ async fn fuzz_workload(seed: u64, addr: String, commands: u32, trace: Trace) -> 
         trace.record(now(), format!("fuzz {} -> {}", truncate(&render(&cmd), 120), truncate(&got.render(), 120)));
     }
     Ok(())
+}
+
+/// A transaction of generated commands around one whose work the connection finishes after the
+/// lock (BGSAVE: its reply is spliced into EXEC's array). When everything was queued, EXEC must
+/// answer one reply per queued command (or a null array, if a key this client WATCHed changed).
+async fn fuzz_transaction(
+    gen: &mut store::cmdgen::CommandGen,
+    rng: &mut ChaCha8Rng,
+    client: &mut store::client::Client,
+    trace: &Trace,
+    at: u128,
+) -> Result<(), String> {
+    let mut cmds: Vec<Vec<Vec<u8>>> = (0..rng.gen_range(0..3)).map(|_| gen.next()).collect();
+    cmds.insert(rng.gen_range(0..=cmds.len()), vec![b"BGSAVE".to_vec()]);
+    let r = client.cmd(&["MULTI"]).await.map_err(|e| format!("fuzz: MULTI: {e}"))?;
+    let mut all_queued = r == Resp::Simple("OK".into());
+    for cmd in &cmds {
+        let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
+        let r = client.call(&refs).await.map_err(|e| format!("fuzz: {} in MULTI: {e}", render(cmd)))?;
+        all_queued &= r == Resp::Simple("QUEUED".into());
+    }
+    let r = client.cmd(&["EXEC"]).await.map_err(|e| format!("fuzz: EXEC: {e}"))?;
+    trace.record(at, format!("fuzz MULTI [{} commands] EXEC -> {}", cmds.len(), truncate(&r.render(), 120)));
+    if !all_queued {
+        return Ok(());
+    }
+    match &r {
+        Resp::Array(Some(items)) if items.len() == cmds.len() => Ok(()),
+        Resp::Array(None) => Ok(()),
+        _ => Err(format!("fuzz: EXEC of {} queued commands answered {}", cmds.len(), r.render())),
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -258,7 +258,9 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
     } else {
         (c.name.clone().unwrap_or_default(), c.db, c.sub, c.psub, c.multi, c.last_cmd.clone(), c.proto)
     };
-    let flags = if ctx.st.repl.replicas.contains_key(&id) {
+    let flags = if ctx.st.repl.link.client_id == Some(id) {
+        "M"
+    } else if ctx.st.repl.replicas.contains_key(&id) {
         "S"
     } else if sub + psub > 0 {
         "P"
@@ -357,10 +359,12 @@ impl ClientType {
         }
     }
 
-    /// The class of a registered client: a replica attached by PSYNC, a subscriber, or normal.
-    /// (A replica's own link to its master is not a registered client.)
+    /// The class of a registered client: this replica's link to its master, a replica attached
+    /// by PSYNC, a subscriber, or normal.
     pub fn of(st: &crate::server::State, c: &crate::server::ClientEntry) -> ClientType {
-        if st.repl.replicas.contains_key(&c.id) {
+        if st.repl.link.client_id == Some(c.id) {
+            ClientType::Master
+        } else if st.repl.replicas.contains_key(&c.id) {
             ClientType::Replica
         } else if c.sub + c.psub > 0 {
             ClientType::Pubsub

@@ -897,7 +897,8 @@ pub(crate) mod long_double {
 
         #[test]
         fn parse_rejects_what_redis_rejects() {
-            for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1e5000", "1e-5000", ".", "-", "0x", "0x.", "0x1p", "0x1g"] {
+            for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1e5000", "1e-5000", ".", "-", "0x", "0x.", "0x1p", "0x1g"]
+            {
                 assert_eq!(parse(bad.as_bytes()), None, "{bad}");
             }
             // Hexadecimal floats, as strtold reads them (values checked against redis-server 7.0).

@@ -122,7 +122,7 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error("ERR timeout is negative");
     }
     let target = ctx.st.repl.offset;
-    let acked = ctx.st.repl.replicas.values().filter(|r| r.ack_offset >= target).count();
+    let acked = ctx.st.repl.acked_replicas(target, false);
     // Inside EXEC nothing blocks: the count now, as Redis does for a client that may not block.
     if ctx.client.in_exec || n <= 0 || acked as i64 >= n {
         return ctx.int(acked as i64);
@@ -191,13 +191,40 @@ fn psync(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error("ERR SYNC and PSYNC are invalid with pending output");
     }
     let replid = String::from_utf8_lossy(&args[1]).into_owned();
-    let offset = crate::protocol::parse_i64_strict(&args[2]).unwrap_or(-1);
+    // `PSYNC ? -1` asks for a full sync; any other offset must be an integer (Redis replies with
+    // the error rather than starting a full sync on garbage).
+    let Some(offset) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
+    list_waiting_replica(ctx, &replid, offset, false);
     ctx.defer(Deferred::Sync { replid, offset, legacy: false });
+}
+
+/// A replica that will need a full sync is listed at once (`state=wait_bgsave`), before the
+/// diskless delay: a sentinel that looks at the master then learns about it, as with Redis.
+fn list_waiting_replica(ctx: &mut Ctx, replid: &str, offset: i64, legacy: bool) {
+    if ctx.st.repl.is_replica() && !ctx.st.repl.link.up {
+        return; // refused in the deferred part (NOMASTERLINK)
+    }
+    if !legacy && ctx.st.repl.can_continue(replid, offset) {
+        return;
+    }
+    let ip = ctx.client.repl_ip.clone().unwrap_or_else(|| crate::replication::peer_ip(&ctx.client.addr));
+    let info = crate::replication::ReplicaInfo {
+        ip,
+        listening_port: ctx.client.repl_listening_port,
+        state: ReplicaState::WaitBgsave,
+        ack_offset: 0,
+        ack_ms: ctx.now_ms,
+    };
+    ctx.st.repl.replicas.insert(ctx.client.id, info);
+    crate::fault::probe("repl.replica_listed_waiting");
 }
 
 fn sync(ctx: &mut Ctx, _args: &[Bytes]) {
     if ctx.client.is_replica {
         return ctx.error("ERR SYNC and PSYNC are invalid with pending output");
     }
+    list_waiting_replica(ctx, "?", -1, true);
     ctx.defer(Deferred::Sync { replid: "?".into(), offset: -1, legacy: true });
 }

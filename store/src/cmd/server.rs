@@ -32,6 +32,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "save", arity: 1, flags: ADMIN | NO_MULTI, keys: (0, 0, 0), handler: save },
     CommandSpec { name: "bgsave", arity: -1, flags: ADMIN, keys: (0, 0, 0), handler: bgsave },
     CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
+    CommandSpec { name: "script", arity: -2, flags: STALE, keys: (0, 0, 0), handler: script },
 ];
 
 fn human_bytes(n: u64) -> String {
@@ -338,6 +339,45 @@ fn time(ctx: &mut Ctx, _args: &[Bytes]) {
     Reply::array_len(ctx.out, 2);
     Reply::bulk(ctx.out, (us / 1_000_000).to_string().as_bytes());
     Reply::bulk(ctx.out, (us % 1_000_000).to_string().as_bytes());
+}
+
+/// SCRIPT, without a script engine yet (issue: scripting): no script ever runs and none is
+/// cached, so KILL answers NOTBUSY (what a sentinel sends to an instance it saw -BUSY), FLUSH
+/// has nothing to drop and EXISTS finds nothing; LOAD says scripting is not available.
+fn script(ctx: &mut Ctx, args: &[Bytes]) {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("kill", 2) => ctx.error("NOTBUSY No scripts in execution right now."),
+        ("flush", 2) => ctx.ok(),
+        ("flush", 3) if eq_ic(&args[2], "sync") || eq_ic(&args[2], "async") => ctx.ok(),
+        ("flush", _) => ctx.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+        ("exists", n) if n >= 3 => {
+            ctx.array_len(n - 2);
+            for _ in 2..n {
+                ctx.int(0);
+            }
+        }
+        ("load", 3) => ctx.error("ERR scripting is not available in this server yet"),
+        ("help", 2) => {
+            let lines = [
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+            ];
+            Reply::array_len(ctx.out, lines.len());
+            for l in lines {
+                Reply::simple(ctx.out, l);
+            }
+        }
+        ("kill" | "exists" | "load" | "help", _) => {
+            ctx.error(&format!("ERR wrong number of arguments for 'script|{sub}' command"))
+        }
+        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try SCRIPT HELP.", String::from_utf8_lossy(&args[1]))),
+    }
 }
 
 fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) {

@@ -66,6 +66,8 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
     let plan = {
         let mut st = shared.lock();
         if st.repl.is_replica() && !st.repl.link.up {
+            // Listed as waiting when the PSYNC arrived (the link may have dropped since).
+            st.repl.replicas.remove(&req.client_id);
             Plan::Refuse("NOMASTERLINK Can't SYNC while not connected with my master")
         } else {
             let size = st.config.get_i64("repl-backlog-size").max(1) as usize;

@@ -45,9 +45,19 @@ pub enum Role {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplicaState {
+    /// PSYNC received, a full sync needed, the snapshot not taken yet (the diskless delay): the
+    /// replica is listed in INFO at once, as Redis lists it, but gets no stream yet.
+    WaitBgsave,
     /// Full sync: snapshot taken, RDB being sent; the stream is queued behind it.
     SendBulk,
     Online,
+}
+
+impl ReplicaState {
+    /// Whether stream bytes are queued for a replica in this state (not before its snapshot).
+    pub fn receives_stream(self) -> bool {
+        self != ReplicaState::WaitBgsave
+    }
 }
 
 /// What the master knows about one attached replica.
@@ -71,6 +81,9 @@ pub struct LinkStatus {
     pub generation: u64,
     /// While a full sync's payload is being received (Redis's REPL_STATE_TRANSFER).
     pub transfer: Option<Transfer>,
+    /// The link's entry in the client registry while the stream is applied (CLIENT LIST shows
+    /// it with flags=M; CLIENT KILL TYPE master drops it, and the link reconnects).
+    pub client_id: Option<u64>,
 }
 
 /// Progress of a full sync's payload, for INFO's `master_sync_*` fields.
@@ -177,6 +190,17 @@ impl ReplState {
     }
 
     /// Replicas that acknowledged within `max_lag_s` (min-replicas-to-write's "good" ones).
+    /// WAIT's count: online replicas that acknowledged `offset` (Redis's
+    /// `replicationCountAcksByOffset`; a replica still waiting for or loading its snapshot does
+    /// not count). `count_unacked` is the planted bug `wait-counts-unacked`.
+    pub fn acked_replicas(&self, offset: i64, count_unacked: bool) -> usize {
+        self.replicas
+            .values()
+            .filter(|r| r.state == ReplicaState::Online || (count_unacked && r.state.receives_stream()))
+            .filter(|r| count_unacked || r.ack_offset >= offset)
+            .count()
+    }
+
     pub fn good_replicas(&self, now_ms: i64, max_lag_s: i64) -> usize {
         self.replicas
             .values()
@@ -187,6 +211,12 @@ impl ReplState {
     }
 }
 
+/// The IP part of a peer's `ip:port` address (IPv6 without its brackets): where a replica that
+/// announced no `ip-address` is listed.
+pub fn peer_ip(addr: &str) -> String {
+    addr.rsplit_once(':').map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string()).unwrap_or_default()
+}
+
 /// Appends raw stream bytes to the backlog and every attached replica (bounded queues: a
 /// replica that cannot keep up is disconnected and will resync, as with Redis's
 /// client-output-buffer-limit for replicas).
@@ -195,7 +225,10 @@ pub fn feed_raw(repl: &mut ReplState, clients: &BTreeMap<u64, ClientEntry>, byte
     if let Some(b) = repl.backlog.as_mut() {
         b.append(&bytes);
     }
-    for id in repl.replicas.keys() {
+    for (id, info) in repl.replicas.iter() {
+        if !info.state.receives_stream() {
+            continue;
+        }
         if let Some(c) = clients.get(id) {
             if !c.push_bytes(bytes.clone(), &repl.obuf_limit, now_ms) {
                 tracing::warn!("Replica {} scheduled to be closed for overcoming of output buffer limits.", c.addr);
@@ -339,6 +372,7 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
             }
             for (i, info) in r.replicas.values().enumerate() {
                 let (state, lag) = match info.state {
+                    ReplicaState::WaitBgsave => ("wait_bgsave", 0),
                     ReplicaState::SendBulk => ("send_bulk", 0),
                     ReplicaState::Online => ("online", seconds_since(now_ms, info.ack_ms)),
                 };

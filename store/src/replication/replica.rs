@@ -140,6 +140,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     c.send(&[b"PSYNC", id.as_bytes(), next.to_string().as_bytes()]).await.map_err(|e| e.to_string())?;
     c.io_timeout = t.repl_timeout;
     let line = read_status(&mut c).await?;
+    let mut eager_acks = false;
     if let Some(rest) = line.strip_prefix("+FULLRESYNC ") {
         let Some((new_id, off)) = parse_fullresync(rest) else {
             return Err(format!("bad FULLRESYNC line: {line}"));
@@ -148,7 +149,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
             return Err(format!("bad replication id in FULLRESYNC: {new_id}"));
         }
         tracing::info!("Full resync from master: {new_id}:{off}");
-        full_sync(shared, &mut c, generation, new_id.to_string(), off).await?;
+        eager_acks = full_sync(shared, &mut c, generation, new_id.to_string(), off).await?;
     } else if let Some(rest) = line.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
         let mut st = shared.lock();
@@ -173,7 +174,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     } else {
         return Err(format!("unexpected reply to PSYNC: {line}"));
     }
-    stream(shared, c, generation, t.repl_timeout).await
+    stream(shared, c, generation, t.repl_timeout, eager_acks).await
 }
 
 /// The replication id and offset of a `+FULLRESYNC <replid> <offset>` line (after the prefix).
@@ -203,7 +204,7 @@ async fn full_sync(
     generation: u64,
     replid: String,
     offset: i64,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let header = read_status(c).await?;
     // Diskless form (`$EOF:<mark>`): size unknown, read until the 40-byte mark repeats.
     let eof_mark = header.strip_prefix("$EOF:").map(str::to_string);
@@ -250,7 +251,7 @@ async fn full_sync(
     }
     let mut st = shared.lock();
     if st.repl.link.generation != generation {
-        return Ok(());
+        return Ok(false);
     }
     let data = crate::rdb::decode(&payload, st.ks.dbs.len(), &st.ks.hasher()).map_err(|e| {
         crate::fault::probe("repl.bad_payload");
@@ -304,7 +305,7 @@ async fn full_sync(
     }
     crate::fault::probe("repl.replica_full_sync");
     tracing::info!("MASTER <-> REPLICA sync: Finished with success ({} bytes)", payload.len());
-    Ok(())
+    Ok(eof_mark.is_some())
 }
 
 /// Records how much of the payload has arrived (INFO's master_sync_* fields).
@@ -350,8 +351,24 @@ async fn send_ack(stream: &mut tokio::net::TcpStream, offset: i64, timeout: Dura
         .map_err(|e| e.to_string())
 }
 
-async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: Duration) -> Result<(), String> {
+/// How often a replica ACKs while it waits for the first stream bytes after a diskless full sync,
+/// and for how long. A redis-server master starts streaming to such a replica only at an ACK that
+/// arrives after it has put the replica online (when its cron reaps the RDB child, up to a tick
+/// after the payload ended), so the ACK sent at once may be too early; the next one, a second
+/// later, would delay every write of that second.
+const EAGER_ACK_EVERY: Duration = Duration::from_millis(50);
+const EAGER_ACKS_FOR: Duration = Duration::from_secs(2);
+
+/// Applies the master's stream; `eager_acks` after a diskless (`$EOF:`) full sync.
+async fn stream(
+    shared: &Arc<Shared>,
+    c: Client,
+    generation: u64,
+    repl_timeout: Duration,
+    eager_acks: bool,
+) -> Result<(), String> {
     let (mut sock, mut buf) = c.into_parts();
+    let registered = MasterClient::register(shared, &sock);
     let mut parser = RequestParser::new();
     // As in Redis, proto-max-bulk-len does not apply to the master's stream: a replica must
     // take whatever its master accepted. Memory still grows only with bytes that arrived.
@@ -363,6 +380,8 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
     let ack_every = Duration::from_secs(1);
     let mut next_ack = tokio::time::Instant::now();
     let mut last_read = tokio::time::Instant::now();
+    // Until the first read after a diskless sync: ACK every EAGER_ACK_EVERY (a bounded number).
+    let mut eager_until = eager_acks.then(|| crate::client::deadline_after(EAGER_ACKS_FOR));
     loop {
         if crate::fault::planted("ack-before-apply") && !buf.is_empty() {
             // The planted bug: acknowledge what was read before applying it.
@@ -391,11 +410,19 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
         if !current(shared, generation) {
             return Ok(());
         }
+        if registered.killed() {
+            crate::fault::probe("repl.master_link_killed");
+            return Err("the link to the master was killed (CLIENT KILL)".into());
+        }
         let now = tokio::time::Instant::now();
         if now >= next_ack {
             let off = shared.lock().repl.offset;
             ack(shared, &mut sock, off, repl_timeout).await?;
-            next_ack = now.checked_add(ack_every).unwrap_or(now);
+            let eager = eager_until.is_some_and(|until| now < until);
+            if eager {
+                crate::fault::probe("repl.replica_eager_ack");
+            }
+            next_ack = now.checked_add(if eager { EAGER_ACK_EVERY } else { ack_every }).unwrap_or(now);
         }
         if now.duration_since(last_read) > repl_timeout {
             crate::fault::probe("repl.replica_timeout");
@@ -405,11 +432,20 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
             buf.reserve(64 * 1024);
         }
         let wait = next_ack.saturating_duration_since(now).max(Duration::from_millis(1));
-        match tokio::time::timeout(wait, sock.read_buf(&mut buf)).await {
+        let read = tokio::select! {
+            biased;
+            _ = registered.wake.notified() => continue, // a kill request: checked above
+            r = tokio::time::timeout(wait, sock.read_buf(&mut buf)) => r,
+        };
+        match read {
             Err(_) => {} // time for an ACK
             Ok(Ok(0)) => return Err("connection closed by master".into()),
             Ok(Ok(_)) => {
                 last_read = tokio::time::Instant::now();
+                if eager_until.take().is_some() {
+                    // The stream has started: back to one ACK a second from here.
+                    next_ack = next_ack.min(last_read.checked_add(ack_every).unwrap_or(last_read));
+                }
                 // One clock read per read from the master, not per command applied.
                 let now_ms = shared.env.clock.now_ms();
                 let mut st = shared.lock();
@@ -417,6 +453,48 @@ async fn stream(shared: &Arc<Shared>, c: Client, generation: u64, repl_timeout: 
                 st.now_ms = now_ms;
             }
             Ok(Err(e)) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The link's entry in the client registry, for as long as the stream is applied: CLIENT LIST
+/// shows it (flags=M), CLIENT KILL can end it. Unregistered on drop, whichever way the stream
+/// ends.
+struct MasterClient<'a> {
+    shared: &'a Shared,
+    id: u64,
+    kill: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl<'a> MasterClient<'a> {
+    fn register(shared: &'a Shared, sock: &tokio::net::TcpStream) -> MasterClient<'a> {
+        let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        // Nothing is ever pushed to the master link: the receiver is not kept.
+        let (push, _) = tokio::sync::mpsc::channel(1);
+        let mut st = shared.lock();
+        let id = st.allocate_client_id();
+        let entry = crate::server::ClientEntry::new(id, addr, laddr, shared.env.clock.now_ms(), push);
+        let (kill, wake) = (entry.kill.clone(), entry.wake.clone());
+        st.clients.insert(id, entry);
+        // A link task being replaced (REPLICAOF elsewhere) may not have noticed yet: the newest
+        // registration is the link; the older one unregisters only its own entry.
+        st.repl.link.client_id = Some(id);
+        MasterClient { shared, id, kill, wake }
+    }
+
+    fn killed(&self) -> bool {
+        self.kill.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for MasterClient<'_> {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.clients.remove(&self.id);
+        if st.repl.link.client_id == Some(self.id) {
+            st.repl.link.client_id = None;
         }
     }
 }
@@ -492,7 +570,10 @@ fn relay(st: &mut crate::server::State, bytes: Bytes) {
         b.append(&bytes);
     }
     let crate::server::State { repl, clients, now_ms, .. } = st;
-    for id in repl.replicas.keys() {
+    for (id, info) in repl.replicas.iter() {
+        if !info.state.receives_stream() {
+            continue;
+        }
         if let Some(c) = clients.get(id) {
             c.push_bytes(bytes.clone(), &repl.obuf_limit, *now_ms);
         }
