@@ -302,3 +302,14 @@ impl Conn {
         self.read().unwrap_or_else(|| "(closed)".into())
     }
 }
+
+/// INFO [section], parsed by the project's typed parser (no test splits `role:` by hand).
+pub fn info(c: &mut Conn, section: &str) -> store::client::info::Info {
+    let raw = c.call_bulk(&[b"INFO", section.as_bytes()]).unwrap_or_default();
+    store::client::info::Info::parse(&String::from_utf8_lossy(&raw))
+}
+
+/// One INFO field's value ("" when absent).
+pub fn info_value(c: &mut Conn, section: &str, name: &str) -> String {
+    info(c, section).get(name).unwrap_or_default().to_string()
+}

@@ -407,10 +407,7 @@ fn replicaof_as_one_quoted_argument_starts_a_replica() {
 }
 
 fn info_field(c: &mut Conn, section: &str, name: &str) -> String {
-    let info = c.call(&["INFO", section]).replace("\\r\\n", "\n");
-    info.split(['\n', '"'])
-        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")).map(str::to_string))
-        .unwrap_or_default()
+    info_value(c, section, name)
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

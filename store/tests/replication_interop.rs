@@ -19,11 +19,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn info_field(c: &mut Conn, field: &str) -> String {
-    let info = c.call(&["INFO", "replication"]);
-    let info = info.replace("\\r\\n", "\n");
-    info.split(['\n', '"'])
-        .find_map(|l| l.trim().strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
-        .unwrap_or_default()
+    info_value(c, "replication", field)
 }
 
 #[test]

@@ -166,11 +166,7 @@ fn info_field(port: u16, section: &str, name: &str) -> String {
         return String::new();
     };
     drop(s);
-    let mut c = Conn::new(port);
-    let info = c.call(&["INFO", section]).replace("\\r\\n", "\n");
-    info.split(['\n', '"'])
-        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")).map(str::to_string))
-        .unwrap_or_default()
+    info_value(&mut Conn::new(port), section, name)
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {

@@ -41,10 +41,7 @@ fn start_with_config(dir: &std::path::Path, name: &str, text: &str) -> Proc {
 }
 
 fn field(c: &mut Conn, section: &str, name: &str) -> String {
-    let info = c.call(&["INFO", section]).replace("\\r\\n", "\n");
-    info.split(['\n', '"'])
-        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")).map(str::to_string))
-        .unwrap_or_default()
+    info_value(c, section, name)
 }
 
 #[test]

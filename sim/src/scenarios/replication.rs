@@ -187,22 +187,9 @@ async fn converge(cluster: &mut Cluster, master: String, replicas: Vec<String>) 
                 let mut offsets = Vec::new();
                 for a in std::iter::once(&master).chain(replicas.iter()) {
                     let Ok(mut c) = Client::connect(a, Duration::from_millis(500)).await else { break };
-                    let (Ok(d), Ok(role)) = (c.cmd(&["DEBUG", "DIGEST"]).await, c.cmd(&["ROLE"]).await) else { break };
+                    let (Ok(d), Ok(role)) = (c.cmd(&["DEBUG", "DIGEST"]).await, c.role().await) else { break };
                     digests.push(d.render());
-                    let off = match &role {
-                        Resp::Array(Some(items)) if items.first().and_then(|r| r.as_bytes()) == Some(b"master") => {
-                            match items.get(1) {
-                                Some(Resp::Int(o)) => *o,
-                                _ => -1,
-                            }
-                        }
-                        Resp::Array(Some(items)) => match items.get(4) {
-                            Some(Resp::Int(o)) => *o,
-                            _ => -1,
-                        },
-                        _ => -1,
-                    };
-                    offsets.push(off);
+                    offsets.push(role.offset().unwrap_or(-1));
                 }
                 if digests.len() == replicas.len() + 1
                     && digests.iter().all(|d| *d == digests[0])
