@@ -20,13 +20,16 @@ pub fn madsim_target_dir() -> PathBuf {
 }
 
 /// Builds the madsim flavour of the `sim` binary (release: the sweep runs thousands of seeds),
-/// with overflow checks on: an arithmetic overflow that production would wrap silently is a
-/// panic in simulation, and so a failing seed.
+/// with overflow checks on (an arithmetic overflow that production would wrap silently is a
+/// panic in simulation) and panics unwinding rather than aborting as in the production profile,
+/// so that a panic in server code fails its seed, which is reported with its replay command,
+/// instead of killing the whole sweep.
 pub fn build_sim() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(workspace_root())
-        .args(["build", "--release", "-p", "sim", "--bin", "sim", "--config", "profile.release.overflow-checks=true"])
+        .args(["build", "--release", "-p", "sim", "--bin", "sim"])
+        .args(["--config", "profile.release.overflow-checks=true", "--config", "profile.release.panic=\"unwind\""])
         .env("RUSTFLAGS", "--cfg madsim")
         .env("CARGO_TARGET_DIR", madsim_target_dir())
         .status()

@@ -114,6 +114,36 @@ const HOSTILE: &[&str] = &[
     "é",
 ];
 
+/// CONFIG's arguments: parameter names (among them some a caller may have to refuse to set,
+/// such as port and dir), patterns and values.
+const CONFIG_WORDS: &[&str] = &[
+    "maxmemory",
+    "hz",
+    "timeout",
+    "port",
+    "dir",
+    "dbfilename",
+    "bind",
+    "save",
+    "appendonly",
+    "requirepass",
+    "list-max-listpack-size",
+    "hash-max-listpack-entries",
+    "set-max-intset-entries",
+    "zset-max-listpack-entries",
+    "proto-max-bulk-len",
+    "notify-keyspace-events",
+    "loglevel",
+    "databases",
+    "maxclients",
+    "no-such-option",
+    "*",
+    "max*",
+    "*-max-*",
+    "yes",
+    "no",
+];
+
 /// Option keywords and arguments a command parses beyond keys and plain values.
 fn words(name: &str) -> &'static [&'static str] {
     match name {
@@ -159,33 +189,7 @@ fn words(name: &str) -> &'static [&'static str] {
             "TYPE", "normal", "pubsub", "master", "ID", "ADDR", "LADDR", "SKIPME", "USER", "MAXAGE", "yes", "no", "ON",
             "OFF", "SKIP",
         ],
-        "config" => &[
-            "maxmemory",
-            "hz",
-            "timeout",
-            "port",
-            "dir",
-            "dbfilename",
-            "bind",
-            "save",
-            "appendonly",
-            "requirepass",
-            "list-max-listpack-size",
-            "hash-max-listpack-entries",
-            "set-max-intset-entries",
-            "zset-max-listpack-entries",
-            "proto-max-bulk-len",
-            "notify-keyspace-events",
-            "loglevel",
-            "databases",
-            "maxclients",
-            "no-such-option",
-            "*",
-            "max*",
-            "*-max-*",
-            "yes",
-            "no",
-        ],
+        "config" => CONFIG_WORDS,
         _ => &[],
     }
 }

@@ -234,6 +234,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The lock for code that runs while a panic unwinds (a `Drop`): None if a panic poisoned
+    /// it, since a second panic there would abort the process (and, in simulation, the sweep)
+    /// instead of failing one seed.
+    pub fn lock_unless_poisoned(&self) -> Option<MutexGuard<'_, State>> {
+        self.state.lock().ok()
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a command panicked mid-way: the state may be inconsistent, and
         // continuing would serve corrupt data. Crash instead (TigerStyle: fail fast).
@@ -488,19 +495,13 @@ fn adopt_saved_replication(state: &mut State, loaded: crate::persistence::LoadIn
     let crate::persistence::LoadInfo { repl_id: Some(id), repl_offset: Some(off), repl_stream_db, .. } = loaded else {
         return;
     };
-    let Some(next) = off.checked_add(1).filter(|_| off >= 0 && id.len() == 40) else {
+    if off < 0 || off.checked_add(1).is_none() || id.len() != 40 {
         return;
-    };
-    if state.config.get("replicaof").is_some_and(|r| !r.is_empty()) {
-        state.repl.replid = id;
-        let db = repl_stream_db.unwrap_or(0);
-        state.repl.master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
-    } else {
-        state.repl.replid2 = id;
-        state.repl.second_offset = next;
     }
-    state.repl.offset = off;
-    state.repl.has_history = true;
+    let as_replica = state.config.get("replicaof").is_some_and(|r| !r.is_empty());
+    let db = repl_stream_db.unwrap_or(0);
+    let master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
+    state.repl.adopt_saved(id, off, as_replica, master_db);
 }
 
 /// Periodic work, `hz` times a second: active expiry, and (later issues) replication and

@@ -43,10 +43,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
 /// REPLICAOF NO ONE: the history so far stays valid under replid2, so this node's own replicas
 /// (and the former master's other replicas) can continue partially.
 pub fn promote(st: &mut crate::server::State, new_id: String) {
-    st.repl.shift_replid(new_id);
-    st.repl.role = Role::Master;
-    st.repl.link.generation += 1;
-    st.repl.link.up = false;
+    st.repl.become_master(new_id);
     st.ks.policy = crate::db::ExpirePolicy::Delete;
     st.config.set_internal("replicaof", "");
     disconnect_replicas(st);
@@ -55,21 +52,12 @@ pub fn promote(st: &mut crate::server::State, new_id: String) {
 
 /// REPLICAOF host port: keep the data (PSYNC may continue from it), follow the new master.
 pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i64) -> u64 {
-    let was_master = !st.repl.is_replica();
     st.config.set_internal("replicaof", &format!("{host} {port}"));
-    st.repl.role = Role::Replica { host, port };
-    st.repl.link.generation += 1;
-    st.repl.link.up = false;
-    st.repl.link.down_since_ms = now_ms;
-    // A master turning replica offers its own history to the new master (PSYNC2: Redis's
-    // replicationCacheMasterUsingMyself); a replica switching masters keeps what it had.
-    if was_master {
-        st.repl.has_history = true;
-    }
+    let generation = st.repl.become_replica(host, port, now_ms);
     // Replicas never expire keys on their own: the master's DELs do it.
     st.ks.policy = crate::db::ExpirePolicy::HideOnly;
     disconnect_replicas(st);
-    st.repl.link.generation
+    generation
 }
 
 /// Our own replicas must resync with the new history.

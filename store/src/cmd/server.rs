@@ -187,16 +187,13 @@ fn resolve_dir(ctx: &Ctx, current: &str, requested: &str) -> Result<String, Stri
     Ok(path.display().to_string())
 }
 
-/// Redis's `CONFIG_REPL_BACKLOG_MIN_SIZE` (replication creates backlogs no smaller).
-const BACKLOG_SIZE_MIN: usize = 16 * 1024;
-
 /// Settings held outside the configuration that a CONFIG SET must reach at once: the live
 /// replication backlog is resized (keeping its newest bytes), as Redis's `updateReplBacklogSize`.
 fn apply_live_settings(ctx: &mut Ctx, backlog_size_before: i64) {
     let backlog_size = ctx.st.config.get_i64("repl-backlog-size");
     if backlog_size != backlog_size_before {
         if let Some(backlog) = ctx.st.repl.backlog.as_mut() {
-            let size = usize::try_from(backlog_size).unwrap_or(usize::MAX).max(BACKLOG_SIZE_MIN);
+            let size = usize::try_from(backlog_size).unwrap_or(usize::MAX).max(crate::replication::BACKLOG_SIZE_MIN);
             backlog.resize(size);
         }
     }

@@ -24,6 +24,7 @@
 pub mod backlog;
 pub mod master;
 pub mod replica;
+pub mod transitions;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,9 @@ pub use backlog::Backlog;
 
 use crate::protocol::encode_command;
 use crate::server::{ClientEntry, State};
+
+/// Redis's `CONFIG_REPL_BACKLOG_MIN_SIZE`: no backlog is smaller.
+pub const BACKLOG_SIZE_MIN: usize = 16 * 1024;
 
 /// Replication IDs are 40 hex characters; "0000..." means none (replid2 when cleared).
 pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
@@ -168,7 +172,7 @@ impl ReplState {
     /// Creates the backlog if there is none (the first replica to attach does this).
     pub fn ensure_backlog(&mut self, size: usize) {
         if self.backlog.is_none() {
-            self.backlog = Some(Backlog::new(size.max(16 * 1024), self.offset.saturating_add(1)));
+            self.backlog = Some(Backlog::new(size.max(BACKLOG_SIZE_MIN), self.offset.saturating_add(1)));
         }
     }
 

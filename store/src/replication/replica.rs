@@ -21,7 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::client::{Client, Resp};
 use crate::cmd::{execute, Ctx, Session};
 use crate::protocol::{encode_command, Limits, Request, RequestParser};
-use crate::replication::{Backlog, Role, NO_REPLID};
+use crate::replication::transitions::FullSyncDone;
+use crate::replication::{Role, NO_REPLID};
 use crate::server::Shared;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,19 +37,13 @@ pub fn spawn_link(shared: Arc<Shared>, generation: u64) {
 }
 
 fn current(shared: &Shared, generation: u64) -> bool {
-    shared.lock().repl.link.generation == generation
+    shared.lock().repl.is_current(generation)
 }
 
 fn link_down(shared: &Shared, generation: u64) {
-    let mut st = shared.lock();
-    if st.repl.link.generation == generation && st.repl.link.up {
-        st.repl.link.up = false;
-        st.repl.link.down_since_ms = shared.env.clock.now_ms();
+    let now_ms = shared.env.clock.now_ms();
+    if shared.lock().repl.link_lost(generation, now_ms) {
         crate::fault::probe("repl.link_down");
-    }
-    if st.repl.link.generation == generation {
-        st.repl.link.sync_in_progress = false;
-        st.repl.link.transfer = None;
     }
 }
 
@@ -103,7 +98,7 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     let mut c =
         Client::connect(&t.addr, HANDSHAKE_TIMEOUT).await.map_err(|e| format!("connecting to {}: {e}", t.addr))?;
     tracing::info!("MASTER <-> REPLICA sync started");
-    shared.lock().repl.link.sync_in_progress = true;
+    shared.lock().repl.link_handshake_started(generation);
     match c.cmd(&["PING"]).await.map_err(|e| e.to_string())? {
         Resp::Simple(_) => {}
         Resp::Error(e) if e.starts_with("NOAUTH") || e.starts_with("NOPERM") => {}
@@ -152,22 +147,16 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
         eager_acks = full_sync(shared, &mut c, generation, new_id.to_string(), off).await?;
     } else if let Some(rest) = line.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
+        if new_id.len() != 40 && !new_id.is_empty() {
+            return Err(format!("bad replication id in CONTINUE: {new_id}"));
+        }
+        let now_ms = shared.env.clock.now_ms();
         let mut st = shared.lock();
-        if st.repl.link.generation != generation {
+        if !st.repl.is_current(generation) {
             return Ok(());
         }
-        if !new_id.is_empty() && new_id != st.repl.replid {
-            // The master changed history (a promotion): our old id stays valid as replid2.
-            let old = std::mem::replace(&mut st.repl.replid, new_id.to_string());
-            st.repl.replid2 = old;
-            st.repl.second_offset = st.repl.offset.saturating_add(1);
-        }
-        st.repl.has_history = true;
-        let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
-        st.repl.ensure_backlog(size);
-        st.repl.link.up = true;
-        st.repl.link.sync_in_progress = false;
-        st.repl.link.last_io_ms = shared.env.clock.now_ms();
+        let size = backlog_size(&st);
+        st.repl.link_continued(new_id, size, now_ms);
         crate::fault::probe("repl.replica_continued");
         tracing::info!("Successful partial resynchronization with master.");
         tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
@@ -273,21 +262,12 @@ async fn full_sync(
         }
     }
     st.watches.touch_db(None);
-    st.repl.replid = replid;
     // The stream continues in the database the payload says (RDB aux repl-stream-db).
-    st.repl.master_db =
+    let master_db =
         data.repl_stream_db.filter(|d| *d >= 0 && (*d as usize) < st.ks.dbs.len()).unwrap_or(0) as usize;
-    st.repl.replid2 = NO_REPLID.into();
-    st.repl.second_offset = -1;
-    st.repl.offset = offset;
-    st.repl.has_history = true;
-    let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
+    let backlog_size = backlog_size(&st);
     // `offset + 1` was checked when the +FULLRESYNC line was read.
-    st.repl.backlog = Some(Backlog::new(size.max(16 * 1024), offset.saturating_add(1)));
-    st.repl.link.up = true;
-    st.repl.link.sync_in_progress = false;
-    st.repl.link.transfer = None;
-    st.repl.link.last_io_ms = shared.env.clock.now_ms();
+    st.repl.link_full_sync_done(FullSyncDone { replid, offset, master_db, backlog_size }, shared.env.clock.now_ms());
     // Our own replicas must resync from the new dataset.
     for id in std::mem::take(&mut st.repl.replicas).keys() {
         if let Some(cl) = st.clients.get(id) {
@@ -310,11 +290,13 @@ async fn full_sync(
 
 /// Records how much of the payload has arrived (INFO's master_sync_* fields).
 fn progress(shared: &Shared, generation: u64, size_bytes: i64, read_bytes: i64) {
-    let mut st = shared.lock();
-    if st.repl.link.generation == generation {
-        let now = shared.env.clock.now_ms();
-        st.repl.link.transfer = Some(crate::replication::Transfer { size_bytes, read_bytes, last_io_ms: now });
-    }
+    let now_ms = shared.env.clock.now_ms();
+    shared.lock().repl.link_transfer_progress(generation, size_bytes, read_bytes, now_ms);
+}
+
+/// repl-backlog-size, as a size (at least 1; the backlog applies Redis's minimum).
+fn backlog_size(st: &crate::server::State) -> usize {
+    usize::try_from(st.config.get_i64("repl-backlog-size")).unwrap_or(1).max(1)
 }
 
 /// Sends REPLCONF ACK and reports what was acknowledged (simulation checks the replica's data
@@ -491,7 +473,9 @@ impl<'a> MasterClient<'a> {
 
 impl Drop for MasterClient<'_> {
     fn drop(&mut self) {
-        let mut st = self.shared.lock();
+        let Some(mut st) = self.shared.lock_unless_poisoned() else {
+            return;
+        };
         st.clients.remove(&self.id);
         if st.repl.link.client_id == Some(self.id) {
             st.repl.link.client_id = None;
@@ -532,17 +516,20 @@ fn apply(
     }
     // Replies to the master are never sent; deferred work does not apply to it.
     master.deferred.clear();
-    st.repl.offset = st.repl.offset.saturating_add(consumed);
     st.repl.master_db = master.db;
-    if crate::fault::planted("replica-offset-off-by-one") && raw.starts_with(b"*2\r\n$6\r\nSELECT") {
-        st.repl.offset = st.repl.offset.saturating_add(1);
-    }
     // Our replicas get the master's bytes unchanged, so offsets agree along a chain. Masters
     // send canonical RESP, so our re-encoding is byte-identical; if it is not, our replicas are
-    // dropped (they resync) rather than given a stream whose offsets differ.
+    // dropped (they resync) rather than given a stream whose offsets differ, and our backlog
+    // restarts (it could not hold the master's bytes).
     if raw.len() as i64 == consumed {
+        st.repl.stream_applied(&raw);
+        if crate::fault::planted("replica-offset-off-by-one") && raw.starts_with(b"*2\r\n$6\r\nSELECT") {
+            // The planted bug: a SELECT counted one byte too many.
+            st.repl.offset = st.repl.offset.saturating_add(1);
+        }
         relay(&mut st, raw);
     } else {
+        st.repl.stream_applied_unrelayed(consumed);
         crate::fault::probe("repl.noncanonical_stream");
         for id in std::mem::take(&mut st.repl.replicas).keys() {
             if let Some(c) = st.clients.get(id) {
@@ -563,12 +550,9 @@ fn apply(
     Ok(offset)
 }
 
-/// Appends relayed stream bytes to our backlog and our replicas' queues (the offset was already
-/// advanced by the apply).
+/// Queues relayed stream bytes for our replicas (our offset and backlog advanced already, in
+/// `ReplState::stream_applied`).
 fn relay(st: &mut crate::server::State, bytes: Bytes) {
-    if let Some(b) = st.repl.backlog.as_mut() {
-        b.append(&bytes);
-    }
     let crate::server::State { repl, clients, now_ms, .. } = st;
     for (id, info) in repl.replicas.iter() {
         if !info.state.receives_stream() {
