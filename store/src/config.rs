@@ -389,7 +389,33 @@ enum Kind {
     ClientOutputBufferLimit,
 }
 
-/// Settings read on hot paths, mirrored from the string map on every change.
+/// Who may use a protected feature (`enable-debug-command`, `enable-protected-configs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    #[default]
+    No,
+    Yes,
+    /// Only clients from 127.0.0.1 or ::1.
+    Local,
+}
+
+impl Access {
+    fn parse(v: &str) -> Access {
+        match v {
+            "yes" => Access::Yes,
+            "local" => Access::Local,
+            _ => Access::No,
+        }
+    }
+
+    pub fn allows(self, client_is_local: bool) -> bool {
+        self == Access::Yes || (self == Access::Local && client_is_local)
+    }
+}
+
+/// The settings the server acts on, typed and parsed once per change (file, command line, CONFIG
+/// SET), so no code path looks a directive up by name or parses its text again. The string map
+/// stays the source for CONFIG GET and CONFIG REWRITE.
 #[derive(Clone, Debug, Default)]
 pub struct Hot {
     pub requirepass: Option<Vec<u8>>,
@@ -411,6 +437,36 @@ pub struct Hot {
     /// client-output-buffer-limit's normal class (Redis's default, 0 0 0, is no limit), checked
     /// on a client's pending replies after every command.
     pub normal_output_limit: crate::server::OutputLimit,
+    /// client-output-buffer-limit's replica class, checked as the stream is queued.
+    pub replica_output_limit: crate::server::OutputLimit,
+    pub port: u16,
+    pub bind: Vec<String>,
+    /// `replicaof host port`, if set.
+    pub replicaof: Option<(String, u16)>,
+    pub masterauth: Option<String>,
+    pub masteruser: Option<String>,
+    pub repl_backlog_size: usize,
+    pub repl_timeout_ms: i64,
+    pub repl_ping_replica_period_ms: i64,
+    pub repl_diskless_sync: bool,
+    pub repl_diskless_sync_delay_s: u64,
+    pub replica_priority: i64,
+    pub replica_announce_ip: Option<String>,
+    /// 0: announce the listening port.
+    pub replica_announce_port: u16,
+    pub replica_serve_stale_data: bool,
+    /// `save` as (seconds, changes) pairs; empty: no save points.
+    pub save_points: Vec<(i64, u64)>,
+    pub dir: String,
+    pub dbfilename: String,
+    pub stop_writes_on_bgsave_error: bool,
+    pub maxmemory_policy: String,
+    pub enable_debug_command: Access,
+    pub enable_protected_configs: Access,
+    pub io_threads: usize,
+    pub daemonize: bool,
+    pub pidfile: String,
+    pub logfile: String,
 }
 
 /// A problem with a directive: where and why.
@@ -715,6 +771,25 @@ impl ConfigSource for NoFiles {
     }
 }
 
+fn non_empty(v: String) -> Option<String> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// `replicaof`'s stored value (`host port`, or empty for none).
+fn parse_replicaof(v: &str) -> Option<(String, u16)> {
+    let mut parts = v.split_whitespace();
+    match (parts.next(), parts.next().and_then(|p| p.parse::<u16>().ok())) {
+        (Some(host), Some(port)) => Some((host.to_string(), port)),
+        _ => None,
+    }
+}
+
+/// `save`'s stored value as (seconds, changes) pairs.
+fn parse_save_points(v: &str) -> Vec<(i64, u64)> {
+    let nums: Vec<i64> = v.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    nums.chunks(2).filter(|c| c.len() == 2 && c[1] >= 0).map(|c| (c[0], c[1] as u64)).collect()
+}
+
 /// Glob match used by CONFIG GET (and KEYS elsewhere); re-exported from `glob`.
 use crate::glob::glob_match;
 
@@ -867,6 +942,36 @@ impl Config {
                 "normal",
                 crate::server::OutputLimit::NONE,
             ),
+            replica_output_limit: crate::server::OutputLimit::parse(
+                &g("client-output-buffer-limit"),
+                "replica",
+                crate::replication::REPLICA_OUTPUT_LIMIT_DEFAULT,
+            ),
+            port: u16::try_from(num("port")).unwrap_or(0),
+            bind: g("bind").split_whitespace().map(String::from).collect(),
+            replicaof: parse_replicaof(&g("replicaof")),
+            masterauth: non_empty(g("masterauth")),
+            masteruser: non_empty(g("masteruser")),
+            repl_backlog_size: usize::try_from(num("repl-backlog-size")).unwrap_or(1).max(1),
+            repl_timeout_ms: num("repl-timeout").max(1).saturating_mul(1000),
+            repl_ping_replica_period_ms: num("repl-ping-replica-period").max(1).saturating_mul(1000),
+            repl_diskless_sync: g("repl-diskless-sync") == "yes",
+            repl_diskless_sync_delay_s: num("repl-diskless-sync-delay").clamp(0, 3600) as u64,
+            replica_priority: num("replica-priority"),
+            replica_announce_ip: non_empty(g("replica-announce-ip")),
+            replica_announce_port: u16::try_from(num("replica-announce-port")).unwrap_or(0),
+            replica_serve_stale_data: g("replica-serve-stale-data") == "yes",
+            save_points: parse_save_points(&g("save")),
+            dir: g("dir"),
+            dbfilename: g("dbfilename"),
+            stop_writes_on_bgsave_error: g("stop-writes-on-bgsave-error") == "yes",
+            maxmemory_policy: g("maxmemory-policy"),
+            enable_debug_command: Access::parse(&g("enable-debug-command")),
+            enable_protected_configs: Access::parse(&g("enable-protected-configs")),
+            io_threads: num("io-threads").clamp(1, 128) as usize,
+            daemonize: g("daemonize") == "yes",
+            pidfile: g("pidfile"),
+            logfile: g("logfile"),
         };
     }
 
@@ -922,11 +1027,7 @@ impl Config {
         if !PROTECTED.contains(&canon) {
             return true;
         }
-        match self.get("enable-protected-configs") {
-            Some("yes") => true,
-            Some("local") => client_is_local,
-            _ => false,
-        }
+        self.hot.enable_protected_configs.allows(client_is_local)
     }
 
     /// `CONFIG SET name value` (runtime). Errors are the text after Redis's

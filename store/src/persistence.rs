@@ -76,16 +76,14 @@ pub struct SaveJob {
 
 /// `dir/dbfilename`.
 pub fn rdb_path(st: &State) -> PathBuf {
-    let dir = st.config.get("dir").unwrap_or(".");
-    let file = st.config.get("dbfilename").unwrap_or("dump.rdb");
+    let dir = st.config.hot.dir.as_str();
+    let file = st.config.hot.dbfilename.as_str();
     PathBuf::from(dir).join(file)
 }
 
 /// Whether any save point is configured (`save` not empty).
 pub fn save_points(st: &State) -> Vec<(i64, u64)> {
-    let text = st.config.get("save").unwrap_or("");
-    let nums: Vec<i64> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
-    nums.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1] as u64)).collect()
+    st.config.hot.save_points.clone()
 }
 
 /// Step 1, under the lock: the point-in-time snapshot.
@@ -266,7 +264,7 @@ pub fn busy(st: &State) -> bool {
 
 /// Whether write commands must be refused (`stop-writes-on-bgsave-error`, MISCONF).
 pub fn writes_refused(st: &State) -> bool {
-    !st.save.last_bgsave_ok && st.config.get_bool("stop-writes-on-bgsave-error") && !save_points(st).is_empty()
+    !st.save.last_bgsave_ok && st.config.hot.stop_writes_on_bgsave_error && !st.config.hot.save_points.is_empty()
 }
 
 pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";

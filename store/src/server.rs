@@ -257,9 +257,8 @@ pub struct Server {
 impl Server {
     /// Builds the state and binds the configured addresses.
     pub async fn bind(config: Config, env: Env) -> std::io::Result<Server> {
-        let port = config.get_i64("port") as u16;
-        let binds: Vec<String> =
-            config.get("bind").unwrap_or("127.0.0.1").split_whitespace().map(String::from).collect();
+        let port = config.hot.port;
+        let binds = config.hot.bind.clone();
         let mut listeners = Vec::new();
         for b in &binds {
             // A leading '-' marks an optional address (bind failure is not fatal), as in Redis.
@@ -287,7 +286,7 @@ impl Server {
         // Load the dataset before accepting anyone, as Redis does; a corrupt file stops start-up.
         let now = env.clock.now_ms();
         // A replica keeps keys that expired while it was down: its master will send the DELs.
-        if state.config.get("replicaof").is_some_and(|r| !r.is_empty()) {
+        if state.config.hot.replicaof.is_some() {
             state.ks.policy = crate::db::ExpirePolicy::HideOnly;
         }
         let loaded = crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
@@ -320,19 +319,14 @@ impl Server {
         // `replicaof` in the configuration: follow that master from the start.
         let start_link = {
             let mut st = shared.lock();
-            let target = st.config.get("replicaof").unwrap_or("").to_string();
-            let mut parts = target.split_whitespace();
-            match (parts.next(), parts.next().and_then(|p| p.parse::<u16>().ok())) {
-                (Some(host), Some(port)) => {
+            match st.config.hot.replicaof.clone() {
+                Some((host, port)) => {
                     let now = shared.env.clock.now_ms();
                     // At start-up only an RDB's replication id gives history (set by the load
                     // above); an empty node asks for a full sync, as Redis does.
-                    let had_history = st.repl.has_history;
-                    let generation = crate::cmd::replication::demote(&mut st, host.to_string(), port, now);
-                    st.repl.has_history = had_history;
-                    Some(generation)
+                    Some(crate::cmd::replication::demote(&mut st, host, port, now, false))
                 }
-                _ => None,
+                None => None,
             }
         };
         if let Some(generation) = start_link {
@@ -498,7 +492,7 @@ fn adopt_saved_replication(state: &mut State, loaded: crate::persistence::LoadIn
     if off < 0 || off.checked_add(1).is_none() || id.len() != 40 {
         return;
     }
-    let as_replica = state.config.get("replicaof").is_some_and(|r| !r.is_empty());
+    let as_replica = state.config.hot.replicaof.is_some();
     let db = repl_stream_db.unwrap_or(0);
     let master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
     state.repl.adopt_saved(id, off, as_replica, master_db);

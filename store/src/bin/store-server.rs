@@ -152,8 +152,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let daemon = config.get_bool("daemonize");
-    let mut pidfile = config.get("pidfile").unwrap_or("").to_string();
+    let daemon = config.hot.daemonize;
+    let mut pidfile = config.hot.pidfile.clone();
     if daemon {
         if pidfile.is_empty() {
             pidfile = "/var/run/redis.pid".into();
@@ -164,7 +164,7 @@ fn main() -> ExitCode {
         }
     }
     if let Err(e) =
-        store::logging::init(config.get("loglevel").unwrap_or("notice"), config.get("logfile").unwrap_or(""))
+        store::logging::init(&config.hot.loglevel, &config.hot.logfile)
     {
         eprintln!("{e}");
         return ExitCode::FAILURE;
@@ -177,7 +177,7 @@ fn main() -> ExitCode {
     // `io-threads` (Redis's knob, default 1) picks the runtime: with 1, everything runs on one
     // thread as in Redis, which avoids cross-thread wake-ups; with more, connections are served
     // by that many worker threads (commands still execute one at a time under the state lock).
-    let io_threads = config.get_i64("io-threads").clamp(1, 128) as usize;
+    let io_threads = config.hot.io_threads;
     let built = if io_threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {

@@ -662,7 +662,7 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
             ctx.error("READONLY You can't write against a read only replica.");
             return;
         }
-        if !ctx.st.repl.link.up && spec.flags & STALE == 0 && !ctx.st.config.get_bool("replica-serve-stale-data") {
+        if !ctx.st.repl.link.up && spec.flags & STALE == 0 && !ctx.st.config.hot.replica_serve_stale_data {
             flag_multi_failed(ctx);
             ctx.error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.");
             return;

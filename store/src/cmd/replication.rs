@@ -35,7 +35,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
     if ctx.st.repl.role == (Role::Replica { host: host.clone(), port }) {
         return Reply::simple(ctx.out, "OK Already connected to specified master");
     }
-    let generation = demote(ctx.st, host.clone(), port, ctx.now_ms);
+    let generation = demote(ctx.st, host.clone(), port, ctx.now_ms, true);
     tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{}')", ctx.client.addr);
     ctx.defer(Deferred::StartReplication { generation });
 }
@@ -51,9 +51,11 @@ pub fn promote(st: &mut crate::server::State, new_id: String) {
 }
 
 /// REPLICAOF host port: keep the data (PSYNC may continue from it), follow the new master.
-pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i64) -> u64 {
+/// `offer_own_history`: a master turning replica at run time offers its own history to the new
+/// master (PSYNC2); at start-up only an RDB's replication id gives history.
+pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i64, offer_own_history: bool) -> u64 {
     st.config.set_internal("replicaof", &format!("{host} {port}"));
-    let generation = st.repl.become_replica(host, port, now_ms);
+    let generation = st.repl.become_replica(host, port, now_ms, offer_own_history);
     // Replicas never expire keys on their own: the master's DELs do it.
     st.ks.policy = crate::db::ExpirePolicy::HideOnly;
     disconnect_replicas(st);

@@ -108,7 +108,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
             human_bytes(rss),
             human_bytes(peak),
             human_bytes(max),
-            st.config.get("maxmemory-policy").unwrap_or("noeviction"),
+            st.config.hot.maxmemory_policy,
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },
         );
     }
@@ -189,11 +189,11 @@ fn resolve_dir(ctx: &Ctx, current: &str, requested: &str) -> Result<String, Stri
 
 /// Settings held outside the configuration that a CONFIG SET must reach at once: the live
 /// replication backlog is resized (keeping its newest bytes), as Redis's `updateReplBacklogSize`.
-fn apply_live_settings(ctx: &mut Ctx, backlog_size_before: i64) {
-    let backlog_size = ctx.st.config.get_i64("repl-backlog-size");
+fn apply_live_settings(ctx: &mut Ctx, backlog_size_before: usize) {
+    let backlog_size = ctx.st.config.hot.repl_backlog_size;
     if backlog_size != backlog_size_before {
         if let Some(backlog) = ctx.st.repl.backlog.as_mut() {
-            let size = usize::try_from(backlog_size).unwrap_or(usize::MAX).max(crate::replication::BACKLOG_SIZE_MIN);
+            let size = backlog_size.max(crate::replication::BACKLOG_SIZE_MIN);
             backlog.resize(size);
         }
     }
@@ -249,7 +249,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                     }
                 }
             }
-            let backlog_size_before = ctx.st.config.get_i64("repl-backlog-size");
+            let backlog_size_before = ctx.st.config.hot.repl_backlog_size;
             ctx.st.config = next;
             apply_live_settings(ctx, backlog_size_before);
             ctx.ok()
@@ -484,12 +484,7 @@ fn bgsave(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn debug(ctx: &mut Ctx, args: &[Bytes]) {
     // Redis 7 refuses DEBUG unless enable-debug-command allows it (yes, or local for loopback).
-    let allowed = match ctx.st.config.get("enable-debug-command") {
-        Some("yes") => true,
-        Some("local") => ctx.client.is_local,
-        _ => false,
-    };
-    if !allowed {
+    if !ctx.st.config.hot.enable_debug_command.allows(ctx.client.is_local) {
         return ctx.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
     }
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();

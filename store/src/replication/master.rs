@@ -43,11 +43,11 @@ enum Plan {
 /// repl-timeout does not break the handshake.
 pub fn diskless_delay(shared: &Shared, replid: &str, offset: i64, capa_eof: bool, legacy: bool) -> std::time::Duration {
     let st = shared.lock();
-    let diskless = st.config.get_bool("repl-diskless-sync") && capa_eof && !legacy;
+    let diskless = st.config.hot.repl_diskless_sync && capa_eof && !legacy;
     if !diskless || st.repl.can_continue(replid, offset) {
         return std::time::Duration::ZERO;
     }
-    std::time::Duration::from_secs(st.config.get_i64("repl-diskless-sync-delay").clamp(0, 3600) as u64)
+    std::time::Duration::from_secs(st.config.hot.repl_diskless_sync_delay_s)
 }
 
 /// Serves the request; writes what must be sent into `out`. Returns None if refused, else
@@ -58,7 +58,7 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
     // an end mark instead of a length.
     let (diskless, delay_s) = {
         let st = shared.lock();
-        (st.config.get_bool("repl-diskless-sync"), st.config.get_i64("repl-diskless-sync-delay").clamp(0, 3600))
+        (st.config.hot.repl_diskless_sync, st.config.hot.repl_diskless_sync_delay_s)
     };
     let diskless = diskless && req.capa_eof && !req.legacy_sync;
     let _ = delay_s; // the delay (with keepalives) is taken by the connection: see `diskless_delay`
@@ -70,7 +70,7 @@ pub async fn serve(shared: &Arc<Shared>, req: SyncRequest, out: &mut BytesMut) -
             st.repl.replicas.remove(&req.client_id);
             Plan::Refuse("NOMASTERLINK Can't SYNC while not connected with my master")
         } else {
-            let size = st.config.get_i64("repl-backlog-size").max(1) as usize;
+            let size = st.config.hot.repl_backlog_size;
             st.repl.ensure_backlog(size);
             let info = |state| ReplicaInfo {
                 ip: req.ip.clone(),

@@ -296,15 +296,11 @@ fn stream_prefix(st: &mut State, db: usize, out: &mut BytesMut) {
 /// replicas can tell a silent master from a dead one), and drop replicas silent for longer
 /// than repl-timeout (they will reconnect and resync).
 pub fn cron(st: &mut State, now_ms: i64) {
-    st.repl.obuf_limit = crate::server::OutputLimit::parse(
-        st.config.get("client-output-buffer-limit").unwrap_or(""),
-        "replica",
-        REPLICA_OUTPUT_LIMIT_DEFAULT,
-    );
+    st.repl.obuf_limit = st.config.hot.replica_output_limit;
     if st.repl.is_replica() || st.repl.replicas.is_empty() {
         return;
     }
-    let period_ms = st.config.get_i64("repl-ping-replica-period").max(1).saturating_mul(1000);
+    let period_ms = st.config.hot.repl_ping_replica_period_ms;
     if now_ms.saturating_sub(st.repl.last_ping_ms) >= period_ms {
         st.repl.last_ping_ms = now_ms;
         let mut out = BytesMut::new();
@@ -312,7 +308,7 @@ pub fn cron(st: &mut State, now_ms: i64) {
         feed_raw(&mut st.repl, &st.clients, out.freeze(), now_ms);
         observe_fed(st);
     }
-    let timeout_ms = st.config.get_i64("repl-timeout").max(1).saturating_mul(1000);
+    let timeout_ms = st.config.hot.repl_timeout_ms;
     for (id, r) in st.repl.replicas.iter() {
         if r.state == ReplicaState::Online && now_ms.saturating_sub(r.ack_ms) > timeout_ms {
             if let Some(c) = st.clients.get(id) {
@@ -369,8 +365,8 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
     match &r.role {
         Role::Master => {
             let _ = write!(o, "role:master\r\nconnected_slaves:{}\r\n", r.replicas.len());
-            let min_write = st.config.get_i64("min-replicas-to-write");
-            let max_lag = st.config.get_i64("min-replicas-max-lag");
+            let min_write = st.config.hot.min_replicas_to_write;
+            let max_lag = st.config.hot.min_replicas_max_lag;
             if min_write > 0 && max_lag > 0 {
                 let _ = write!(o, "min_slaves_good_slaves:{}\r\n", r.good_replicas(now_ms, max_lag));
             }
@@ -417,7 +413,7 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
             let _ = write!(
                 o,
                 "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
-                st.config.get_i64("replica-priority"),
+                st.config.hot.replica_priority,
                 st.config.hot.replica_read_only as u8,
                 r.replicas.len()
             );
@@ -444,7 +440,7 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
         r.replid2,
         r.offset,
         r.second_offset,
-        st.config.get_i64("repl-backlog-size"),
+        st.config.hot.repl_backlog_size,
     );
     o
 }

@@ -71,23 +71,19 @@ struct Target {
 fn target(shared: &Shared) -> Option<Target> {
     let st = shared.lock();
     let Role::Replica { host, port } = &st.repl.role else { return None };
-    let pass = st.config.get("masterauth").unwrap_or("").to_string();
-    let user = st.config.get("masteruser").unwrap_or("").to_string();
+    let hot = &st.config.hot;
     let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     Some(Target {
         addr,
-        auth: (!pass.is_empty()).then(|| ((!user.is_empty()).then_some(user), pass)),
+        auth: hot.masterauth.clone().map(|pass| (hot.masteruser.clone(), pass)),
         // replica-announce-port / -ip let a replica behind NAT tell its master how to reach it.
-        my_port: match st.config.get_i64("replica-announce-port") {
-            p if p > 0 => p as u16,
-            _ => st.port,
-        },
-        announce_ip: st.config.get("replica-announce-ip").filter(|ip| !ip.is_empty()).map(str::to_string),
+        my_port: if hot.replica_announce_port > 0 { hot.replica_announce_port } else { st.port },
+        announce_ip: st.config.hot.replica_announce_ip.clone(),
         // A node that never held replicated data asks for a full sync (`PSYNC ? -1`); one with
         // history (a demoted master, a restarted replica) asks to continue from it.
         replid: if st.repl.has_history { st.repl.replid.clone() } else { NO_REPLID.to_string() },
         offset: st.repl.offset,
-        repl_timeout: Duration::from_secs(st.config.get_i64("repl-timeout").max(1) as u64),
+        repl_timeout: Duration::from_millis(u64::try_from(st.config.hot.repl_timeout_ms).unwrap_or(1000)),
     })
 }
 
@@ -296,7 +292,7 @@ fn progress(shared: &Shared, generation: u64, size_bytes: i64, read_bytes: i64) 
 
 /// repl-backlog-size, as a size (at least 1; the backlog applies Redis's minimum).
 fn backlog_size(st: &crate::server::State) -> usize {
-    usize::try_from(st.config.get_i64("repl-backlog-size")).unwrap_or(1).max(1)
+    st.config.hot.repl_backlog_size
 }
 
 /// Sends REPLCONF ACK and reports what was acknowledged (simulation checks the replica's data

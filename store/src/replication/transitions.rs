@@ -68,9 +68,10 @@ impl ReplState {
     }
 
     /// REPLICAOF host port: keep the data (PSYNC may continue from it) and follow the new
-    /// master; the returned generation identifies the link task to start.
-    pub fn become_replica(&mut self, host: String, port: u16, now_ms: i64) -> u64 {
-        let was_master = !self.is_replica();
+    /// master; the returned generation identifies the link task to start. `offer_own_history`
+    /// is false at start-up, where only a loaded RDB's replication id gives history.
+    pub fn become_replica(&mut self, host: String, port: u16, now_ms: i64, offer_own_history: bool) -> u64 {
+        let was_master = !self.is_replica() && offer_own_history;
         self.role = Role::Replica { host, port };
         self.link.generation = self.link.generation.wrapping_add(1);
         self.link.up = false;
@@ -219,7 +220,7 @@ mod tests {
     fn promotion_and_demotion_keep_the_invariants() {
         let mut r = ReplState::new(id('a'));
         r.ensure_backlog(16 * 1024);
-        let generation = r.become_replica("m".into(), 1, 5);
+        let generation = r.become_replica("m".into(), 1, 5, true);
         assert!(r.is_current(generation));
         r.link_handshake_started(generation);
         r.link_transfer_progress(generation, 10, 5, 6);
@@ -251,8 +252,8 @@ mod tests {
     #[test]
     fn a_stale_generation_changes_nothing() {
         let mut r = ReplState::new(id('a'));
-        let old = r.become_replica("m".into(), 1, 0);
-        let new = r.become_replica("n".into(), 2, 0);
+        let old = r.become_replica("m".into(), 1, 0, true);
+        let new = r.become_replica("n".into(), 2, 0, true);
         assert_ne!(old, new);
         r.link_handshake_started(old);
         assert!(!r.link.sync_in_progress);
