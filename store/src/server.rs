@@ -513,6 +513,9 @@ async fn cron(shared: Arc<Shared>) {
         // Redis's fast cycle examines 20 keys per db per loop and repeats while >25% expired;
         // a fixed budget per tick bounds the time the lock is held.
         st.ks.active_expire(now, 200);
+        if st.repl.is_replica() && !st.ks.replica_keys_with_expire.is_empty() {
+            st.ks.expire_replica_written_keys(now);
+        }
         crate::cmd::propagate_expired(&mut st, true);
         crate::replication::cron(&mut st, now);
         let due = crate::persistence::save_point_due(&st, now);

@@ -312,3 +312,20 @@ fn the_link_to_the_master_is_a_client() {
         });
     });
 }
+
+#[test]
+fn a_writable_replica_expires_the_keys_its_clients_wrote() {
+    // Redis 7 tracks keys written with a TTL on a writable replica and expires them there: the
+    // master never sends their DEL.
+    both(|redis, who| {
+        let (_master, replica) = master_with_replica(redis);
+        let mut r = Conn::new(replica.port);
+        assert_eq!(r.call(&["CONFIG", "SET", "replica-read-only", "no"]), "+OK");
+        assert_eq!(r.call(&["SET", "local", "v", "PX", "100"]), "+OK", "{who}");
+        assert_eq!(r.call(&["SET", "kept", "v"]), "+OK", "{who}");
+        wait_for("the replica-written key expired", || r.call(&["DBSIZE"]) == ":1");
+        assert_eq!(r.call(&["EXISTS", "local", "kept"]), ":1", "{who}");
+        let role = r.call(&["ROLE"]);
+        assert!(role.contains("\"connected\""), "{who}: {role}");
+    });
+}

@@ -807,6 +807,9 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
             crate::replication::propagate(ctx.st, db, &[args.to_vec()]);
         }
     }
+    if ctx.st.dirty != dirty_before && spec.is_write() && ctx.st.repl.is_replica() {
+        track_replica_written_keys(ctx, spec, args);
+    }
     ctx.st.stats.total_commands_processed += 1;
     let planted_skip = spec.name == "incr" && crate::fault::planted("watch-ignores-incr");
     let signalled = spec.flags & SIGNALS_OWN_KEYS != 0;
@@ -817,6 +820,20 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
         }
     }
     propagate_expired(ctx.st, true);
+}
+
+/// A writable replica's own clients' keys with a TTL are expired by the replica itself (the
+/// master never sends their DEL); a key the master's stream writes is the master's again.
+fn track_replica_written_keys(ctx: &mut Ctx, spec: &CommandSpec, args: &[Bytes]) {
+    let db = ctx.client.db;
+    for k in spec.key_args(args) {
+        let entry = (db, Sds::new(k));
+        if !ctx.client.is_master && ctx.st.ks.dbs[db].expire_at(k).is_some() {
+            ctx.st.ks.replica_keys_with_expire.insert(entry);
+        } else if ctx.client.is_master && !ctx.st.ks.replica_keys_with_expire.is_empty() {
+            ctx.st.ks.replica_keys_with_expire.remove(&entry);
+        }
+    }
 }
 
 /// The canonical encoding of a command (checks a frame against its arguments in debug builds).

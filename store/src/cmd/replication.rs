@@ -87,10 +87,13 @@ fn role(ctx: &mut Ctx, _args: &[Bytes]) {
             }
         }
         Role::Replica { host, port } => {
-            let state = match (ctx.st.repl.link.up, ctx.st.repl.link.sync_in_progress) {
-                (true, _) => "connected",
-                (false, true) => "sync",
-                (false, false) => "connect",
+            // Redis's link states as ROLE names them: the handshake is visible while it lasts.
+            let link = &ctx.st.repl.link;
+            let state = match (link.up, link.sync_in_progress, link.transfer.is_some()) {
+                (true, _, _) => "connected",
+                (false, true, true) => "sync",
+                (false, true, false) => "handshake",
+                (false, false, _) => "connect",
             };
             Reply::array_len(ctx.out, 5);
             Reply::bulk(ctx.out, b"slave");

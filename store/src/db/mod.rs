@@ -331,6 +331,10 @@ pub struct Keyspace {
     /// Per deleted key, its digest contribution (parallel to `expired` when tracking), so that
     /// each propagated DEL can be reported with the digest right after it.
     pub expired_digests: Vec<digest::Digest>,
+    /// On a writable replica, keys its own clients wrote with a TTL (Redis's
+    /// `slaveKeysWithExpire`): the master will never send their DEL, so the replica expires them
+    /// itself. Bounded by the keys that exist.
+    pub replica_keys_with_expire: std::collections::BTreeSet<(usize, Sds)>,
     hasher: Hasher,
 }
 
@@ -346,6 +350,7 @@ impl Keyspace {
             track_digest: false,
             expired_digest: [0; 3],
             expired_digests: Vec::new(),
+            replica_keys_with_expire: Default::default(),
             hasher,
         }
     }
@@ -397,6 +402,39 @@ impl Keyspace {
     /// Removed from expiry tracking when a write replaces the key; a plain delete.
     pub fn delete(&mut self, db: usize, key: &[u8]) -> bool {
         self.dbs[db].remove(key).is_some()
+    }
+
+    /// On a replica: deletes the expired keys that its own clients wrote with a TTL (see
+    /// `replica_keys_with_expire`), and forgets tracked keys that no longer have a TTL. Returns
+    /// the keys deleted.
+    pub fn expire_replica_written_keys(&mut self, now_ms: i64) -> usize {
+        let mut deleted = 0usize;
+        let tracked: Vec<(usize, Sds)> = self.replica_keys_with_expire.iter().cloned().collect();
+        for (db, key) in tracked {
+            let Some(d) = self.dbs.get(db) else {
+                self.replica_keys_with_expire.remove(&(db, key));
+                continue;
+            };
+            if d.expire_at(&key).is_none() {
+                self.replica_keys_with_expire.remove(&(db, key));
+                continue;
+            }
+            if !d.is_expired(&key, now_ms) {
+                continue;
+            }
+            if self.track_digest {
+                let dg = digest::key_digest_in(db, &self.dbs[db], &key);
+                self.expired_digest = digest::xor(self.expired_digest, dg);
+                self.expired_digests.push(dg);
+            }
+            self.dbs[db].remove(&key);
+            crate::fault::probe("expire.replica_written_key");
+            self.replica_keys_with_expire.remove(&(db, key.clone()));
+            self.expired.push((db, key));
+            self.expired_total = self.expired_total.saturating_add(1);
+            deleted = deleted.saturating_add(1);
+        }
+        deleted
     }
 
     /// One active-expiry cycle over all databases. Returns keys examined.
