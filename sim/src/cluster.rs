@@ -119,10 +119,12 @@ impl Cluster {
         );
         let observed = Arc::new(std::sync::Mutex::new(Observed::default()));
         let sink = observed.clone();
+        let (trace, lane, start) = (self.trace.clone(), name.clone(), self.start);
         let observed_for_init = observed.clone();
         // Every write is verified against a full digest recomputation: datasets are small here.
         env.observer = Some(store::observe::Observer::new(
             move |o| {
+                trace.observe(start.elapsed().as_nanos(), &lane, &o);
                 let mut s = sink.lock().expect("observed");
                 match &o {
                     store::observe::Observation::Write { digest, .. }

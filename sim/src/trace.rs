@@ -89,6 +89,19 @@ impl Trace {
         self.push(Event { t_ns: end_ns, lane: lane.to_string(), text, mark: Mark::Span { start_ns } });
     }
 
+    /// Folds what a node observed about itself into the hash (not into the timeline's tail, to
+    /// keep memory bounded): every write, digest, offset and ACK of every node counts, so the
+    /// determinism self-check catches a divergence wherever it lands, even in a scenario whose
+    /// own events are few.
+    pub fn observe(&self, t_ns: u128, lane: &str, observation: &impl std::hash::Hash) {
+        let mut t = self.inner.lock().expect("trace lock");
+        t.hasher.write_u128(t_ns);
+        t.hasher.write(lane.as_bytes());
+        t.hasher.write_u8(0xfd);
+        observation.hash(&mut t.hasher);
+        t.count += 1;
+    }
+
     fn push(&self, e: Event) {
         let mut t = self.inner.lock().expect("trace lock");
         t.hasher.write_u128(e.t_ns);

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::db::digest::Digest;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Observation {
     /// A command that changed the dataset, as the `seq`-th write; `digest` is the dataset digest
     /// after it.
