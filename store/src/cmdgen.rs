@@ -4,18 +4,20 @@
 //! - Commands come from the server's own table ([`CommandTable`]): a command we add is fuzzed
 //!   without touching this file, and one we lack is never sent (its absence is not a finding).
 //! - The table knows arity and key positions, not syntax, so each command gets a short list of
-//!   its option keywords ([`words`]) and container commands a list of subcommands with the kinds
-//!   of their arguments ([`subcommands`]). Arguments are otherwise drawn from pools of typical,
+//!   its option keywords (`words`) and container commands a list of subcommands with the kinds
+//!   of their arguments (`subcommands`). Arguments are otherwise drawn from pools of typical,
 //!   boundary and hostile values, so most commands are well-formed enough to reach deep code and
 //!   some are deliberately not (wrong arity, bad numbers, unknown options and commands).
-//! - Keys come from a small pool, so that commands meet each other's data: a list pushed by one
-//!   command is read as a string by the next (WRONGTYPE paths), a set is moved into a key that
-//!   holds a hash, and so on.
+//! - Keys come from small pools, so that commands meet each other's data: each family mostly
+//!   uses two keys of its own (so that lists, sets... grow and get read back) and otherwise
+//!   three keys shared by all (a list pushed by one command is read as a string by the next:
+//!   WRONGTYPE paths; a set is stored into a key that holds a hash, and so on).
 //! - Everything is a function of the seed (a ChaCha8 stream); no I/O and no clock, so the same
 //!   seed gives the same commands in a test, a fuzz run or a simulation.
 //! - [`CommandGen::wall_clock_safe`] is for comparing two servers on real clocks: relative
 //!   expiry times become far-future values that strictly increase from one command to the next,
-//!   so no key expires during a run and GT/LT comparisons of deadlines never tie.
+//!   so no key expires during a run and GT/LT comparisons of deadlines never tie (and SET's
+//!   absolute times in the past become future ones: see `tame_times`).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -259,7 +261,9 @@ impl CommandGen {
     /// container subcommands (`"debug|sleep"`), case-insensitive.
     pub fn with_exclusions(seed: u64, deny: &[&str]) -> CommandGen {
         let deny: Vec<String> = deny.iter().map(|d| d.to_ascii_lowercase()).collect();
-        let specs = CommandTable::new(&[]).specs.into_iter().filter(|s| !deny.iter().any(|d| d == s.name)).collect();
+        let specs: Vec<_> =
+            CommandTable::new(&[]).specs.into_iter().filter(|s| !deny.iter().any(|d| d == s.name)).collect();
+        assert!(!specs.is_empty(), "the deny list excludes every command");
         CommandGen { rng: ChaCha8Rng::seed_from_u64(seed), specs, deny, wall_clock_safe: false, issued: 0 }
     }
 
@@ -271,7 +275,9 @@ impl CommandGen {
         self
     }
 
-    /// One command: its name and arguments.
+    /// One command: its name and arguments. (Not an `Iterator`: the stream never ends, and
+    /// callers want the command, not an `Option` of it.)
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Vec<Vec<u8>> {
         self.issued += 1;
         if self.rng.gen_ratio(1, 300) {
@@ -362,21 +368,17 @@ impl CommandGen {
 
     /// A container command (CONFIG, CLIENT...): a subcommand, then its arguments.
     fn container(&mut self, spec: &CommandSpec) -> Vec<Vec<u8>> {
-        let subs = subcommands(spec.name);
+        let allowed = |sub: &str| !self.deny.contains(&format!("{}|{sub}", spec.name));
+        let subs: Vec<(&str, &str)> = subcommands(spec.name).iter().copied().filter(|(s, _)| allowed(s)).collect();
         let mut args = vec![spec.name.as_bytes().to_vec()];
-        if self.rng.gen_ratio(1, 25) {
+        if subs.is_empty() || self.rng.gen_ratio(1, 25) {
             // An unknown subcommand, or none at all.
             if self.rng.gen_bool(0.5) {
                 args.push(self.value(&[]));
             }
             return args;
         }
-        let (sub, pattern) = loop {
-            let (sub, pattern) = subs[self.rng.gen_range(0..subs.len())];
-            if !self.deny.contains(&format!("{}|{sub}", spec.name)) {
-                break (sub, pattern);
-            }
-        };
+        let (sub, pattern) = subs[self.rng.gen_range(0..subs.len())];
         args.push(self.spell(sub));
         let words = words(spec.name);
         let mut last = None;
@@ -576,7 +578,7 @@ mod tests {
             if lower(&args[0]) == "pexpire" && args.len() >= 3 {
                 if let Some(v) = parse_i64_strict(&args[2]) {
                     assert!(v <= 0 || v > 1 << 40 || v >= 1_000_000_000, "{v}");
-                    if v >= 1_000_000_000 && v < 1 << 40 {
+                    if (1_000_000_000..1 << 40).contains(&v) {
                         assert!(v > last);
                         last = v;
                     }

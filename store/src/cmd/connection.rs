@@ -60,8 +60,9 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) {
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             );
         }
-        // AUTH default <anything> succeeds when the default user has no password.
-        if eq_ic(&args[1], "default") {
+        // AUTH default <anything> succeeds when the default user has no password (user names
+        // are case-sensitive).
+        if &args[1][..] == b"default" {
             ctx.client.authenticated = true;
             return ctx.ok();
         }
@@ -89,6 +90,10 @@ fn select(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(n) = crate::protocol::parse_i64_strict(&args[1]) else {
         return ctx.error(NOT_INTEGER);
     };
+    // Redis reads the index as an int.
+    if i32::try_from(n).is_err() {
+        return ctx.error("ERR value is out of range, value must between -2147483648 and 2147483647");
+    }
     if n < 0 || n as usize >= ctx.st.ks.dbs.len() {
         return ctx.error("ERR DB index is out of range");
     }
@@ -133,7 +138,9 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.client.name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned());
             i += 2;
         } else {
-            return ctx.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])));
+            // Redis formats the option as a C string: it ends at a NUL byte.
+            let opt = args[i].split(|&b| b == 0).next().unwrap_or_default();
+            return ctx.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
         }
     }
     if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated {
@@ -206,7 +213,9 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.verbatim(line.as_bytes())
         }
         ("kill", _) => client_kill(ctx, args),
-        ("setinfo", 4) | ("no-evict", 3) | ("no-touch", 3) => ctx.ok(),
+        ("setinfo", 4) => ctx.ok(),
+        ("no-evict", 3) | ("no-touch", 3) if eq_ic(&args[2], "on") || eq_ic(&args[2], "off") => ctx.ok(),
+        ("no-evict", 3) | ("no-touch", 3) => ctx.error(SYNTAX),
         ("reply", 3) => client_reply(ctx, &args[2]),
         ("help", 2) => {
             let lines = [
@@ -289,29 +298,25 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
 
 fn client_list(ctx: &mut Ctx, args: &[Bytes]) {
     let mut ids: Vec<u64> = ctx.st.clients.keys().copied().collect();
-    let mut i = 2;
-    while i < args.len() {
-        if eq_ic(&args[i], "type") && i + 1 < args.len() {
-            let Some(kind) = ClientType::parse(&args[i + 1]) else {
-                let t = String::from_utf8_lossy(&args[i + 1]).into_owned();
-                return ctx.error(&format!("ERR Unknown client type '{t}'"));
-            };
-            let st = &*ctx.st;
-            ids.retain(|id| st.clients.get(id).is_some_and(|c| ClientType::of(st, c) == kind));
-            i += 2;
-        } else if eq_ic(&args[i], "id") && i + 1 < args.len() {
-            let mut wanted = Vec::new();
-            for a in &args[i + 1..] {
-                match crate::protocol::parse_i64_strict(a) {
-                    Some(v) if v > 0 => wanted.push(v as u64),
-                    _ => return ctx.error("ERR Invalid client ID"),
-                }
+    // Redis's shapes: no option, `TYPE <type>` alone, or `ID <id> [<id> ...]`.
+    if args.len() == 4 && eq_ic(&args[2], "type") {
+        let Some(kind) = ClientType::parse(&args[3]) else {
+            let t = String::from_utf8_lossy(&args[3]).into_owned();
+            return ctx.error(&format!("ERR Unknown client type '{t}'"));
+        };
+        let st = &*ctx.st;
+        ids.retain(|id| st.clients.get(id).is_some_and(|c| ClientType::of(st, c) == kind));
+    } else if args.len() > 3 && eq_ic(&args[2], "id") {
+        let mut wanted = Vec::new();
+        for a in &args[3..] {
+            match crate::protocol::parse_i64_strict(a) {
+                Some(v) if v > 0 => wanted.push(v as u64),
+                _ => return ctx.error("ERR Invalid client ID"),
             }
-            ids.retain(|id| wanted.contains(id));
-            i = args.len();
-        } else {
-            return ctx.error(SYNTAX);
         }
+        ids.retain(|id| wanted.contains(id));
+    } else if args.len() != 2 {
+        return ctx.error(SYNTAX);
     }
     let mut text = String::new();
     for id in ids {

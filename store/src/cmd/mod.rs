@@ -738,7 +738,7 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("setname", 3),
         ],
     ),
-    ("command", &[("count", 2), ("docs", -2), ("getkeys", -4), ("info", -2), ("list", -2)]),
+    ("command", &[("count", 2), ("docs", -2), ("getkeys", -4), ("help", 2), ("info", -2), ("list", -2)]),
     ("script", &[("exists", -3), ("flush", -2), ("help", 2), ("kill", 2), ("load", 3)]),
     (
         "pubsub",

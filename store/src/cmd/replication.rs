@@ -110,7 +110,9 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
     }
     let Some(n) = arg_i64(ctx, &args[1]) else { return };
-    let Some(timeout) = arg_i64(ctx, &args[2]) else { return };
+    let Some(timeout) = crate::protocol::parse_i64_strict(&args[2]) else {
+        return ctx.error("ERR timeout is not an integer or out of range");
+    };
     if timeout < 0 {
         return ctx.error("ERR timeout is negative");
     }

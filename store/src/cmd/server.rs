@@ -358,12 +358,22 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) {
         ("help", 2) => {
             let lines = [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DEBUG (YES|SYNC|NO)",
+                "    Set the debug mode for subsequent scripts executed.",
                 "EXISTS <sha1> [<sha1> ...]",
                 "    Return information about the existence of the scripts in the script cache.",
                 "FLUSH [ASYNC|SYNC]",
                 "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
                 "KILL",
                 "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Prints this help.",
             ];
             Reply::array_len(ctx.out, lines.len());
             for l in lines {
@@ -429,23 +439,95 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) {
         }
         // redis-cli asks for docs to show hints; an empty map means "no docs", which it accepts.
         "docs" => ctx.map_len(0),
-        "list" => {
-            let names: Vec<&str> = ctx.st.commands.specs.iter().map(|s| s.name).collect();
-            Reply::bulk_array(ctx.out, names.iter());
-        }
-        "getkeys" if args.len() >= 3 => match ctx.st.commands.lookup(&args[2]) {
-            Some(spec) => {
-                let keys: Vec<Bytes> = spec.key_args(&args[2..]).into_iter().cloned().collect();
-                if keys.is_empty() {
-                    ctx.error("ERR The command has no key arguments")
-                } else {
-                    Reply::bulk_array(ctx.out, keys.iter())
-                }
+        "list" => command_list(ctx, args),
+        "getkeys" if args.len() >= 4 => command_getkeys(ctx, &args[2..]),
+        "getkeys" => ctx.error("ERR wrong number of arguments for 'command|getkeys' command"),
+        "help" if args.len() == 2 => {
+            let lines = [
+                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
+                "COUNT",
+                "    Return the total number of commands in this Redis server.",
+                "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full Redis command.",
+                "HELP",
+                "    Prints this help.",
+            ];
+            Reply::array_len(ctx.out, lines.len());
+            for l in lines {
+                Reply::simple(ctx.out, l);
             }
-            None => ctx.error("ERR Invalid command specified"),
-        },
+        }
         _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&args[1]))),
     }
+}
+
+/// COMMAND LIST [FILTERBY MODULE <name> | ACLCAT <category> | PATTERN <glob>]. There are no
+/// modules; ACL categories are approximated from the command flags until ACLs exist.
+fn command_list(ctx: &mut Ctx, args: &[Bytes]) {
+    let filter: Box<dyn Fn(&CommandSpec) -> bool> = match args.len() {
+        2 => Box::new(|_| true),
+        5 if eq_ic(&args[2], "filterby") => {
+            let value = args[4].clone();
+            if eq_ic(&args[3], "module") {
+                Box::new(|_| false)
+            } else if eq_ic(&args[3], "pattern") {
+                Box::new(move |s: &CommandSpec| crate::glob::glob_match(&value, s.name.as_bytes(), true))
+            } else if eq_ic(&args[3], "aclcat") {
+                let flag = match value.to_ascii_lowercase().as_slice() {
+                    b"read" => READONLY,
+                    b"write" => WRITE,
+                    b"admin" | b"dangerous" => ADMIN,
+                    b"fast" => FAST,
+                    b"pubsub" => PUBSUB,
+                    _ => 0,
+                };
+                Box::new(move |s: &CommandSpec| flag != 0 && s.flags & flag != 0)
+            } else {
+                return ctx.error(SYNTAX);
+            }
+        }
+        _ => return ctx.error(SYNTAX),
+    };
+    let names: Vec<&str> = ctx.st.commands.specs.iter().filter(|s| filter(s)).map(|s| s.name).collect();
+    Reply::bulk_array(ctx.out, names.iter());
+}
+
+/// COMMAND GETKEYS <command> <args...>: the keys, by the command's key positions (or its
+/// numkeys argument: SINTERCARD), with Redis's errors for a wrong arity or bad arguments.
+fn command_getkeys(ctx: &mut Ctx, full: &[Bytes]) {
+    let Some(spec) = ctx.st.commands.lookup(&full[0]) else {
+        return ctx.error("ERR Invalid command specified");
+    };
+    let argc = i32::try_from(full.len()).unwrap_or(i32::MAX);
+    if (spec.arity > 0 && spec.arity != argc) || argc < spec.arity.saturating_neg() {
+        return ctx.error("ERR Invalid number of arguments specified for command");
+    }
+    let keys: Vec<Bytes> = if spec.name == "sintercard" {
+        match crate::protocol::parse_i64_strict(&full[1]) {
+            Some(n) if n > 0 && (n as u64) < full.len() as u64 - 1 => full[2..2 + n as usize].to_vec(),
+            _ => return ctx.error("ERR Invalid arguments specified for command"),
+        }
+    } else {
+        spec.key_args(full).into_iter().cloned().collect()
+    };
+    if keys.is_empty() {
+        return ctx.error("ERR The command has no key arguments");
+    }
+    Reply::bulk_array(ctx.out, keys.iter())
 }
 
 fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
@@ -541,6 +623,9 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::simple(ctx.out, l);
             }
         }
-        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(&args[1]))),
+        _ => ctx.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }

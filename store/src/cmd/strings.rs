@@ -289,11 +289,9 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) {
             rewrite_as(ctx, vec![vec![arg("PEXPIREAT"), args[1].clone(), arg(at.to_string())]]);
             ctx.dirty(1);
         }
-        Expiry::Persist => {
-            if ctx.st.ks.dbs[db].persist(&args[1]) {
-                rewrite_as(ctx, vec![vec![arg("PERSIST"), args[1].clone()]]);
-                ctx.dirty(1);
-            }
+        Expiry::Persist if ctx.st.ks.dbs[db].persist(&args[1]) => {
+            rewrite_as(ctx, vec![vec![arg("PERSIST"), args[1].clone()]]);
+            ctx.dirty(1);
         }
         _ => {}
     }
