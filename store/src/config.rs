@@ -651,7 +651,9 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
         }
         Kind::Int(lo, hi) => {
             let v = single()?;
-            let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            // Redis's string2ll: no sign but '-', no leading zeros, no spaces.
+            let n = crate::protocol::parse_i64_strict(v.as_bytes())
+                .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
@@ -685,6 +687,9 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
             }
             let v = args.join(" ");
             validate_str(name, &v)?;
+            if name == "notify-keyspace-events" {
+                return keyspace_events_normalised(&v);
+            }
             Ok(v)
         }
         Kind::Save => {
@@ -806,6 +811,32 @@ impl ConfigSource for NoFiles {
     fn check_dir(&self, _path: &str) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// notify-keyspace-events as Redis stores it: the classes parsed (an unknown character is an
+/// error) and written back in Redis's canonical order (`KEA` is shown as `AKE`).
+fn keyspace_events_normalised(v: &str) -> Result<String, String> {
+    const CLASSES: &str = "g$lshzxetdn";
+    const ALL: &str = "g$lshzxetd";
+    let mut set: Vec<char> = Vec::new();
+    for c in v.chars() {
+        match c {
+            'A' => set.extend(ALL.chars()),
+            c if CLASSES.contains(c) || "KEm".contains(c) => set.push(c),
+            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+        }
+    }
+    let has = |c: char| set.contains(&c);
+    let mut out = String::new();
+    // As Redis's keyspaceEventsFlagsToString: with every class of A set, A alone stands for them
+    // (and hides n, which A does not include).
+    if ALL.chars().all(has) {
+        out.push('A');
+    } else {
+        out.extend(CLASSES.chars().filter(|c| has(*c)));
+    }
+    out.extend("KEm".chars().filter(|c| has(*c)));
+    Ok(out)
 }
 
 fn non_empty(v: String) -> Option<String> {
@@ -1025,8 +1056,18 @@ impl Config {
         self.get(name) == Some("yes")
     }
 
-    /// `CONFIG GET` pairs for one glob pattern, each name (aliases included) once.
+    /// `CONFIG GET` pairs for one glob pattern, each name (aliases included) once. A name
+    /// without glob characters is looked up directly and answered under the name as given
+    /// (`CONFIG GET PORT` answers `PORT`), as Redis does.
     pub fn get_matching(&self, pattern: &[u8], out: &mut BTreeMap<String, String>) {
+        if !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+            let name = String::from_utf8_lossy(pattern).into_owned();
+            if let Some(canon) = canonical(&name) {
+                let v = self.display_value(canon, &self.values[canon]);
+                out.insert(name, v);
+            }
+            return;
+        }
         for (name, value) in &self.values {
             if glob_match(pattern, name.as_bytes(), true) {
                 out.insert(name.to_string(), self.display_value(name, value));

@@ -46,7 +46,19 @@ impl Watches {
         }
     }
 
-    /// FLUSHDB/FLUSHALL: every watcher of a key in `db` (or any db) is dirtied.
+    /// FLUSHDB/FLUSHALL, called before the flush: the watchers of keys in `db` (or any db) that
+    /// exist are dirtied, as Redis's `touchAllWatchedKeysInDb` (a watched key that did not
+    /// exist is not changed by emptying the database).
+    pub fn touch_existing_in_db(&mut self, db: Option<usize>, exists: impl Fn(usize, &[u8]) -> bool) {
+        for ((d, key), set) in &self.keys {
+            if (db.is_none() || db == Some(*d)) && exists(*d, key) {
+                self.dirty.extend(set.iter().copied());
+            }
+        }
+    }
+
+    /// A whole dataset replaced (a replica's full sync): every watcher of a key in `db` (or any
+    /// db) is dirtied.
     pub fn touch_db(&mut self, db: Option<usize>) {
         for ((d, _), set) in &self.keys {
             if db.is_none() || db == Some(*d) {

@@ -121,11 +121,10 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
     }
     while i < args.len() {
         if eq_ic(&args[i], "auth") && i + 2 < args.len() {
+            // The only user is `default` (case-sensitive); without requirepass any password
+            // is accepted for it, as for Redis's nopass default user.
             let pass = ctx.st.config.hot.requirepass.clone();
-            let ok = match pass {
-                Some(p) => &args[i + 1][..] == b"default" && constant_time_eq(&args[i + 2], &p),
-                None => true,
-            };
+            let ok = &args[i + 1][..] == b"default" && pass.is_none_or(|p| constant_time_eq(&args[i + 2], &p));
             if !ok {
                 return ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
             }

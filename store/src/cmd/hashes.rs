@@ -111,15 +111,11 @@ fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) {
     let Ok(h) = write_or_create(ctx, key) else {
         return ctx.error(WRONGTYPE);
     };
-    let mut created = 0;
-    for pair in args[2..].chunks_exact(2) {
-        if h.insert(Sds::new(&pair[0]), Sds::new(&pair[1])).is_none() {
-            created += 1;
-        }
-    }
-    ctx.dirty(((args.len() - 2) / 2) as u64);
+    let pairs = &args[2..];
+    let created = pairs.chunks_exact(2).filter(|p| h.insert(Sds::new(&p[0]), Sds::new(&p[1])).is_none()).count();
+    ctx.dirty((pairs.len() / 2) as u64);
     if name == "hset" {
-        ctx.int(created)
+        ctx.int(created as i64)
     } else {
         ctx.ok()
     }
@@ -160,8 +156,9 @@ fn hmget(ctx: &mut Ctx, args: &[Bytes]) {
     let Ok(h) = read_hash(ctx, &args[1]) else {
         return;
     };
-    Reply::array_len(ctx.out, args.len() - 2);
-    for f in &args[2..] {
+    let fields = &args[2..];
+    Reply::array_len(ctx.out, fields.len());
+    for f in fields {
         match h.as_ref().and_then(|h| h.get(&f[..])) {
             Some(v) => Reply::bulk(ctx.out, v),
             None => ctx.null(),
@@ -311,7 +308,9 @@ fn is_c_space(b: u8) -> bool {
 }
 
 /// The header of an HRANDFIELD reply of `n` fields: with values, RESP2 flattens the pairs and
-/// RESP3 nests each pair in its own array (Redis 7.0's shapes).
+/// RESP3 nests each pair in its own array (Redis 7.0's shapes). `n` is at most the hash's size
+/// or `RANDOM_REPLY_MAX`, so twice it fits.
+#[allow(clippy::arithmetic_side_effects)]
 fn reply_pairs_len(ctx: &mut Ctx, n: usize, withvalues: bool) {
     let per = if withvalues && !ctx.proto().is_resp3() { 2 } else { 1 };
     ctx.array_len(n * per)
@@ -405,13 +404,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) {
         let hasher = ctx.st.ks.hasher();
         scan_page(&hasher, h.iter(), cursor, opts.count)
     };
-    let mut flat: Vec<&Sds> = Vec::with_capacity(page.len() * 2);
-    for (f, v) in page {
-        if opts.matches(f) {
-            flat.push(f);
-            flat.push(v);
-        }
-    }
+    let flat: Vec<&Sds> = page.into_iter().filter(|(f, _)| opts.matches(f)).flat_map(|(f, v)| [f, v]).collect();
     reply_scan(ctx.out, next, flat.into_iter());
 }
 
@@ -459,6 +452,8 @@ pub(crate) mod long_double {
             self.0.is_empty()
         }
 
+        /// `limb * m + carry` is below 2^64: both factors are below 2^32 and the carry too.
+        #[allow(clippy::arithmetic_side_effects)]
         fn mul_add_small(&mut self, m: u32, a: u32) {
             let mut carry = a as u64;
             for limb in self.0.iter_mut() {
@@ -472,6 +467,8 @@ pub(crate) mod long_double {
             self.trim();
         }
 
+        /// `n` only decreases while at least 9, and 10^n is taken for `n` < 9.
+        #[allow(clippy::arithmetic_side_effects)]
         fn mul_pow10(&mut self, mut n: u32) {
             while n >= 9 {
                 self.mul_add_small(1_000_000_000, 0);
@@ -480,7 +477,9 @@ pub(crate) mod long_double {
             self.mul_add_small(10u32.pow(n), 0);
         }
 
-        /// Divides in place; returns the remainder.
+        /// Divides in place; returns the remainder. Callers divide by nonzero constants (powers
+        /// of 5 and 10^9), and the running remainder is below `d`, so `rem << 32 | limb` fits.
+        #[allow(clippy::arithmetic_side_effects)]
         fn div_small(&mut self, d: u32) -> u32 {
             let mut rem = 0u64;
             for limb in self.0.iter_mut().rev() {
@@ -511,6 +510,9 @@ pub(crate) mod long_double {
             self.0.splice(0..0, std::iter::repeat_n(0, words));
         }
 
+        /// The limb count times 32 is the number's bit size (tens of thousands at most, see
+        /// above), and the top limb has at most 32 leading zeros.
+        #[allow(clippy::arithmetic_side_effects)]
         fn bits(&self) -> usize {
             match self.0.last() {
                 None => 0,
@@ -522,7 +524,8 @@ pub(crate) mod long_double {
             self.0.get(i / 32).is_some_and(|l| (l >> (i % 32)) & 1 == 1)
         }
 
-        /// Whether any of the lowest `n` bits is set.
+        /// Whether any of the lowest `n` bits is set. `rest` is below 32, so the mask is in range.
+        #[allow(clippy::arithmetic_side_effects)]
         fn any_below(&self, n: usize) -> bool {
             let words = n / 32;
             if self.0.iter().take(words).any(|&l| l != 0) {
@@ -532,7 +535,9 @@ pub(crate) mod long_double {
             rest > 0 && self.0.get(words).is_some_and(|&l| l & ((1u32 << rest) - 1) != 0)
         }
 
-        /// Bits `[from, from + 64)` as a u64.
+        /// Bits `[from, from + 64)` as a u64. `from` is a bit position in the number (at most
+        /// its bit size), so `from + i` cannot overflow.
+        #[allow(clippy::arithmetic_side_effects)]
         fn bits_at(&self, from: usize) -> u64 {
             let mut v = 0u64;
             for i in 0..64 {
@@ -558,7 +563,10 @@ pub(crate) mod long_double {
     }
 
     /// Rounds `n * 2^shift_exp` (n > 0) to a 64-bit mantissa, nearest-even; `sticky` says
-    /// nonzero bits were already lost below `n`.
+    /// nonzero bits were already lost below `n`. `n > 0` has 1 to about 33,000 bits, so the
+    /// shifts are within 1..=63 (or `sh >= 1`) and `exp`, which callers keep within a few
+    /// million, moves by at most that much.
+    #[allow(clippy::arithmetic_side_effects)]
     fn round_big(neg: bool, n: &Big, exp: i64, sticky: bool) -> Option<Ext> {
         let len = n.bits();
         let (mant, exp) = if len <= 64 {
@@ -595,6 +603,11 @@ pub(crate) mod long_double {
     /// Parses like Redis's `string2ld`: `strtold` over the whole string, no leading space, no
     /// NaN, and out-of-range values (overflow, underflow to zero) rejected. Hexadecimal floats
     /// (`0x1.8p3`) are accepted, as `strtold` accepts them.
+    ///
+    /// The arithmetic is bounded by the input: positions and digit counts by `MAX_CHARS`, the
+    /// exponent is clamped to 1,000,000 digit by digit, and the magnitude checks keep `k`
+    /// between about -10,100 and 4,934 before any big-number work (so `m` and `s` are small).
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn parse(s: &[u8]) -> Option<Ext> {
         if s.is_empty() || s.len() > MAX_CHARS || super::is_c_space(s[0]) {
             return None;
@@ -700,7 +713,9 @@ pub(crate) mod long_double {
     }
 
     /// The part of a hexadecimal float after `0x` (lower case): hex digits with an optional
-    /// point, then an optional binary exponent `p[+-]digits`.
+    /// point, then an optional binary exponent `p[+-]digits`. Positions and digit counts are
+    /// bounded by `MAX_CHARS`, the exponent is clamped to 1,000,000 digit by digit.
+    #[allow(clippy::arithmetic_side_effects)]
     fn parse_hex(neg: bool, s: &[u8]) -> Option<Ext> {
         let hex = |b: u8| (b as char).to_digit(16);
         let mut n = Big(Vec::new());
@@ -751,7 +766,11 @@ pub(crate) mod long_double {
         }
     }
 
-    /// `a + b`; None when the result is NaN (`inf + -inf`).
+    /// `a + b`; None when the result is NaN (`inf + -inf`). Exponents are i32s widened to
+    /// i64; mantissas have their top bit set, so shifted left by 62 they are below 2^126 and
+    /// their sum fits a u128; `a` is the larger, so the difference is not negative; `s` is
+    /// nonzero, so `top` is within 0..=127 and the shifts within 1..=127.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn add(a: Ext, b: Ext) -> Option<Ext> {
         use Ext::*;
         match (a, b) {
@@ -810,7 +829,9 @@ pub(crate) mod long_double {
     }
 
     /// Formats like Redis's `ld2string(..., LD_STR_HUMAN)`: `%.17Lf`, trailing zeros and a bare
-    /// dot removed, `-0` written `0`.
+    /// dot removed, `-0` written `0`. A finite value's `exp` is within `EXP_MIN..=EXP_MAX`, so
+    /// `e >= 1` when negative; `bits` is within 1..32; the padded digits are at least 18 long.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn format_human(v: Ext) -> String {
         let (neg, digits) = match v {
             Ext::Inf { neg } => return if neg { "-inf" } else { "inf" }.to_string(),

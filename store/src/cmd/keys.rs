@@ -31,20 +31,24 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) {
     let db = ctx.db();
-    let mut n = 0;
-    for k in &args[1..] {
-        ctx.st.ks.expire_if_needed(db, k, ctx.now_ms);
-        if ctx.st.ks.delete(db, k) {
-            // Only the keys deleted are modified (WATCH of a missing key stays clean).
-            ctx.signal_modified(k);
-            n += 1;
-        }
-    }
-    ctx.dirty(n as u64);
+    let keys = &args[1..];
+    let deleted = keys
+        .iter()
+        .filter(|k| {
+            ctx.st.ks.expire_if_needed(db, k, ctx.now_ms);
+            let deleted = ctx.st.ks.delete(db, k);
+            if deleted {
+                // Only the keys deleted are modified (WATCH of a missing key stays clean).
+                ctx.signal_modified(k);
+            }
+            deleted
+        })
+        .count();
+    ctx.dirty(deleted as u64);
     if crate::fault::planted("del-miscount") {
-        n = args.len() as i64 - 1;
+        return ctx.int(keys.len() as i64);
     }
-    ctx.int(n)
+    ctx.int(deleted as i64)
 }
 
 fn exists(ctx: &mut Ctx, args: &[Bytes]) {
@@ -76,25 +80,23 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) {
     let mut pattern: Option<Bytes> = None;
     let mut count = 10usize;
     let mut type_filter: Option<String> = None;
-    let mut i = 2;
-    while i < args.len() {
-        if i + 1 >= args.len() {
+    for pair in args[2..].chunks(2) {
+        let [opt, value] = pair else {
             return ctx.error(SYNTAX);
-        }
-        if eq_ic(&args[i], "match") {
-            pattern = Some(args[i + 1].clone());
-        } else if eq_ic(&args[i], "count") {
-            match parse_i64_strict(&args[i + 1]) {
+        };
+        if eq_ic(opt, "match") {
+            pattern = Some(value.clone());
+        } else if eq_ic(opt, "count") {
+            match parse_i64_strict(value) {
                 Some(c) if c >= 1 => count = (c as usize).min(1 << 20),
                 Some(_) => return ctx.error(SYNTAX),
                 None => return ctx.error(NOT_INTEGER),
             }
-        } else if eq_ic(&args[i], "type") {
-            type_filter = Some(String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase());
+        } else if eq_ic(opt, "type") {
+            type_filter = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
         } else {
             return ctx.error(SYNTAX);
         }
-        i += 2;
     }
     let db = ctx.db();
     let mut found = Vec::new();
@@ -262,11 +264,13 @@ fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, absolute: bool) {
     let Some(at) = ctx.st.ks.dbs[db].expire_at(&args[1]) else {
         return ctx.int(-1);
     };
-    let v = if absolute { at } else { (at - ctx.now_ms).max(0) };
+    // The key is live, so its deadline is after `now`; a client may set it anywhere up to
+    // i64::MAX (PEXPIREAT), so the difference and the rounding saturate rather than overflow.
+    let v = if absolute { at } else { at.saturating_sub(ctx.now_ms).max(0) };
     let out = match unit {
         // Redis rounds TTL to the nearest second.
         Unit::Seconds if absolute => v / 1000,
-        Unit::Seconds => (v + 500) / 1000,
+        Unit::Seconds => v.saturating_add(500) / 1000,
         Unit::Millis => v,
     };
     ctx.int(out)

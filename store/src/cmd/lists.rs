@@ -13,6 +13,7 @@
 //! - Allocations are sized by the list, never by a client-supplied count.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -114,29 +115,31 @@ fn positive_arg(ctx: &mut Ctx, arg: &[u8], msg: &str) -> Option<i64> {
     }
 }
 
-/// Resolves a possibly negative index against `len`; None when out of range.
+/// Resolves a possibly negative index against `len` (-1 is the last element); None when out of
+/// range.
 fn resolve_index(index: i64, len: usize) -> Option<usize> {
-    let len = len as i64;
-    let i = if index < 0 { len + index } else { index };
-    (0..len).contains(&i).then_some(i as usize)
+    let i = if index < 0 {
+        len.checked_sub(usize::try_from(index.unsigned_abs()).ok()?)?
+    } else {
+        usize::try_from(index).ok()?
+    };
+    (i < len).then_some(i)
 }
 
-/// Redis's start/stop normalisation for LRANGE/LTRIM: Some((start, end)) inclusive, or None
-/// when the range is empty.
-fn resolve_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
-    let len = len as i64;
-    let mut start = if start < 0 { len + start } else { start };
-    let mut end = if end < 0 { len + end } else { end };
-    if start < 0 {
-        start = 0;
-    }
+/// Redis's start/stop normalisation for LRANGE/LTRIM and the rank ranges of sorted sets: the
+/// positions selected, or None when the range is empty. Negative indexes count from the end
+/// (`len + index`, which cannot overflow: `index` is negative and `len` is not).
+pub(super) fn resolve_range(start: i64, end: i64, len: usize) -> Option<Range<usize>> {
+    let len = i64::try_from(len).ok()?;
+    let start = if start < 0 { start.saturating_add(len).max(0) } else { start };
+    let end = if end < 0 { end.saturating_add(len) } else { end };
     if start > end || start >= len {
         return None;
     }
-    if end >= len {
-        end = len - 1;
-    }
-    Some((start as usize, end as usize))
+    // One past the last position: `end + 1` capped at `len` (an `end` of i64::MAX saturates to
+    // a value past `len` all the same).
+    let stop = end.saturating_add(1).min(len);
+    Some(start as usize..stop as usize)
 }
 
 fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) {
@@ -295,7 +298,7 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) {
         return Reply::array_len(ctx.out, 0);
     };
     match resolve_range(start, end, l.len()) {
-        Some((s, e)) => Reply::bulk_array(ctx.out, l.range(s..=e)),
+        Some(r) => Reply::bulk_array(ctx.out, l.range(r)),
         None => Reply::array_len(ctx.out, 0),
     }
 }
@@ -314,13 +317,14 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(Some(l)) => {
             let len = l.len();
             match resolve_range(start, end, len) {
-                Some((s, e)) => {
-                    l.truncate(e + 1);
-                    l.drain(..s);
+                Some(r) => {
+                    l.truncate(r.end);
+                    l.drain(..r.start);
                 }
                 None => l.clear(),
             }
-            (len - l.len(), l.is_empty())
+            // The list only shrank: the difference is what was removed.
+            (len.abs_diff(l.len()), l.is_empty())
         }
     };
     delete_if_empty(ctx, key, empty);
@@ -346,39 +350,22 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(Some(l)) => {
             let before = l.len();
             let limit = if count == 0 { usize::MAX } else { count.unsigned_abs().min(before as u64) as usize };
-            if count >= 0 {
-                let mut n = 0;
-                l.retain(|e| {
-                    if n < limit && &e[..] == elem {
-                        n += 1;
-                        false
-                    } else {
-                        true
-                    }
-                });
-            } else {
-                // From the tail: find the first `limit` matches scanning backwards, then drop them.
-                let mut cut = 0;
-                let mut n = 0;
-                for (i, e) in l.iter().enumerate().rev() {
-                    if &e[..] == elem {
-                        n += 1;
-                        cut = i;
-                        if n == limit {
-                            break;
-                        }
-                    }
+            let matching = l.iter().enumerate().filter(|(_, e)| &e[..] == elem).map(|(i, _)| i);
+            if count == 0 {
+                l.retain(|e| &e[..] != elem);
+            } else if count > 0 {
+                // The first `limit` matches from the head: every match up to the last of them.
+                if let Some(cut) = matching.take(limit).last() {
+                    let mut index = 0usize..;
+                    l.retain(|e| !(index.next().is_some_and(|i| i <= cut) && &e[..] == elem));
                 }
-                if n > 0 {
-                    let mut i = 0;
-                    l.retain(|e| {
-                        let drop = i >= cut && &e[..] == elem;
-                        i += 1;
-                        !drop
-                    });
-                }
+            } else if let Some(cut) = matching.rev().take(limit).last() {
+                // From the tail: every match from the first of the last `limit` ones.
+                let mut index = 0usize..;
+                l.retain(|e| !(index.next().is_some_and(|i| i >= cut) && &e[..] == elem));
             }
-            (before - l.len(), l.is_empty())
+            // The list only shrank: the difference is what was removed.
+            (before.abs_diff(l.len()), l.is_empty())
         }
     };
     delete_if_empty(ctx, key, empty);
@@ -401,7 +388,10 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(None) => return ctx.int(0),
         Ok(Some(l)) => match l.iter().position(|e| &e[..] == pivot) {
             Some(i) => {
-                l.insert(if after { i + 1 } else { i }, Sds::new(&args[4]));
+                // `i` is a position in the list: one past it is at most the list's length.
+                #[allow(clippy::arithmetic_side_effects)]
+                let at = if after { i + 1 } else { i };
+                l.insert(at, Sds::new(&args[4]));
                 Some(l.len())
             }
             None => None,
@@ -419,37 +409,36 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) {
 fn lpos(ctx: &mut Ctx, args: &[Bytes]) {
     let elem = &args[2][..];
     let (mut rank, mut count, mut maxlen) = (1i64, -1i64, 0i64);
-    let mut j = 3;
-    while j < args.len() {
-        let more = j + 1 < args.len();
-        if eq_ic(&args[j], "rank") && more {
-            j += 1;
-            let Some(r) = arg_i64(ctx, &args[j]) else {
-                return;
-            };
-            if r == 0 {
-                return ctx.error(
-                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... \
-                     or use negative to start from the end of the list",
-                );
+    let mut opts = args[3..].iter();
+    while let Some(opt) = opts.next() {
+        let value = if opts.len() > 0 { opts.next() } else { None };
+        match value {
+            Some(v) if eq_ic(opt, "rank") => {
+                let Some(r) = arg_i64(ctx, v) else {
+                    return;
+                };
+                if r == 0 {
+                    return ctx.error(
+                        "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... \
+                         or use negative to start from the end of the list",
+                    );
+                }
+                rank = r;
             }
-            rank = r;
-        } else if eq_ic(&args[j], "count") && more {
-            j += 1;
-            let Some(c) = positive_arg(ctx, &args[j], "ERR COUNT can't be negative") else {
-                return;
-            };
-            count = c;
-        } else if eq_ic(&args[j], "maxlen") && more {
-            j += 1;
-            let Some(m) = positive_arg(ctx, &args[j], "ERR MAXLEN can't be negative") else {
-                return;
-            };
-            maxlen = m;
-        } else {
-            return ctx.error(SYNTAX);
+            Some(v) if eq_ic(opt, "count") => {
+                let Some(c) = positive_arg(ctx, v, "ERR COUNT can't be negative") else {
+                    return;
+                };
+                count = c;
+            }
+            Some(v) if eq_ic(opt, "maxlen") => {
+                let Some(m) = positive_arg(ctx, v, "ERR MAXLEN can't be negative") else {
+                    return;
+                };
+                maxlen = m;
+            }
+            _ => return ctx.error(SYNTAX),
         }
-        j += 1;
     }
     // A negative rank searches from the tail. Redis negates a C long; RANK i64::MIN stays
     // negative there, which the wrapping arithmetic below reproduces.
@@ -465,14 +454,12 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) {
     };
     let len = l.len();
     let mut found: Vec<i64> = Vec::new();
-    let mut matches: i64 = 0;
     let scan_len = if maxlen == 0 { len } else { (maxlen as u64).min(len as u64) as usize };
-    for index in 0..scan_len {
-        let pos = if from_tail { len - 1 - index } else { index };
-        if &l[pos][..] != elem {
-            continue;
-        }
-        matches += 1;
+    let indexed = l.iter().enumerate();
+    let scanned: Box<dyn Iterator<Item = (usize, &Sds)>> =
+        if from_tail { Box::new(indexed.rev()) } else { Box::new(indexed) };
+    // `matches` numbers the matches from 1, in scan order.
+    for ((pos, _), matches) in scanned.take(scan_len).filter(|(_, e)| &e[..] == elem).zip(1i64..) {
         if matches >= rank {
             found.push(pos as i64);
             if count == -1 {
@@ -564,15 +551,20 @@ mod tests {
 
     #[test]
     fn ranges_follow_redis_normalisation() {
-        assert_eq!(resolve_range(0, -1, 3), Some((0, 2)));
-        assert_eq!(resolve_range(-100, 100, 3), Some((0, 2)));
+        assert_eq!(resolve_range(0, -1, 3), Some(0..3));
+        assert_eq!(resolve_range(-100, 100, 3), Some(0..3));
         assert_eq!(resolve_range(2, 1, 3), None);
         assert_eq!(resolve_range(3, 5, 3), None);
-        assert_eq!(resolve_range(i64::MIN, i64::MAX, 3), Some((0, 2)));
+        assert_eq!(resolve_range(i64::MIN, i64::MAX, 3), Some(0..3));
+        assert_eq!(resolve_range(-1, i64::MAX, 3), Some(2..3));
+        assert_eq!(resolve_range(1, 1, 3), Some(1..2));
         assert_eq!(resolve_range(i64::MAX, i64::MIN, 3), None);
         assert_eq!(resolve_range(0, -1, 0), None);
         assert_eq!(resolve_index(-1, 3), Some(2));
         assert_eq!(resolve_index(i64::MIN, 3), None);
+        assert_eq!(resolve_index(-3, 3), Some(0));
+        assert_eq!(resolve_index(-4, 3), None);
+        assert_eq!(resolve_index(i64::MAX, 3), None);
         assert_eq!(resolve_index(3, 3), None);
     }
 }

@@ -748,6 +748,15 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
 
 /// The subcommand checks of Redis's `processCommand` (`commandCheckExistence`, then
 /// `commandCheckArity`); Err is the error to reply.
+/// Whether `args` names a subcommand `spec` has, when `spec` is a container command (Redis's
+/// `lookupCommand` over the command and its subcommand).
+pub fn known_subcommand(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    match SUBCOMMANDS.iter().find(|(name, _)| *name == spec.name) {
+        None => true,
+        Some((_, subs)) => args.get(1).is_some_and(|a| subs.iter().any(|(sub, _)| a.eq_ignore_ascii_case(sub.as_bytes()))),
+    }
+}
+
 fn check_subcommand(spec: &CommandSpec, args: &[Bytes]) -> Result<(), String> {
     let Some((_, subs)) = SUBCOMMANDS.iter().find(|(name, _)| *name == spec.name) else {
         return Ok(());

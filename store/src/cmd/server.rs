@@ -213,7 +213,8 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::bulk(ctx.out, v.as_bytes());
             }
         }
-        "set" if args.len() >= 4 && args.len() % 2 == 0 => {
+        "set" if args.len() % 2 != 0 => ctx.error(SYNTAX),
+        "set" if args.len() >= 4 => {
             // Several pairs apply atomically: validate on a copy, then swap in.
             let mut next = ctx.st.config.clone();
             for pair in args[2..].chunks(2) {
@@ -221,8 +222,9 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 let mut value = String::from_utf8_lossy(&pair[1]).into_owned();
                 if let Some(canon) = Config::canonical_name(&name) {
                     if !next.may_set(canon, ctx.client.is_local) {
+                        // Redis names the argument as the client wrote it.
                         return ctx.error(&format!(
-                            "ERR CONFIG SET failed (possibly related to argument '{canon}') - can't set protected config"
+                            "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"
                         ));
                     }
                     if canon == "dir" {
@@ -243,9 +245,12 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                             .error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
                     }
                     Err(SetError::Invalid(canon, reason)) => {
+                        // As Redis: a refusal names the argument as written, a bad value the
+                        // directive's own name.
+                        let arg = if reason == "can't set immutable config" { name.as_str() } else { canon };
                         return ctx.error(&format!(
-                            "ERR CONFIG SET failed (possibly related to argument '{canon}') - {reason}"
-                        ))
+                            "ERR CONFIG SET failed (possibly related to argument '{arg}') - {reason}"
+                        ));
                     }
                 }
             }
@@ -311,8 +316,9 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let db = ctx.client.db;
     let n = ctx.st.ks.dbs[db].len() as u64;
+    let dbs = &ctx.st.ks.dbs;
+    ctx.st.watches.touch_existing_in_db(Some(db), |d, k| dbs[d].get_raw(k).is_some());
     ctx.st.ks.dbs[db].clear();
-    ctx.st.watches.touch_db(Some(db));
     ctx.dirty(n.max(1));
     ctx.ok()
 }
@@ -321,12 +327,13 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) {
     if !flush_mode_ok(ctx, args) {
         return;
     }
-    let mut n = 0;
+    let dbs = &ctx.st.ks.dbs;
+    ctx.st.watches.touch_existing_in_db(None, |d, k| dbs[d].get_raw(k).is_some());
+    let mut n = 0u64;
     for db in ctx.st.ks.dbs.iter_mut() {
-        n += db.len() as u64;
+        n = n.saturating_add(db.len() as u64);
         db.clear();
     }
-    ctx.st.watches.touch_db(None);
     ctx.dirty(n.max(1));
     ctx.ok()
 }
@@ -509,9 +516,12 @@ fn command_list(ctx: &mut Ctx, args: &[Bytes]) {
 /// COMMAND GETKEYS <command> <args...>: the keys, by the command's key positions (or its
 /// numkeys argument: SINTERCARD), with Redis's errors for a wrong arity or bad arguments.
 fn command_getkeys(ctx: &mut Ctx, full: &[Bytes]) {
-    let Some(spec) = ctx.st.commands.lookup(&full[0]) else {
+    let Some(spec) = ctx.st.commands.lookup(&full[0]).filter(|s| super::known_subcommand(s, full)) else {
         return ctx.error("ERR Invalid command specified");
     };
+    if spec.keys.0 <= 0 && spec.name != "sintercard" {
+        return ctx.error("ERR The command has no key arguments");
+    }
     let argc = i32::try_from(full.len()).unwrap_or(i32::MAX);
     if (spec.arity > 0 && spec.arity != argc) || argc < spec.arity.saturating_neg() {
         return ctx.error("ERR Invalid number of arguments specified for command");
@@ -587,9 +597,8 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
             }
         }
         "sleep" if args.len() == 3 => {
-            let Some(secs) = parse_f64(&args[2]) else {
-                return ctx.error(NOT_FLOAT);
-            };
+            // Redis reads the seconds with strtold and takes what does not parse as 0.
+            let secs = parse_f64(&args[2]).unwrap_or(0.0);
             let ms = (secs * 1000.0).clamp(0.0, 3_600_000.0) as u64;
             ctx.defer(Deferred::Sleep(Duration::from_millis(ms)));
         }
@@ -610,7 +619,7 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
             let line = format!("Value at:0x0 refcount:1 encoding:{enc} serializedlength:0 lru:0 lru_seconds_idle:0");
             Reply::simple(ctx.out, &line)
         }
-        "help" => {
+        "help" if args.len() == 2 => {
             let lines = [
                 "DEBUG <subcommand>. Subcommands are:",
                 "DIGEST",

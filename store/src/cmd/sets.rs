@@ -117,11 +117,12 @@ pub(super) fn pick(rng: &Rng, n: usize) -> usize {
 /// Shuffles the first `k` items of `v` into a uniformly random distinct sample (partial
 /// Fisher-Yates) and drops the rest.
 pub(super) fn sample_distinct<T>(rng: &Rng, v: &mut Vec<T>, k: usize) {
-    let n = v.len();
-    let k = k.min(n);
+    let k = k.min(v.len());
     for i in 0..k {
-        let j = i + pick(rng, n - i);
-        v.swap(i, j);
+        // Swaps item `i` with a random one at or after it.
+        let rest = &mut v[i..];
+        let j = pick(rng, rest.len());
+        rest.swap(0, j);
     }
     v.truncate(k);
 }
@@ -179,28 +180,31 @@ impl ScanOpts {
 
 pub(super) fn scan_opts(ctx: &mut Ctx, args: &[Bytes]) -> Option<ScanOpts> {
     let mut opts = ScanOpts { pattern: None, count: 10 };
-    let mut i = 0;
-    while i < args.len() {
-        let more = args.len() - i >= 2;
-        if eq_ic(&args[i], "count") && more {
-            let c = arg_i64(ctx, &args[i + 1])?;
-            if c < 1 {
+    for pair in args.chunks(2) {
+        match pair {
+            [opt, value] if eq_ic(opt, "count") => {
+                let c = arg_i64(ctx, value)?;
+                if c < 1 {
+                    ctx.error(SYNTAX);
+                    return None;
+                }
+                opts.count = usize::try_from(c).unwrap_or(usize::MAX);
+            }
+            [opt, value] if eq_ic(opt, "match") => {
+                opts.pattern = if &value[..] == b"*" { None } else { Some(value.clone()) };
+            }
+            _ => {
                 ctx.error(SYNTAX);
                 return None;
             }
-            opts.count = usize::try_from(c).unwrap_or(usize::MAX);
-        } else if eq_ic(&args[i], "match") && more {
-            opts.pattern = if &args[i + 1][..] == b"*" { None } else { Some(args[i + 1].clone()) };
-        } else {
-            ctx.error(SYNTAX);
-            return None;
         }
-        i += 2;
     }
     Some(opts)
 }
 
 /// An element's place in scan order: a 63-bit hash plus one, so that 0 can mean "start".
+/// A 63-bit value plus one fits a u64.
+#[allow(clippy::arithmetic_side_effects)]
 fn scan_pos(hasher: &Hasher, item: &[u8]) -> u64 {
     (hasher.hash_one(item) >> 1) + 1
 }
@@ -373,8 +377,9 @@ fn smismember(ctx: &mut Ctx, args: &[Bytes]) {
     let Ok(s) = read_set(ctx, &args[1]) else {
         return;
     };
-    Reply::array_len(ctx.out, args.len() - 2);
-    for m in &args[2..] {
+    let members = &args[2..];
+    Reply::array_len(ctx.out, members.len());
+    for m in members {
         Reply::int(ctx.out, s.as_ref().is_some_and(|s| s.contains(&m[..])) as i64);
     }
 }
@@ -579,13 +584,8 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], output: Output) {
     let in_all = |m: &&Sds| rest.iter().all(|s| s.contains(&m[..]));
     match output {
         Output::Card(limit) => {
-            let mut n = 0usize;
-            for _ in first.iter().filter(in_all) {
-                n += 1;
-                if limit != 0 && n >= limit {
-                    break;
-                }
-            }
+            let common = first.iter().filter(in_all);
+            let n = if limit == 0 { common.count() } else { common.take(limit).count() };
             ctx.int(n as i64)
         }
         Output::Reply => reply_set(ctx, first.iter().filter(in_all).collect()),
@@ -647,25 +647,24 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(numkeys) = range_arg_msg(ctx, &args[1], 1, i64::MAX, "ERR numkeys should be greater than 0") else {
         return;
     };
-    if numkeys > (args.len() - 2) as i64 {
+    let rest = &args[2..];
+    if numkeys as u64 > rest.len() as u64 {
         return ctx.error("ERR Number of keys can't be greater than number of args");
     }
-    let numkeys = numkeys as usize;
+    let (keys, options) = rest.split_at(numkeys as usize);
     let mut limit = 0usize;
-    let mut j = 2 + numkeys;
-    while j < args.len() {
-        if eq_ic(&args[j], "limit") && j + 1 < args.len() {
-            j += 1;
-            let Some(l) = range_arg_msg(ctx, &args[j], 0, i64::MAX, "ERR LIMIT can't be negative") else {
-                return;
-            };
-            limit = usize::try_from(l).unwrap_or(usize::MAX);
-        } else {
+    let mut options = options.iter();
+    while let Some(opt) = options.next() {
+        let value = if eq_ic(opt, "limit") { options.next() } else { None };
+        let Some(value) = value else {
             return ctx.error(SYNTAX);
-        }
-        j += 1;
+        };
+        let Some(l) = range_arg_msg(ctx, value, 0, i64::MAX, "ERR LIMIT can't be negative") else {
+            return;
+        };
+        limit = usize::try_from(l).unwrap_or(usize::MAX);
     }
-    sinter_generic(ctx, &args[2..2 + numkeys], Output::Card(limit))
+    sinter_generic(ctx, keys, Output::Card(limit))
 }
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) {

@@ -47,11 +47,11 @@ fn get(ctx: &mut Ctx, args: &[Bytes]) {
     match ctx.st.ks.lookup(db, &args[1], ctx.now_ms) {
         Some(Value::Str(s)) => {
             Reply::bulk(ctx.out, s);
-            ctx.st.stats.keyspace_hits += 1;
+            ctx.st.stats.keyspace_hits = ctx.st.stats.keyspace_hits.saturating_add(1);
         }
         Some(_) => ctx.error(WRONGTYPE),
         None => {
-            ctx.st.stats.keyspace_misses += 1;
+            ctx.st.stats.keyspace_misses = ctx.st.stats.keyspace_misses.saturating_add(1);
             ctx.null()
         }
     }
@@ -123,10 +123,11 @@ struct StringOpts<'a> {
 /// as Redis does (a syntax error anywhere wins over a bad expiry value).
 fn parse_string_opts(args: &[Bytes], first: usize, set: bool) -> Option<StringOpts<'_>> {
     let mut o = StringOpts::default();
-    let mut i = first;
-    while i < args.len() {
-        let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
+    let mut opts = args[first..].iter();
+    while let Some(arg) = opts.next() {
+        let opt = String::from_utf8_lossy(arg).to_ascii_lowercase();
         let expire_kind = o.expire.as_ref().map(|(k, _)| k.as_str());
+        let has_value = opts.len() > 0;
         match opt.as_str() {
             "nx" if set && !o.xx => o.nx = true,
             "xx" if set && !o.nx => o.xx = true,
@@ -134,14 +135,13 @@ fn parse_string_opts(args: &[Bytes], first: usize, set: bool) -> Option<StringOp
             "keepttl" if set && !o.persist && o.expire.is_none() => o.keepttl = true,
             "persist" if !set && o.expire.is_none() && !o.keepttl => o.persist = true,
             "ex" | "px" | "exat" | "pxat"
-                if !o.keepttl && !o.persist && expire_kind.is_none_or(|k| k == opt) && i + 1 < args.len() =>
+                if !o.keepttl && !o.persist && expire_kind.is_none_or(|k| k == opt) && has_value =>
             {
-                i += 1;
-                o.expire = Some((opt, &args[i][..]));
+                let value = opts.next()?;
+                o.expire = Some((opt, &value[..]));
             }
             _ => return None,
         }
-        i += 1;
     }
     Some(o)
 }
@@ -326,17 +326,18 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn mget(ctx: &mut Ctx, args: &[Bytes]) {
     let db = ctx.client.db;
-    Reply::array_len(ctx.out, args.len() - 1);
-    for k in &args[1..] {
+    let keys = &args[1..];
+    Reply::array_len(ctx.out, keys.len());
+    for k in keys {
         match ctx.st.ks.lookup(db, k, ctx.now_ms) {
             Some(Value::Str(s)) => {
                 Reply::bulk(ctx.out, s);
-                ctx.st.stats.keyspace_hits += 1;
+                ctx.st.stats.keyspace_hits = ctx.st.stats.keyspace_hits.saturating_add(1);
             }
             // MGET answers nil for keys of other types rather than failing.
             _ => {
                 ctx.null();
-                ctx.st.stats.keyspace_misses += 1;
+                ctx.st.stats.keyspace_misses = ctx.st.stats.keyspace_misses.saturating_add(1);
             }
         }
     }
@@ -355,7 +356,8 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) {
                 None => Err(OVERFLOW),
                 Some(mut next) => {
                     if next % 7 == 0 && planted {
-                        next += 1;
+                        // i64::MAX is a multiple of 7: the planted bug must not overflow there.
+                        next = next.saturating_add(1);
                     }
                     *s = itoa(next);
                     Ok(next)
@@ -366,16 +368,16 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) {
     };
     let next = match outcome {
         Some(Ok(next)) => {
-            ctx.st.stats.keyspace_hits += 1;
+            ctx.st.stats.keyspace_hits = ctx.st.stats.keyspace_hits.saturating_add(1);
             next
         }
         Some(Err(e)) => return ctx.error(e),
         None => {
             // A missing key starts from 0.
-            ctx.st.stats.keyspace_misses += 1;
+            ctx.st.stats.keyspace_misses = ctx.st.stats.keyspace_misses.saturating_add(1);
             let mut next = delta;
             if next % 7 == 0 && planted {
-                next += 1;
+                next = next.saturating_add(1);
             }
             store(ctx, key, itoa(next).as_bytes(), true);
             next
@@ -385,7 +387,9 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) {
     ctx.int(next)
 }
 
-/// Decimal text of an integer on the stack.
+/// Decimal text of an integer on the stack. The 20 bytes hold any i64 (at most 19 digits and a
+/// sign), so `i` stays within the buffer, and a digit is below 10.
+#[allow(clippy::arithmetic_side_effects)]
 fn itoa(v: i64) -> Sds {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
@@ -497,17 +501,17 @@ fn getrange(ctx: &mut Ctx, args: &[Bytes]) {
     if start < 0 && end < 0 && start > end {
         return ctx.bulk(b"");
     }
-    let mut start = if start < 0 { len + start } else { start };
-    let mut end = if end < 0 { len + end } else { end };
-    start = start.max(0);
-    end = end.max(0);
-    if end >= len {
-        end = len - 1;
-    }
-    if start > end || len == 0 {
+    // Negative offsets count from the end (`len + offset` cannot overflow: `offset` is negative
+    // and `len` is not); then both are clamped to the string.
+    let start = if start < 0 { start.saturating_add(len) } else { start }.max(0);
+    let end = if end < 0 { end.saturating_add(len) } else { end }.max(0);
+    // One past the last byte: `end + 1` capped at `len` (saturating at i64::MAX, past `len`
+    // all the same). An empty string gives 0, so an empty reply.
+    let stop = end.saturating_add(1).min(len);
+    if start >= stop {
         return ctx.bulk(b"");
     }
-    ctx.bulk(&s[start as usize..=end as usize])
+    ctx.bulk(&s[start as usize..stop as usize])
 }
 
 fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
