@@ -6,10 +6,15 @@
 //! "nothing at all" (the rare interleavings a busy mix of faults would mask).
 //!
 //! Fault kinds: kill and restart (the node's unsynced disk writes are lost), pause and resume,
-//! partitions (symmetric split, majority/minority, one node isolated, one-way link), clogged
+//! partitions (symmetric split, majority/minority, one node isolated, one-way link, and the same
+//! among servers only, which cuts replication while clients still reach every server), clogged
 //! node, latency ranges, packet loss (which madsim's TCP turns into retransmission delay), disk
-//! faults through the disk seam (fsync errors, a full disk), clock jumps through the clock seam,
-//! and buggify fault points in server code.
+//! faults through the disk seam (fsync errors, a full disk), clock jumps and clock drift (a rate
+//! per node) through the clock seam, and buggify fault points in server code.
+//!
+//! Latency and loss are network-wide settings in madsim; each such fault keeps its own value, and
+//! healing one restores the worst of those still active (not the default), so overlapping
+//! faults do not cancel each other early.
 //!
 //! Every fault applied and healed goes into the trace, so replays show the same schedule.
 
@@ -119,6 +124,7 @@ impl Swarm {
         }
         if self.clock {
             v.push(Kind::Clock);
+            v.push(Kind::Drift);
         }
         if self.disk {
             v.push(Kind::Disk);
@@ -136,6 +142,7 @@ enum Kind {
     Latency,
     Loss,
     Clock,
+    Drift,
     Disk,
 }
 
@@ -146,8 +153,11 @@ enum Active {
     Paused(usize),
     Links(Vec<(NodeId, NodeId)>),
     Clogged(NodeId),
-    Latency,
-    Loss,
+    /// The upper bound of one-way latency this fault set, in ms.
+    Latency(u64),
+    /// The packet loss rate this fault set.
+    Loss(f64),
+    Drifting(usize),
     DiskFsync(usize),
     DiskFull(usize),
 }
@@ -188,7 +198,25 @@ impl Nemesis {
     }
 
     fn all_nodes(cluster: &Cluster) -> Vec<(String, NodeId)> {
-        cluster.servers.iter().map(|s| (s.name.clone(), s.node.id())).chain(cluster.clients.iter().cloned()).collect()
+        Self::servers(cluster).into_iter().chain(cluster.clients.iter().cloned()).collect()
+    }
+
+    fn servers(cluster: &Cluster) -> Vec<(String, NodeId)> {
+        cluster.servers.iter().map(|s| (s.name.clone(), s.node.id())).collect()
+    }
+
+    /// The network settings the still-active latency and loss faults ask for (the worst of each),
+    /// or madsim's defaults when none is left.
+    fn restore_network(&self) {
+        let latency_hi = self.active.iter().filter_map(|(a, _)| if let Active::Latency(hi) = a { Some(*hi) } else { None }).max();
+        let loss = self.active.iter().filter_map(|(a, _)| if let Active::Loss(r) = a { Some(*r) } else { None }).fold(0.0, f64::max);
+        NetSim::current().update_config(|c| {
+            c.send_latency = match latency_hi {
+                Some(hi) => Duration::from_millis(1)..Duration::from_millis(hi),
+                None => DEFAULT_LATENCY,
+            };
+            c.packet_loss_rate = loss;
+        });
     }
 
     fn inject(&mut self, cluster: &Cluster, kind: Kind) {
@@ -222,7 +250,13 @@ impl Nemesis {
                 Active::Paused(server)
             }
             Kind::Partition => {
-                let mut nodes = Self::all_nodes(cluster);
+                // Half of the partitions are among servers only: replication links are cut
+                // while every client still reaches every server.
+                let servers_only = n_servers > 1 && self.rng.gen_bool(0.5);
+                let mut nodes = if servers_only { Self::servers(cluster) } else { Self::all_nodes(cluster) };
+                if servers_only {
+                    store::fault::probe("fault.partition.servers_only");
+                }
                 nodes.shuffle(&mut self.rng);
                 let links: Vec<(NodeId, NodeId)>;
                 let what;
@@ -270,17 +304,30 @@ impl Nemesis {
             }
             Kind::Latency => {
                 let hi = self.rng.gen_range(20..500);
-                net.update_config(|c| c.send_latency = Duration::from_millis(1)..Duration::from_millis(hi));
+                let at = self.heal_at();
+                self.active.push((Active::Latency(hi), at));
+                self.restore_network();
                 store::fault::probe("fault.latency");
                 cluster.record(format!("nemesis: latency 1-{hi} ms"));
-                Active::Latency
+                return;
             }
             Kind::Loss => {
                 let rate = self.rng.gen_range(0.01..0.3);
-                net.update_config(|c| c.packet_loss_rate = rate);
+                let at = self.heal_at();
+                self.active.push((Active::Loss(rate), at));
+                self.restore_network();
                 store::fault::probe("fault.loss");
                 cluster.record(format!("nemesis: packet loss {rate:.2}"));
-                Active::Loss
+                return;
+            }
+            Kind::Drift if !self.active.iter().any(|(a, _)| matches!(a, Active::Drifting(i) if *i == server)) => {
+                // A rate error: this node's clock runs fast or slow by up to 5% until healed.
+                let ppm = self.rng.gen_range(-50_000i64..=50_000);
+                let s = &cluster.servers[server];
+                s.clock.set_drift_ppm(ppm);
+                store::fault::probe("fault.clock_drift");
+                cluster.record(format!("nemesis: clock of {} drifts {ppm} ppm", s.name));
+                Active::Drifting(server)
             }
             Kind::Clock => {
                 // Jumps either way; a backward jump is what NTP corrections and VM migrations do.
@@ -347,13 +394,12 @@ impl Nemesis {
                     net.unclog_node(id);
                     cluster.record("nemesis: unclog".into());
                 }
-                Active::Latency => {
-                    net.update_config(|c| c.send_latency = DEFAULT_LATENCY);
-                    cluster.record("nemesis: latency back to default".into());
-                }
-                Active::Loss => {
-                    net.update_config(|c| c.packet_loss_rate = 0.0);
-                    cluster.record("nemesis: packet loss off".into());
+                Active::Latency(hi) => cluster.record(format!("nemesis: latency 1-{hi} ms healed")),
+                Active::Loss(rate) => cluster.record(format!("nemesis: packet loss {rate:.2} healed")),
+                Active::Drifting(i) => {
+                    // The rate is right again; the error it accumulated stays (as skew).
+                    cluster.servers[i].clock.set_drift_ppm(0);
+                    cluster.record(format!("nemesis: clock of {} runs at the right rate again", cluster.servers[i].name));
                 }
                 Active::DiskFsync(i) => {
                     cluster.servers[i].disk.set_fail_fsync(false);
@@ -366,8 +412,10 @@ impl Nemesis {
             }
         }
         self.active = keep;
+        self.restore_network();
         if all {
             for s in &cluster.servers {
+                s.clock.set_drift_ppm(0);
                 if s.clock.skew_ms() != 0 {
                     s.clock.jump_ms(-s.clock.skew_ms());
                     cluster.record(format!("nemesis: clock of {} back in sync", s.name));

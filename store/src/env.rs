@@ -52,27 +52,46 @@ impl Env {
     }
 }
 
-/// Wall-clock time with an injectable per-node offset.
+/// Wall-clock time with an injectable per-node offset and drift.
 ///
 /// Under madsim `SystemTime::now()` is the simulated clock (madsim interposes
-/// `clock_gettime`), so the only thing this type adds is the skew.
+/// `clock_gettime`), and there is one clock for all nodes, so what this type adds is each node's
+/// own error: a skew (jumps, as NTP corrections and VM migrations make) and a drift (a rate, in
+/// parts per million, as a fast or slow oscillator makes), so timeouts and TTLs on different
+/// nodes disagree as they do on real machines.
 #[derive(Clone, Default)]
 pub struct Clock {
     skew_ms: Arc<AtomicI64>,
+    drift_ppm: Arc<AtomicI64>,
+    /// The real time (ms) from which the current drift accumulates.
+    drift_origin_ms: Arc<AtomicI64>,
 }
+
+/// The largest drift a clock may be given: 10%, far beyond real oscillators, so that a rate
+/// error is visible within a short simulated run.
+pub const CLOCK_DRIFT_PPM_MAX: i64 = 100_000;
 
 impl Clock {
     pub fn new() -> Clock {
         Clock::default()
     }
 
+    fn real_ms() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+
+    /// The node's error now: skew plus the drift accumulated since it was set.
+    fn error_ms(&self, real_ms: i64) -> i64 {
+        let ppm = self.drift_ppm.load(Ordering::Relaxed);
+        let since = real_ms.saturating_sub(self.drift_origin_ms.load(Ordering::Relaxed)).max(0);
+        let drift = since.saturating_mul(ppm).checked_div(1_000_000).unwrap_or(0);
+        self.skew_ms.load(Ordering::Relaxed).saturating_add(drift)
+    }
+
     /// Milliseconds since the Unix epoch, as this node believes.
     pub fn now_ms(&self) -> i64 {
-        let real = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        real.saturating_add(self.skew_ms.load(Ordering::Relaxed))
+        let real = Self::real_ms();
+        real.saturating_add(self.error_ms(real))
     }
 
     /// Microseconds since the Unix epoch (for `TIME`).
@@ -81,7 +100,21 @@ impl Clock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        real.saturating_add(self.skew_ms.load(Ordering::Relaxed).saturating_mul(1000))
+        real.saturating_add(self.error_ms(real / 1000).saturating_mul(1000))
+    }
+
+    /// Sets this node's drift (parts per million, clamped to ±[`CLOCK_DRIFT_PPM_MAX`]); the error
+    /// accumulated so far is kept as skew, so the clock does not jump when its rate changes.
+    pub fn set_drift_ppm(&self, ppm: i64) {
+        let real = Self::real_ms();
+        let error = self.error_ms(real);
+        self.skew_ms.store(error, Ordering::Relaxed);
+        self.drift_origin_ms.store(real, Ordering::Relaxed);
+        self.drift_ppm.store(ppm.clamp(-CLOCK_DRIFT_PPM_MAX, CLOCK_DRIFT_PPM_MAX), Ordering::Relaxed);
+    }
+
+    pub fn drift_ppm(&self) -> i64 {
+        self.drift_ppm.load(Ordering::Relaxed)
     }
 
     /// Moves this node's clock by `delta_ms` (may be negative: a backward jump).
@@ -89,8 +122,9 @@ impl Clock {
         self.skew_ms.fetch_add(delta_ms, Ordering::Relaxed);
     }
 
+    /// The node's total error now (skew and accumulated drift).
     pub fn skew_ms(&self) -> i64 {
-        self.skew_ms.load(Ordering::Relaxed)
+        self.error_ms(Self::real_ms())
     }
 }
 
