@@ -17,8 +17,6 @@
 //! The clock's skew can be any jump a simulation injects: clock arithmetic saturates rather than
 //! overflow (issue 12).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -329,6 +327,12 @@ pub fn strerror(e: &io::Error) -> String {
 
 /// Lets the simulation crash the node here: yields, or sleeps for a simulated service time.
 async fn sim_pause(d: std::time::Duration) {
+    // A disk that stalls now and then (a slow fsync, a busy device): crashes and concurrent
+    // commands land inside the I/O more often.
+    if crate::fault::buggify("buggify.disk.stall") {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        return;
+    }
     if d.is_zero() {
         tokio::task::yield_now().await;
     } else {

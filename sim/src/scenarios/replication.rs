@@ -81,6 +81,8 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     for t in tasks {
         t.await.map_err(|e| format!("client task failed: {e}"))??;
     }
+    // Fault points are faults too: they heal with the others before the liveness phase.
+    store::fault::set_buggify(false);
     let converged = converge(&mut cluster, master_addr, replica_addrs).await;
     // The per-offset check pinpoints a divergence better than the final digests: judge it first.
     check_logs(&cluster)?;

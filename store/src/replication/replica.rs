@@ -10,8 +10,6 @@
 //! What the master sends is untrusted: a `+FULLRESYNC` offset whose successor is not an i64 is
 //! refused, and the offset then advances saturating (issue 12).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -393,6 +391,12 @@ async fn stream(
             return Err("the link to the master was killed (CLIENT KILL)".into());
         }
         let now = tokio::time::Instant::now();
+        // At an ACK point (about once a second), the link may drop on its own (a proxy timeout,
+        // a NAT table flush): the replica reconnects and asks to continue, which exercises PSYNC
+        // after every kind of gap.
+        if now >= next_ack && crate::fault::buggify("buggify.repl.replica_drops_link") {
+            return Err("link dropped (buggify)".into());
+        }
         if now >= next_ack {
             let off = shared.lock().repl.offset;
             ack(shared, &mut sock, off, repl_timeout).await?;
