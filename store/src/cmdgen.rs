@@ -279,7 +279,7 @@ impl CommandGen {
     /// callers want the command, not an `Option` of it.)
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Vec<Vec<u8>> {
-        self.issued += 1;
+        self.issued = self.issued.saturating_add(1);
         if self.rng.gen_ratio(1, 300) {
             // An unknown command, for the error path.
             let mut args = vec![b"nosuchcommand".to_vec()];
@@ -317,6 +317,8 @@ impl CommandGen {
     }
 
     /// How many arguments (name included) to send: mostly what the arity allows, sometimes not.
+    /// An arity from the command table is small, and at most 40 are added to it.
+    #[allow(clippy::arithmetic_side_effects)]
     fn argc(&mut self, arity: i32) -> usize {
         let min = arity.unsigned_abs() as usize;
         if self.rng.gen_ratio(1, 30) {
@@ -345,9 +347,14 @@ impl CommandGen {
         let mut key_positions = 0..0;
         if numkeys {
             // Mostly a count that matches the keys that follow; sometimes any value.
-            let n = self.rng.gen_range(1..argc - 1);
+            // `argc > 2`: from 1 to `argc - 2` keys, from position 2 on, all before `argc`.
+            #[allow(clippy::arithmetic_side_effects)]
+            let (n, keys) = {
+                let n = self.rng.gen_range(1..argc - 1);
+                (n, 2..2 + n)
+            };
             args.push(if self.rng.gen_ratio(4, 5) { n.to_string().into_bytes() } else { self.value(&[]) });
-            key_positions = 2..2 + n;
+            key_positions = keys;
         }
         let required = spec.arity.unsigned_abs() as usize;
         while args.len() < argc {
@@ -471,6 +478,8 @@ impl CommandGen {
     fn tame_times(&mut self, args: &mut [Vec<u8>]) {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         for i in 2..args.len() {
+            // `i` starts at 2.
+            #[allow(clippy::arithmetic_side_effects)]
             let option = String::from_utf8_lossy(&args[i - 1]).to_ascii_lowercase();
             // The value each kind of time becomes: relative ones strictly increase (GT and LT
             // never tie); SET's absolute ones in the past become future ones, since SET stores
@@ -484,14 +493,16 @@ impl CommandGen {
                 _ => continue,
             };
             if parse_i64_strict(&args[i]).is_some_and(|v| (1..limit).contains(&v)) {
-                args[i] = (base + self.issued).to_string().into_bytes();
+                args[i] = self.issued.saturating_add(base).to_string().into_bytes();
             }
         }
     }
 }
 
 /// Whether argument `i` of an `argc`-argument command is a key, by the table's (first, last,
-/// step); a negative last counts from the end.
+/// step); a negative last counts from the end. Positions and argument counts are small (the
+/// generator sends at most 40 arguments past the arity), `i >= first` and `step > 0`.
+#[allow(clippy::arithmetic_side_effects)]
 fn is_key_position((first, last, step): (i32, i32, i32), i: usize, argc: usize) -> bool {
     if first <= 0 || step <= 0 {
         return false;

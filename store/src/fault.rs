@@ -69,7 +69,8 @@ mod imp {
             let active = *s.sites.entry(site).or_insert_with(|| rng.gen_bool(0.25));
             let fired = active && rng.gen_bool(0.25);
             if fired {
-                *s.probes.entry(site).or_default() += 1;
+                let n = s.probes.entry(site).or_default();
+                *n = n.saturating_add(1);
             }
             fired
         })
@@ -80,7 +81,11 @@ mod imp {
     }
 
     pub fn probe(name: &'static str) {
-        STATE.with(|s| *s.borrow_mut().probes.entry(name).or_default() += 1);
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            let n = s.probes.entry(name).or_default();
+            *n = n.saturating_add(1);
+        });
     }
 
     pub fn take_probes() -> BTreeMap<&'static str, u64> {

@@ -11,6 +11,15 @@
 //! - [`env`]: the seams to the world (clock, RNG, disk) that simulation replaces.
 //! - [`cmdgen`]: a seeded generator of commands from the command table (fuzzing, workloads).
 //! - [`pubsub`], [`watch`], [`glob`], [`sds`], [`alloc`], [`logging`]: supporting pieces.
+//!
+//! No arithmetic side effects anywhere in the library (issue 12): clients, peers and files
+//! send the numbers the server computes with, and a release build aborts on a panic, so an
+//! overflow must be neither a panic nor a silent wrap. Arithmetic is checked or saturating
+//! where a value can be driven from outside; where it is bounded, the code shows the bound
+//! (iterators rather than index arithmetic) or an `#[allow]` on the smallest item says why it
+//! cannot overflow. `ci/test` runs clippy with this lint.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod alloc;
 pub mod client;

@@ -20,8 +20,6 @@
 //! Save points are configured values (`save 9223372036854775807 1` is accepted, as in Redis) and
 //! the clock may jump: arithmetic on them saturates (issue 12).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::io;
 use std::path::PathBuf;
 

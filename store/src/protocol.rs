@@ -23,8 +23,6 @@
 //!   RESP3 form or the RESP2 form Redis falls back to, so a command handler states *what* it
 //!   replies and RESP2 clients get exactly the bytes they always got.
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Redis's `PROTO_INLINE_MAX_SIZE`: how much of an inline request or count line may arrive

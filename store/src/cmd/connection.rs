@@ -107,39 +107,44 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) {
 }
 
 fn hello(ctx: &mut Ctx, args: &[Bytes]) {
-    let mut i = 1;
     // Without a version HELLO keeps the current protocol.
     let mut proto = ctx.proto();
-    if let Some(v) = args.get(1) {
+    let mut options = &args[1..];
+    if let Some((v, rest)) = options.split_first() {
         proto = match crate::protocol::parse_i64_strict(v) {
             Some(2) => Proto::Resp2,
             Some(3) => Proto::Resp3,
             Some(_) => return ctx.error("NOPROTO unsupported protocol version"),
             None => return ctx.error("ERR Protocol version is not an integer or out of range"),
         };
-        i = 2;
+        options = rest;
     }
-    while i < args.len() {
-        if eq_ic(&args[i], "auth") && i + 2 < args.len() {
-            // The only user is `default` (case-sensitive); without requirepass any password
-            // is accepted for it, as for Redis's nopass default user.
-            let pass = ctx.st.config.hot.requirepass.clone();
-            let ok = &args[i + 1][..] == b"default" && pass.is_none_or(|p| constant_time_eq(&args[i + 2], &p));
-            if !ok {
-                return ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
+    loop {
+        match options {
+            [] => break,
+            [opt, user, password, rest @ ..] if eq_ic(opt, "auth") => {
+                // The only user is `default` (case-sensitive); without requirepass any password
+                // is accepted for it, as for Redis's nopass default user.
+                let pass = ctx.st.config.hot.requirepass.clone();
+                let ok = &user[..] == b"default" && pass.is_none_or(|p| constant_time_eq(password, &p));
+                if !ok {
+                    return ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
+                }
+                ctx.client.authenticated = true;
+                options = rest;
             }
-            ctx.client.authenticated = true;
-            i += 3;
-        } else if eq_ic(&args[i], "setname") && i + 1 < args.len() {
-            if let Err(e) = validate_name(&args[i + 1]) {
-                return ctx.error(e);
+            [opt, name, rest @ ..] if eq_ic(opt, "setname") => {
+                if let Err(e) = validate_name(name) {
+                    return ctx.error(e);
+                }
+                ctx.client.name = Some(String::from_utf8_lossy(name).into_owned());
+                options = rest;
             }
-            ctx.client.name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned());
-            i += 2;
-        } else {
-            // Redis formats the option as a C string: it ends at a NUL byte.
-            let opt = args[i].split(|&b| b == 0).next().unwrap_or_default();
-            return ctx.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
+            [opt, ..] => {
+                // Redis formats the option as a C string: it ends at a NUL byte.
+                let opt = opt.split(|&b| b == 0).next().unwrap_or_default();
+                return ctx.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
+            }
         }
     }
     if ctx.st.config.hot.requirepass.is_some() && !ctx.client.authenticated {
@@ -270,7 +275,7 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
         "M"
     } else if ctx.st.repl.replicas.contains_key(&id) {
         "S"
-    } else if sub + psub > 0 {
+    } else if sub > 0 || psub > 0 {
         "P"
     } else if multi >= 0 {
         "x"
@@ -283,8 +288,8 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
         c.addr,
         c.laddr,
         name,
-        (now - c.created_ms).max(0) / 1000,
-        (now - c.last_active_ms).max(0) / 1000,
+        now.saturating_sub(c.created_ms).max(0) / 1000,
+        now.saturating_sub(c.last_active_ms).max(0) / 1000,
         flags,
         db,
         sub,
@@ -370,7 +375,7 @@ impl ClientType {
             ClientType::Master
         } else if st.repl.replicas.contains_key(&c.id) {
             ClientType::Replica
-        } else if c.sub + c.psub > 0 {
+        } else if c.sub > 0 || c.psub > 0 {
             ClientType::Pubsub
         } else {
             ClientType::Normal

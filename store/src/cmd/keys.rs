@@ -264,16 +264,21 @@ fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], unit: Unit, absolute: bool) {
     let Some(at) = ctx.st.ks.dbs[db].expire_at(&args[1]) else {
         return ctx.int(-1);
     };
-    // The key is live, so its deadline is after `now`; a client may set it anywhere up to
-    // i64::MAX (PEXPIREAT), so the difference and the rounding saturate rather than overflow.
-    let v = if absolute { at } else { at.saturating_sub(ctx.now_ms).max(0) };
+    // Negative values read as 0, as in Redis (the key is live, so its deadline is after now).
+    let v = if absolute { at } else { at.saturating_sub(ctx.now_ms) }.max(0);
     let out = match unit {
-        // Redis rounds TTL to the nearest second.
-        Unit::Seconds if absolute => v / 1000,
-        Unit::Seconds => v.saturating_add(500) / 1000,
+        Unit::Seconds => ms_to_secs_rounded(v),
         Unit::Millis => v,
     };
     ctx.int(out)
+}
+
+/// Milliseconds (not negative) to seconds rounded to the nearest, as Redis's `(ms+500)/1000`
+/// for TTL and EXPIRETIME. That expression overflows for a deadline near i64::MAX (a client can
+/// set one with PEXPIREAT); Redis's build answers as if computed exactly, and so does this.
+fn ms_to_secs_rounded(ms: i64) -> i64 {
+    // At most i64::MAX / 1000 plus one: the addition cannot saturate.
+    (ms / 1000).saturating_add(i64::from(ms % 1000 >= 500))
 }
 
 fn ttl(ctx: &mut Ctx, args: &[Bytes]) {
@@ -299,5 +304,19 @@ fn persist(ctx: &mut Ctx, args: &[Bytes]) {
         ctx.int(1)
     } else {
         ctx.int(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_like_redis_without_overflow() {
+        assert_eq!(ms_to_secs_rounded(0), 0);
+        assert_eq!(ms_to_secs_rounded(499), 0);
+        assert_eq!(ms_to_secs_rounded(500), 1);
+        assert_eq!(ms_to_secs_rounded(1499), 1);
+        assert_eq!(ms_to_secs_rounded(i64::MAX), 9_223_372_036_854_776);
     }
 }

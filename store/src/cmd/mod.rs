@@ -75,17 +75,19 @@ impl CommandSpec {
     /// The keys this invocation touches.
     pub fn key_args<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
         let (first, last, step) = self.keys;
-        if first <= 0 || step <= 0 {
+        let (Ok(first), Ok(step)) = (usize::try_from(first), usize::try_from(step)) else {
+            return Vec::new();
+        };
+        if first == 0 || step == 0 {
             return Vec::new();
         }
-        let last = if last < 0 { args.len() as i32 + last } else { last };
-        let mut out = Vec::new();
-        let mut i = first;
-        while i <= last && (i as usize) < args.len() {
-            out.push(&args[i as usize]);
-            i += step;
-        }
-        out
+        // One past the last key position. A negative `last` counts from the end (-1 is the last
+        // argument); one beyond the start selects nothing, as the saturation to 0 does.
+        let end = match usize::try_from(last) {
+            Ok(last) => last.saturating_add(1),
+            Err(_) => args.len().saturating_sub((last.unsigned_abs() as usize).saturating_sub(1)),
+        };
+        args.iter().take(end).skip(first).step_by(step).collect()
     }
 
     pub fn flag_names(&self) -> Vec<&'static str> {
@@ -275,6 +277,9 @@ impl Session {
         self.reply_off || self.reply_skip
     }
 
+    /// Channels and patterns subscribed to: two in-memory sets, whose sizes add up without
+    /// overflow.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
@@ -304,7 +309,7 @@ pub const NO_SUCH_KEY: &str = "ERR no such key";
 
 impl Ctx<'_> {
     pub fn error(&mut self, msg: &str) {
-        self.st.stats.total_error_replies += 1;
+        self.st.stats.total_error_replies = self.st.stats.total_error_replies.saturating_add(1);
         Reply::error(self.out, msg);
     }
 
@@ -373,9 +378,9 @@ impl Ctx<'_> {
         let db = self.client.db;
         let found = self.st.ks.lookup(db, key, self.now_ms).is_some();
         if found {
-            self.st.stats.keyspace_hits += 1;
+            self.st.stats.keyspace_hits = self.st.stats.keyspace_hits.saturating_add(1);
         } else {
-            self.st.stats.keyspace_misses += 1;
+            self.st.stats.keyspace_misses = self.st.stats.keyspace_misses.saturating_add(1);
         }
         self.st.ks.lookup(db, key, self.now_ms)
     }
@@ -400,7 +405,7 @@ impl Ctx<'_> {
     }
 
     pub fn dirty(&mut self, n: u64) {
-        self.st.dirty += n;
+        self.st.dirty = self.st.dirty.saturating_add(n);
     }
 
     /// Redis's `signalModifiedKey`, for commands flagged [`SIGNALS_OWN_KEYS`].
@@ -473,65 +478,86 @@ pub fn strtod_whole(s: &str) -> Option<f64> {
 }
 
 /// A hexadecimal float after its `0x`: hex digits with an optional point, then an optional
-/// binary exponent `p[+-]digits`, rounded to nearest (ties to even) like `strtod`.
+/// binary exponent `p[+-]digits`, rounded to nearest (ties to even) like `strtod`. The exponent
+/// is client input: it is clamped to a million (the result is 0 or infinite long before), and
+/// what the digits add to it saturates.
 fn hex_float(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let (mut mant, mut sticky, mut exp, mut digits, mut point) = (0u128, false, 0i64, 0, false);
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'.' && !point {
+    let (mut mant, mut sticky, mut exp, mut any_digit, mut point) = (0u128, false, 0i64, false, false);
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        if c == b'.' && !point {
             point = true;
-        } else if let Some(d) = (b[i] as char).to_digit(16) {
-            digits += 1;
+        } else if let Some(d) = (c as char).to_digit(16) {
+            any_digit = true;
             if mant >> 120 == 0 {
                 mant = mant << 4 | d as u128;
-                exp -= 4 * point as i64;
+                if point {
+                    exp = exp.saturating_sub(4);
+                }
             } else {
                 // Past 120 bits only whether anything was dropped matters (for rounding).
                 sticky |= d != 0;
-                exp += 4 * !point as i64;
+                if !point {
+                    exp = exp.saturating_add(4);
+                }
             }
         } else {
             break;
         }
-        i += 1;
+        rest = tail;
     }
-    if digits == 0 {
+    if !any_digit {
         return None;
     }
-    if i < b.len() && (b[i] == b'p' || b[i] == b'P') {
-        let neg = b.get(i + 1) == Some(&b'-');
-        i += 1 + matches!(b.get(i + 1), Some(b'-' | b'+')) as usize;
-        let start = i;
+    if let Some(e) = rest.strip_prefix(b"p").or_else(|| rest.strip_prefix(b"P")) {
+        let (neg, digits) = match e.split_first() {
+            Some((b'-', digits)) => (true, digits),
+            Some((b'+', digits)) => (false, digits),
+            _ => (false, e),
+        };
         let mut e: i64 = 0;
-        while i < b.len() && b[i].is_ascii_digit() {
-            e = (e * 10 + (b[i] - b'0') as i64).min(1_000_000);
-            i += 1;
+        for &d in digits {
+            let d = (d as char).to_digit(10)?;
+            e = e.saturating_mul(10).saturating_add(i64::from(d)).min(1_000_000);
         }
-        if i == start {
+        if digits.is_empty() {
             return None;
         }
-        exp += if neg { -e } else { e };
-    }
-    if i != b.len() {
+        exp = if neg { exp.saturating_sub(e) } else { exp.saturating_add(e) };
+    } else if !rest.is_empty() {
         return None;
     }
     if mant == 0 {
         return Some(0.0);
     }
+    let (mant, shifted) = round_to_53_bits(mant, sticky);
+    Some(scale_by_pow2(mant as f64, exp.saturating_add(shifted)))
+}
+
+/// Rounds a nonzero mantissa of at most 124 bits to 53 (nearest, ties to even, `sticky` for
+/// bits dropped before): the rounded mantissa and the binary exponent it was shifted by. The
+/// mantissa's length is within 1..=124, so the shift is within 1..=71 and the masks are in
+/// range; the shifted mantissa plus one fits.
+#[allow(clippy::arithmetic_side_effects)]
+fn round_to_53_bits(mut mant: u128, sticky: bool) -> (u128, i64) {
     let len = 128 - mant.leading_zeros() as i64;
-    if len > 53 {
-        let sh = (len - 53) as u32;
-        let rem = mant & ((1u128 << sh) - 1);
-        let half = 1u128 << (sh - 1);
-        mant >>= sh;
-        exp += sh as i64;
-        if rem > half || (rem == half && (sticky || mant & 1 == 1)) {
-            mant += 1;
-        }
+    if len <= 53 {
+        return (mant, 0);
     }
-    // Scales by 2^exp in steps that stay exact until the result itself over- or underflows.
-    let mut v = mant as f64;
+    let sh = (len - 53) as u32;
+    let rem = mant & ((1u128 << sh) - 1);
+    let half = 1u128 << (sh - 1);
+    mant >>= sh;
+    if rem > half || (rem == half && (sticky || mant & 1 == 1)) {
+        mant += 1;
+    }
+    (mant, sh as i64)
+}
+
+/// `v * 2^exp`, in steps that stay exact until the result itself over- or underflows. `exp`
+/// only moves toward zero, by 1000 while past ±1000.
+#[allow(clippy::arithmetic_side_effects)]
+fn scale_by_pow2(mut v: f64, mut exp: i64) -> f64 {
     while exp > 1000 && v.is_finite() {
         v *= 2f64.powi(1000);
         exp -= 1000;
@@ -540,7 +566,7 @@ fn hex_float(s: &str) -> Option<f64> {
         v *= 2f64.powi(-1000);
         exp += 1000;
     }
-    Some(v * 2f64.powi(exp.clamp(-2000, 2000) as i32))
+    v * 2f64.powi(exp.clamp(-2000, 2000) as i32)
 }
 
 pub fn arg_f64(ctx: &mut Ctx, arg: &[u8]) -> Option<f64> {
@@ -587,7 +613,10 @@ pub fn subcommand_syntax_error(ctx: &mut Ctx, args: &[Bytes]) {
 /// Redis's `addReplyHelp`: the header, the subcommand lines, and the HELP footer.
 pub fn reply_help(ctx: &mut Ctx, args: &[Bytes], lines: &[&str]) {
     let cmd = lossy(&args[0]).to_ascii_uppercase();
-    Reply::array_len(ctx.out, lines.len() + 3);
+    // `lines` is one of the constant help texts.
+    #[allow(clippy::arithmetic_side_effects)]
+    let len = lines.len() + 3;
+    Reply::array_len(ctx.out, len);
     Reply::simple(ctx.out, &format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
     for l in lines {
         Reply::simple(ctx.out, l);
@@ -606,10 +635,10 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         // while their list is shorter than 128 bytes, each cut to the room left.
         let mut list = Vec::new();
         for a in args.iter().skip(1) {
-            if list.len() >= 128 {
+            let room = 128usize.saturating_sub(list.len());
+            if room == 0 {
                 break;
             }
-            let room = 128 - list.len();
             list.push(b'\'');
             list.extend_from_slice(c_bytes(a, room));
             list.extend_from_slice(b"' ");
@@ -619,8 +648,7 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         ctx.error(&msg);
         return;
     };
-    let argc = args.len() as i32;
-    if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
+    if !arity_ok(spec.arity, args.len()) {
         return reject(ctx, spec, &format!("ERR wrong number of arguments for '{}' command", spec.name));
     }
     if let Err(msg) = check_subcommand(spec, &args) {
@@ -768,11 +796,21 @@ fn check_subcommand(spec: &CommandSpec, args: &[Bytes]) -> Result<(), String> {
         let cmd = lossy(&args[0]).to_ascii_uppercase();
         return Err(format!("ERR unknown subcommand '{}'. Try {cmd} HELP.", c_str(&args[1], 128)));
     };
-    let argc = args.len() as i32;
-    if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+    if !arity_ok(arity, args.len()) {
         return Err(format!("ERR wrong number of arguments for '{}|{sub}' command", spec.name));
     }
     Ok(())
+}
+
+/// Redis's arity check: a positive arity is the exact argument count (name included), a
+/// negative one the minimum.
+pub fn arity_ok(arity: i32, argc: usize) -> bool {
+    let required = arity.unsigned_abs() as usize;
+    if arity > 0 {
+        argc == required
+    } else {
+        argc >= required
+    }
 }
 
 fn flag_multi_failed(ctx: &mut Ctx) {
@@ -819,7 +857,7 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     if ctx.st.dirty != dirty_before && spec.is_write() && ctx.st.repl.is_replica() {
         track_replica_written_keys(ctx, spec, args);
     }
-    ctx.st.stats.total_commands_processed += 1;
+    ctx.st.stats.total_commands_processed = ctx.st.stats.total_commands_processed.saturating_add(1);
     let planted_skip = spec.name == "incr" && crate::fault::planted("watch-ignores-incr");
     let signalled = spec.flags & SIGNALS_OWN_KEYS != 0;
     if ctx.st.dirty != dirty_before && spec.is_write() && !planted_skip && !signalled && !ctx.st.watches.is_empty() {
@@ -890,7 +928,7 @@ fn observe_write(
         }
     }
     st.tracking.digest = d;
-    st.tracking.write_seq += 1;
+    st.tracking.write_seq = st.tracking.write_seq.saturating_add(1);
     let observer = st.observer.clone().expect("observed");
     if observer.verify_every_write {
         let full = digest::digest_all(&st.ks.dbs);
@@ -941,5 +979,54 @@ pub fn propagate_expired(st: &mut State, verify: bool) {
             keys: expired.iter().map(|(db, k)| (*db, Bytes::copy_from_slice(k))).collect(),
             digest: st.tracking.digest,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(keys: (i32, i32, i32), argc: usize) -> Vec<String> {
+        let spec = CommandSpec { name: "t", arity: -1, flags: 0, keys, handler: |_, _| {} };
+        let args: Vec<Bytes> = (0..argc).map(|i| arg(i.to_string())).collect();
+        spec.key_args(&args).into_iter().map(|k| lossy(k)).collect()
+    }
+
+    #[test]
+    fn key_positions_follow_the_table() {
+        assert_eq!(keys((1, -1, 2), 5), ["1", "3"]);
+        assert_eq!(keys((1, -1, 1), 4), ["1", "2", "3"]);
+        assert_eq!(keys((1, 1, 1), 3), ["1"]);
+        assert_eq!(keys((1, 2, 1), 3), ["1", "2"]);
+        assert_eq!(keys((1, -2, 1), 4), ["1", "2"]);
+        assert_eq!(keys((2, -1, 1), 4), ["2", "3"]);
+        assert_eq!(keys((3, 100, 1), 5), ["3", "4"]);
+        assert!(keys((0, 0, 0), 3).is_empty());
+        assert!(keys((1, -10, 1), 3).is_empty());
+        assert!(keys((1, -3, 1), 3).is_empty());
+        assert!(keys((1, i32::MIN, 1), 3).is_empty());
+        assert!(keys((1, 1, -1), 3).is_empty());
+        assert_eq!(keys((1, i32::MAX, i32::MAX), 3), ["1"]);
+    }
+
+    #[test]
+    fn arity_is_exact_or_a_minimum() {
+        assert!(arity_ok(2, 2) && !arity_ok(2, 1) && !arity_ok(2, 3));
+        assert!(arity_ok(-2, 2) && arity_ok(-2, 100) && !arity_ok(-2, 1));
+        assert!(arity_ok(i32::MIN, 1 << 31) && !arity_ok(i32::MIN, 5));
+    }
+
+    #[test]
+    fn hex_floats_with_extreme_exponents_and_lengths() {
+        assert_eq!(strtod_whole("0x1p99999999999999999999999"), Some(f64::INFINITY));
+        assert_eq!(strtod_whole("-0x1p-99999999999999999999999"), Some(-0.0));
+        assert_eq!(strtod_whole(&format!("0x0.{}1p0", "0".repeat(100_000))), Some(0.0));
+        assert_eq!(strtod_whole(&format!("0x1{}p-400000", "0".repeat(100_000))), Some(1.0));
+        assert_eq!(strtod_whole(&format!("0x{}p-160", "f".repeat(40))), Some(1.0));
+        assert_eq!(strtod_whole("0x1p"), None);
+        assert_eq!(strtod_whole("0x1p-"), None);
+        assert_eq!(strtod_whole("0x1p5x"), None);
+        assert_eq!(strtod_whole("0x.p1"), None);
+        assert_eq!(strtod_whole("0x1.8P+1"), Some(3.0));
     }
 }

@@ -112,7 +112,7 @@ fn publish(ctx: &mut Ctx, args: &[Bytes]) {
     let publisher = crate::pubsub::Publisher { id: ctx.client.id, proto: ctx.client.proto, out: &mut *ctx.out };
     let limit = ctx.st.config.hot.pubsub_output_limit;
     let n = ctx.st.pubsub.publish(&ctx.st.clients, &args[1], &args[2], publisher, limit, ctx.now_ms);
-    ctx.st.stats.pubsub_messages += 1;
+    ctx.st.stats.pubsub_messages = ctx.st.stats.pubsub_messages.saturating_add(1);
     ctx.int(n as i64)
 }
 
@@ -122,12 +122,13 @@ fn publish(ctx: &mut Ctx, args: &[Bytes]) {
 fn pubsub(ctx: &mut Ctx, args: &[Bytes]) {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let arity = match sub.as_str() {
-        "channels" | "numsub" | "shardchannels" | "shardnumsub" => -2,
+        "channels" | "numsub" | "shardchannels" | "shardnumsub" => -2i32,
         "numpat" | "help" => 2,
         _ => return unknown_subcommand(ctx, args),
     };
-    let argc = args.len() as i32;
-    if (arity > 0 && argc != arity) || argc < -arity {
+    // Redis's arity: positive is exact, negative a minimum.
+    let (argc, required) = (args.len(), arity.unsigned_abs() as usize);
+    if (arity > 0 && argc != required) || argc < required {
         return ctx.error(&format!("ERR wrong number of arguments for 'pubsub|{sub}' command"));
     }
     match sub.as_str() {
@@ -147,8 +148,12 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) {
         "shardchannels" if args.len() <= 3 => Reply::array_len(ctx.out, 0),
         "numsub" | "shardnumsub" => {
             let shard = sub == "shardnumsub";
-            Reply::array_len(ctx.out, (args.len() - 2) * 2);
-            for ch in &args[2..] {
+            let channels = &args[2..];
+            // A name and a count per channel argument: twice the argument count fits.
+            #[allow(clippy::arithmetic_side_effects)]
+            let len = channels.len() * 2;
+            Reply::array_len(ctx.out, len);
+            for ch in channels {
                 let n = if shard { 0 } else { ctx.st.pubsub.channels.get(&ch[..]).map(|s| s.len()).unwrap_or(0) };
                 Reply::bulk(ctx.out, ch);
                 Reply::int(ctx.out, n as i64);

@@ -132,10 +132,11 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
     if args.len() % 2 == 0 {
         return ctx.error(SYNTAX);
     }
-    let mut i = 1;
-    while i < args.len() {
-        let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
-        let val = &args[i + 1];
+    for pair in args[1..].chunks_exact(2) {
+        let [opt_arg, val] = pair else {
+            return ctx.error(SYNTAX);
+        };
+        let opt = String::from_utf8_lossy(opt_arg).to_ascii_lowercase();
         match opt.as_str() {
             "listening-port" => match crate::protocol::parse_i64_strict(val) {
                 Some(p) if (0..=65535).contains(&p) => ctx.client.repl_listening_port = p as u16,
@@ -173,10 +174,9 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
             }
             "getack" => return,
             _ => {
-                return ctx.error(&format!("ERR Unrecognized REPLCONF option: {}", String::from_utf8_lossy(&args[i])));
+                return ctx.error(&format!("ERR Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt_arg)));
             }
         }
-        i += 2;
     }
     ctx.ok()
 }

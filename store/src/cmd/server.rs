@@ -55,7 +55,7 @@ fn rss_bytes() -> u64 {
         // Reading procfs is an OS query, not persistence; it is compiled out of the simulator.
         if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
             if let Some(pages) = s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()) {
-                return pages * 4096;
+                return pages.saturating_mul(4096);
             }
         }
     }
@@ -67,7 +67,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
     let all = sections.is_empty() || sections.iter().any(|s| s == "all" || s == "everything" || s == "default");
     let want = |s: &str| all || sections.iter().any(|x| x == s);
     let mut o = String::new();
-    let uptime = ((now_ms - st.start_ms) / 1000).max(0);
+    let uptime = (now_ms.saturating_sub(st.start_ms) / 1000).max(0);
     if want("server") {
         let _ = write!(
             o,
@@ -77,7 +77,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
             std::process::id(),
             st.run_id,
             st.port,
-            now_ms * 1000,
+            now_ms.saturating_mul(1000),
             uptime,
             uptime / 86400,
             st.config.hot.hz,
@@ -87,7 +87,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         );
     }
     if want("clients") {
-        let pubsub = st.clients.values().filter(|c| c.sub + c.psub > 0).count();
+        let pubsub = st.clients.values().filter(|c| c.sub > 0 || c.psub > 0).count();
         let _ = write!(
             o,
             "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\npubsub_clients:{}\r\nclients_in_timeout_table:0\r\n\r\n",
@@ -121,7 +121,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
             st.lastsave_ms / 1000,
             if st.save.last_bgsave_ok { "ok" } else { "err" },
             st.save.last_bgsave_duration_s,
-            if st.save.bgsave_in_progress { (now_ms - st.save.bgsave_started_ms) / 1000 } else { -1 },
+            if st.save.bgsave_in_progress { now_ms.saturating_sub(st.save.bgsave_started_ms) / 1000 } else { -1 },
             st.save.saves_total,
         );
     }
@@ -162,7 +162,8 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
     }
     // Drop the final blank line, as Redis does.
     while o.ends_with("\r\n\r\n") {
-        o.truncate(o.len() - 2);
+        o.pop();
+        o.pop();
     }
     o
 }
@@ -356,8 +357,9 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) {
         ("flush", 3) if eq_ic(&args[2], "sync") || eq_ic(&args[2], "async") => ctx.ok(),
         ("flush", _) => ctx.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
         ("exists", n) if n >= 3 => {
-            ctx.array_len(n - 2);
-            for _ in 2..n {
+            let shas = &args[2..];
+            ctx.array_len(shas.len());
+            for _ in shas {
                 ctx.int(0);
             }
         }
@@ -436,8 +438,9 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.int(n as i64)
         }
         "info" => {
-            Reply::array_len(ctx.out, args.len() - 2);
-            for name in &args[2..] {
+            let names = &args[2..];
+            Reply::array_len(ctx.out, names.len());
+            for name in names {
                 match ctx.st.commands.lookup(name) {
                     Some(s) => command_entry(ctx.out, ctx.client.proto, s),
                     None => ctx.null_array(),
@@ -522,14 +525,16 @@ fn command_getkeys(ctx: &mut Ctx, full: &[Bytes]) {
     if spec.keys.0 <= 0 && spec.name != "sintercard" {
         return ctx.error("ERR The command has no key arguments");
     }
-    let argc = i32::try_from(full.len()).unwrap_or(i32::MAX);
-    if (spec.arity > 0 && spec.arity != argc) || argc < spec.arity.saturating_neg() {
+    if !super::arity_ok(spec.arity, full.len()) {
         return ctx.error("ERR Invalid number of arguments specified for command");
     }
     let keys: Vec<Bytes> = if spec.name == "sintercard" {
-        match crate::protocol::parse_i64_strict(&full[1]) {
-            Some(n) if n > 0 && (n as u64) < full.len() as u64 - 1 => full[2..2 + n as usize].to_vec(),
-            _ => return ctx.error("ERR Invalid arguments specified for command"),
+        // `numkeys` (positive) keys after it, all present.
+        let numkeys =
+            crate::protocol::parse_i64_strict(&full[1]).filter(|&n| n > 0).and_then(|n| usize::try_from(n).ok());
+        match numkeys.and_then(|n| full.get(2..)?.get(..n)) {
+            Some(keys) => keys.to_vec(),
+            None => return ctx.error("ERR Invalid arguments specified for command"),
         }
     } else {
         spec.key_args(full).into_iter().cloned().collect()
@@ -587,8 +592,9 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
         }
         "digest-value" => {
             let db = ctx.client.db;
-            Reply::array_len(ctx.out, args.len() - 2);
-            for k in &args[2..] {
+            let keys = &args[2..];
+            Reply::array_len(ctx.out, keys.len());
+            for k in keys {
                 let d = match ctx.st.ks.dbs[db].get_raw(k) {
                     Some(v) => digest::digest_value(v),
                     None => [0; 3],

@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::lists::resolve_range;
 use super::sets::{pick, range_arg, range_arg_msg, reply_empty_scan, reply_scan, sample_distinct, scan_cursor};
 use super::sets::{scan_opts, scan_page, RANDOM_REPLY_MAX};
 use super::*;
@@ -103,7 +104,9 @@ fn reply_score(ctx: &mut Ctx, v: f64) {
 
 /// The header of a reply of `n` entries, each a member or (with scores) a member and its score.
 /// With scores RESP2 flattens the pairs and RESP3 nests each in its own array, as Redis 7.0
-/// does for ZRANGE and ZRANDMEMBER (and ZPOPMIN/ZPOPMAX with a count).
+/// does for ZRANGE and ZRANDMEMBER (and ZPOPMIN/ZPOPMAX with a count). `n` is at most the
+/// set's size or `RANDOM_REPLY_MAX`, so twice it fits.
+#[allow(clippy::arithmetic_side_effects)]
 fn reply_entries_len(ctx: &mut Ctx, n: usize, withscores: bool) {
     let per = if withscores && !ctx.proto().is_resp3() { 2 } else { 1 };
     ctx.array_len(n * per)
@@ -355,28 +358,11 @@ enum RangeSpec {
     Lex(LexRange),
 }
 
-/// Redis's start/stop normalisation for rank ranges: Some((start, end)) inclusive, or None.
-fn resolve_rank(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
-    let len = len as i64;
-    let mut start = if start < 0 { len + start } else { start };
-    let mut end = if end < 0 { len + end } else { end };
-    if start < 0 {
-        start = 0;
-    }
-    if start > end || start >= len {
-        return None;
-    }
-    if end >= len {
-        end = len - 1;
-    }
-    Some((start as usize, end as usize))
-}
-
 /// The entries a range selects, in reply order. `offset`/`limit` apply to score and lex ranges
 /// with Redis's semantics: a negative offset selects nothing, a negative limit means no limit.
 fn select<'a>(z: &'a ZSet, spec: &RangeSpec, reverse: bool, offset: i64, limit: i64) -> Vec<&'a Entry> {
-    let (start, end) = match spec {
-        RangeSpec::Rank(s, e) => match resolve_rank(*s, *e, z.len()) {
+    let ranks = match spec {
+        RangeSpec::Rank(s, e) => match resolve_range(*s, *e, z.len()) {
             Some(r) => r,
             None => return Vec::new(),
         },
@@ -384,7 +370,7 @@ fn select<'a>(z: &'a ZSet, spec: &RangeSpec, reverse: bool, offset: i64, limit: 
             if offset < 0 || (offset > 0 && offset as u64 >= z.len() as u64) {
                 return Vec::new();
             }
-            (0, 0)
+            0..0
         }
     };
     let take = if limit < 0 { usize::MAX } else { usize::try_from(limit).unwrap_or(usize::MAX) };
@@ -392,8 +378,10 @@ fn select<'a>(z: &'a ZSet, spec: &RangeSpec, reverse: bool, offset: i64, limit: 
     match spec {
         RangeSpec::Rank(..) => {
             // Walk from whichever end of the tree is nearer the range.
-            let n = end - start + 1;
-            let from_far_end = z.len() - 1 - end;
+            let (start, n) = (ranks.start, ranks.len());
+            // The range ends within the set.
+            #[allow(clippy::arithmetic_side_effects)]
+            let from_far_end = z.len() - ranks.end;
             let mut v: Vec<&Entry> = match (reverse, from_far_end < start) {
                 (false, false) => z.ordered.iter().skip(start).take(n).collect(),
                 (false, true) => z.ordered.iter().rev().skip(from_far_end).take(n).collect(),
@@ -506,9 +494,8 @@ fn zadd_one(z: &mut ZSet, score: f64, member: &[u8], f: &ZaddFlags) -> Result<Za
 fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
     let mut f = ZaddFlags { incr, ..ZaddFlags::default() };
     let mut ch = false;
-    let mut idx = 2;
-    while idx < args.len() {
-        let a = &args[idx];
+    let mut pairs = &args[2..];
+    while let Some((a, rest)) = pairs.split_first() {
         if eq_ic(a, "nx") {
             f.nx = true;
         } else if eq_ic(a, "xx") {
@@ -524,9 +511,9 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
         } else {
             break;
         }
-        idx += 1;
+        pairs = rest;
     }
-    let elements = args.len() - idx;
+    let elements = pairs.len();
     if elements == 0 || !elements.is_multiple_of(2) {
         return ctx.error(SYNTAX);
     }
@@ -539,7 +526,6 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
     if f.incr && elements > 2 {
         return ctx.error("ERR INCR option supports a single increment-element pair");
     }
-    let pairs = &args[idx..];
     let mut scores = Vec::with_capacity(pairs.len() / 2);
     for p in pairs.chunks_exact(2) {
         let Some(s) = arg_score(ctx, &p[0]) else {
@@ -548,31 +534,16 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
         scores.push(s);
     }
     let key = &args[1];
-    let (mut added, mut updated, mut processed) = (0u64, 0u64, 0u64);
-    let mut last = 0.0;
+    let mut outcomes = Vec::with_capacity(scores.len());
     let mut nan = false;
     let mut apply = |z: &mut ZSet| {
         for (p, &score) in pairs.chunks_exact(2).zip(&scores) {
             match zadd_one(z, score, &p[1], &f) {
+                Ok(outcome) => outcomes.push(outcome),
                 Err(()) => {
                     nan = true;
                     return;
                 }
-                Ok(ZaddOutcome::Added(s)) => {
-                    added += 1;
-                    processed += 1;
-                    last = s;
-                }
-                Ok(ZaddOutcome::Updated(s)) => {
-                    updated += 1;
-                    processed += 1;
-                    last = s;
-                }
-                Ok(ZaddOutcome::Same(s)) => {
-                    processed += 1;
-                    last = s;
-                }
-                Ok(ZaddOutcome::Nop) => {}
             }
         }
     };
@@ -588,20 +559,26 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) {
             }
         }
     }
-    ctx.dirty(added + updated);
+    let added = outcomes.iter().filter(|o| matches!(o, ZaddOutcome::Added(_))).count();
+    let changed = outcomes.iter().filter(|o| matches!(o, ZaddOutcome::Added(_) | ZaddOutcome::Updated(_))).count();
+    ctx.dirty(changed as u64);
     if nan {
         return ctx.error("ERR resulting score is not a number (NaN)");
     }
     if f.incr {
-        if processed > 0 {
+        // The score of the last pair processed (INCR takes one pair).
+        let last = outcomes.iter().rev().find_map(|o| match o {
+            ZaddOutcome::Added(s) | ZaddOutcome::Updated(s) | ZaddOutcome::Same(s) => Some(*s),
+            ZaddOutcome::Nop => None,
+        });
+        match last {
             // The new score as computed, sign included: Redis replies `-0` for a member added
             // with an increment of -0 (its stored score then reads back as 0).
-            ctx.double(last)
-        } else {
-            ctx.null()
+            Some(s) => ctx.double(s),
+            None => ctx.null(),
         }
     } else {
-        ctx.int((if ch { added + updated } else { added }) as i64)
+        ctx.int((if ch { changed } else { added }) as i64)
     }
 }
 
@@ -642,8 +619,9 @@ fn zmscore(ctx: &mut Ctx, args: &[Bytes]) {
     let Ok(z) = read_zset(ctx, &args[1]) else {
         return;
     };
-    Reply::array_len(ctx.out, args.len() - 2);
-    for m in &args[2..] {
+    let members = &args[2..];
+    Reply::array_len(ctx.out, members.len());
+    for m in members {
         match z.as_ref().and_then(|z| z.scores.get(&m[..])) {
             Some(&s) => reply_score(ctx, s),
             None => ctx.null(),
@@ -682,6 +660,8 @@ fn zrank_generic(ctx: &mut Ctx, args: &[Bytes], reverse: bool) {
     let Ok(z) = read_zset(ctx, &args[1]) else {
         return;
     };
+    // A member's rank is below the set's size.
+    #[allow(clippy::arithmetic_side_effects)]
     let rank = z.as_ref().and_then(|z| z.rank(&args[2]).map(|r| if reverse { z.len() - 1 - r } else { r }));
     match rank {
         Some(r) => ctx.int(r as i64),
@@ -762,26 +742,29 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet) {
 /// Redis's `zrangeGenericCommand`: `first` is the index of the source key (ZRANGESTORE's is 2),
 /// `rt`/`dir` are fixed by the legacy commands and `Auto` for ZRANGE/ZRANGESTORE.
 fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut rt: RangeType, mut dir: Direction) {
-    let key = &args[first];
-    let (mut minidx, mut maxidx) = (first + 1, first + 2);
+    // The arity guarantees the key and the two bounds.
+    let [key, min, max, options @ ..] = &args[first..] else {
+        return ctx.error(SYNTAX);
+    };
+    let (mut min, mut max) = (min, max);
     let mut withscores = false;
     let (mut offset, mut limit) = (0i64, -1i64);
-    let mut j = first + 3;
-    while j < args.len() {
-        let left = args.len() - j - 1;
-        let a = &args[j];
+    let mut options = options.iter();
+    while let Some(a) = options.next() {
         if !store && eq_ic(a, "withscores") {
             withscores = true;
-        } else if eq_ic(a, "limit") && left >= 2 {
-            let Some(o) = arg_i64(ctx, &args[j + 1]) else {
+        } else if eq_ic(a, "limit") && options.len() >= 2 {
+            let (Some(o), Some(l)) = (options.next(), options.next()) else {
+                return ctx.error(SYNTAX);
+            };
+            let Some(o) = arg_i64(ctx, o) else {
                 return;
             };
-            let Some(l) = arg_i64(ctx, &args[j + 2]) else {
+            let Some(l) = arg_i64(ctx, l) else {
                 return;
             };
             offset = o;
             limit = l;
-            j += 2;
         } else if dir == Direction::Auto && eq_ic(a, "rev") {
             dir = Direction::Reverse;
         } else if rt == RangeType::Auto && eq_ic(a, "bylex") {
@@ -791,7 +774,6 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut 
         } else {
             return ctx.error(SYNTAX);
         }
-        j += 1;
     }
     let reverse = dir == Direction::Reverse;
     if rt == RangeType::Auto {
@@ -805,9 +787,9 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, store: bool, mut 
     }
     if reverse && rt != RangeType::Rank {
         // The range is given as max, min.
-        std::mem::swap(&mut minidx, &mut maxidx);
+        std::mem::swap(&mut min, &mut max);
     }
-    let Some(spec) = parse_spec(ctx, rt, &args[minidx], &args[maxidx]) else {
+    let Some(spec) = parse_spec(ctx, rt, min, max) else {
         return;
     };
     let z = if store {
@@ -936,8 +918,11 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
         reply_entries_len(ctx, popped.len(), true);
         reply_entries(ctx, entries, true);
     } else {
-        // Without a count Redis 7.0 replies with a flat [member, score] even in RESP3.
-        ctx.array_len(popped.len() * 2);
+        // Without a count Redis 7.0 replies with a flat [member, score] even in RESP3. At most
+        // one entry was popped.
+        #[allow(clippy::arithmetic_side_effects)]
+        let len = popped.len() * 2;
+        ctx.array_len(len);
         for (m, s) in entries {
             Reply::bulk(ctx.out, m);
             reply_score(ctx, s);
@@ -1030,13 +1015,11 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
         let hasher = ctx.st.ks.hasher();
         scan_page(&hasher, z.scores.iter().map(|(m, &s)| (m, s)), cursor, opts.count)
     };
-    let mut flat: Vec<Vec<u8>> = Vec::with_capacity(page.len() * 2);
-    for (m, s) in page {
-        if opts.matches(m) {
-            flat.push(m.to_vec());
-            flat.push(format_score(s).into_bytes());
-        }
-    }
+    let flat: Vec<Vec<u8>> = page
+        .into_iter()
+        .filter(|(m, _)| opts.matches(m))
+        .flat_map(|(m, s)| [m.to_vec(), format_score(s).into_bytes()])
+        .collect();
     reply_scan(ctx.out, next, flat.iter());
 }
 

