@@ -287,7 +287,10 @@ fn save_period_elapsed(now_ms: i64, lastsave_ms: i64, secs: i64) -> bool {
 }
 
 /// Loads `dir/dbfilename` into the keyspace at start-up. A missing file is an empty dataset; a
-/// corrupt one is an error that stops start-up. Keys already expired are dropped on a master.
+/// corrupt one is an error that stops start-up. Every key is loaded as the file holds it; on a
+/// master the keys already expired are listed in the result, for the caller to delete once the
+/// replication state is known (Redis feeds their DELs to the backlog, so that replicas which
+/// continue from the file's offset delete them too).
 pub async fn load(st: &mut State, disk: &Disk, now_ms: i64) -> Result<Option<LoadInfo>, String> {
     let path = rdb_path(st);
     let bytes = match disk.read(&path).await {
@@ -303,28 +306,29 @@ pub async fn load(st: &mut State, disk: &Disk, now_ms: i64) -> Result<Option<Loa
     let data = crate::rdb::decode(&bytes, st.ks.dbs.len(), &st.ks.hasher())
         .map_err(|e| format!("Short read or corrupt RDB loading {}: {e}. Exiting.", path.display()))?;
     let mut keys = 0u64;
-    let mut expired = 0u64;
+    let mut expired_keys = Vec::new();
     let drop_expired = st.ks.policy == ExpirePolicy::Delete;
     for (index, entries) in data.dbs.into_iter().enumerate() {
         for (key, value, expire) in entries {
             if drop_expired && expire.is_some_and(|t| t <= now_ms) {
-                expired = expired.saturating_add(1);
-                continue;
+                expired_keys.push((index, key.clone()));
             }
             insert(&mut st.ks, index, key, value, expire);
             keys = keys.saturating_add(1);
         }
     }
+    let expired = expired_keys.len() as u64;
     if st.observer.is_some() {
         st.tracking.digest = crate::db::digest::digest_all(&st.ks.dbs);
         let obs = st.observer.clone().expect("checked");
         obs.emit(crate::observe::Observation::Loaded { digest: st.tracking.digest, keys });
     }
     crate::fault::probe("persist.loaded");
-    tracing::info!("DB loaded from disk: {keys} keys ({expired} expired keys skipped)");
+    tracing::info!("DB loaded from disk: {keys} keys ({expired} already expired, to be deleted)");
     Ok(Some(LoadInfo {
         keys,
         expired_skipped: expired,
+        expired_keys,
         repl_id: data.repl_id,
         repl_offset: data.repl_offset,
         repl_stream_db: data.repl_stream_db,
@@ -343,6 +347,8 @@ fn insert(ks: &mut Keyspace, db: usize, key: crate::sds::Sds, value: crate::db::
 pub struct LoadInfo {
     pub keys: u64,
     pub expired_skipped: u64,
+    /// On a master: the keys the file held that had already expired (see [`load`]).
+    pub expired_keys: Vec<(usize, crate::sds::Sds)>,
     pub repl_id: Option<String>,
     pub repl_offset: Option<i64>,
     pub repl_stream_db: Option<i64>,

@@ -289,7 +289,9 @@ impl Server {
         }
         let loaded = crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
         if let Some(info) = loaded {
+            let expired = info.expired_keys.clone();
             adopt_saved_replication(&mut state, info);
+            delete_expired_after_load(&mut state, &expired, now);
         }
         Ok(Server {
             shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
@@ -493,8 +495,23 @@ fn adopt_saved_replication(state: &mut State, loaded: crate::persistence::LoadIn
     let as_replica = state.config.hot.replicaof.is_some();
     let db = repl_stream_db.unwrap_or(0);
     let master_db = if db >= 0 && (db as usize) < state.ks.dbs.len() { db as usize } else { 0 };
-    state.repl.adopt_saved(id, off, as_replica, master_db);
+    state.repl.adopt_saved(id, off, as_replica, master_db, state.config.hot.repl_backlog_size);
     crate::fault::probe("repl.saved_state_adopted");
+}
+
+/// Keys the file held that had already expired are deleted after loading, as DELs: a master that
+/// restarted with its replication state has its backlog first, so the DELs reach the replicas
+/// that continue partially from the file's offset (Redis 7's RDBFLAGS_FEED_REPL), and the
+/// replicas' data stays the master's at every offset.
+fn delete_expired_after_load(state: &mut State, expired: &[(usize, crate::sds::Sds)], now_ms: i64) {
+    if expired.is_empty() {
+        return;
+    }
+    for (db, key) in expired {
+        state.ks.expire_if_needed(*db, key, now_ms);
+    }
+    crate::cmd::propagate_expired(state, true);
+    crate::fault::probe("persist.expired_deleted_after_load");
 }
 
 /// Periodic work, `hz` times a second: active expiry, and (later issues) replication and
@@ -534,6 +551,7 @@ mod tests {
         crate::persistence::LoadInfo {
             keys: 0,
             expired_skipped: 0,
+            expired_keys: Vec::new(),
             repl_id: Some(id.to_string()),
             repl_offset: Some(off),
             repl_stream_db: None,

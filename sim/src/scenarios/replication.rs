@@ -221,6 +221,13 @@ async fn converge(cluster: &mut Cluster, master: String, replicas: Vec<String>) 
 
 /// The replication invariants (see `invariants/`), over the observation logs as plain data.
 fn check_logs(cluster: &Cluster) -> Result<(), String> {
+    if std::env::var("SIM_DUMP_LOGS").is_ok() {
+        for s in &cluster.servers {
+            for e in s.observed.lock().expect("observed").log.iter() {
+                eprintln!("{} {:?}", s.name, e);
+            }
+        }
+    }
     let log = repl_log(cluster)?;
     let matched = invariants::replica_matches_master::check(&log).map_err(|v| context(cluster, v))?;
     if matched.checked > 0 {

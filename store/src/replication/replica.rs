@@ -358,6 +358,8 @@ async fn stream(
     let mut last_read = tokio::time::Instant::now();
     // Until the first read after a diskless sync: ACK every EAGER_ACK_EVERY (a bounded number).
     let mut eager_until = eager_acks.then(|| crate::client::deadline_after(EAGER_ACKS_FOR));
+    // The master's transaction being received (MULTI seen, EXEC not yet): see `apply`.
+    let mut pending = PendingTransaction::default();
     loop {
         if crate::fault::planted("ack-before-apply") && !buf.is_empty() {
             // The planted bug: acknowledge what was read before applying it.
@@ -377,7 +379,7 @@ async fn stream(
             };
             let getack =
                 args.len() >= 2 && args[0].eq_ignore_ascii_case(b"replconf") && args[1].eq_ignore_ascii_case(b"getack");
-            let offset = apply(shared, generation, &mut master, args, frame, consumed)?;
+            let offset = apply(shared, generation, &mut master, &mut pending, args, frame, consumed)?;
             if getack {
                 // Redis acknowledges the offset before GETACK's own bytes.
                 ack(shared, &mut sock, offset.saturating_sub(consumed), repl_timeout).await?;
@@ -483,11 +485,23 @@ impl Drop for MasterClient<'_> {
     }
 }
 
-/// Executes one stream command as the master's session and advances the offset by its bytes.
+/// The bytes of the master's transaction received so far. Until its EXEC they are not applied
+/// in the offset's sense (Redis advances the master client's `reploff` only outside MULTI): a
+/// link that breaks mid-transaction resumes from before its MULTI, so the transaction is
+/// received whole again, instead of its first half being lost with the old connection's queue.
+#[derive(Default)]
+struct PendingTransaction {
+    bytes: BytesMut,
+    consumed: i64,
+}
+
+/// Executes one stream command as the master's session and advances the offset by its bytes
+/// (by the whole transaction's at its EXEC).
 fn apply(
     shared: &Arc<Shared>,
     generation: u64,
     master: &mut Session,
+    pending: &mut PendingTransaction,
     args: Vec<Bytes>,
     frame: Option<Bytes>,
     consumed: i64,
@@ -517,11 +531,27 @@ fn apply(
     // Replies to the master are never sent; deferred work does not apply to it.
     master.deferred.clear();
     st.repl.master_db = master.db;
+    let canonical = raw.len() as i64 == consumed;
+    if master.multi.is_some() || !pending.bytes.is_empty() {
+        pending.bytes.extend_from_slice(&raw);
+        pending.consumed = pending.consumed.saturating_add(consumed);
+        if master.multi.is_some() {
+            crate::fault::probe("repl.replica_transaction_pending");
+            return Ok(st.repl.offset);
+        }
+    }
+    // Applied: a plain command, or a transaction's EXEC with everything before it.
+    let (raw, consumed) = if pending.bytes.is_empty() {
+        (raw, consumed)
+    } else {
+        let whole = std::mem::take(&mut pending.bytes).freeze();
+        (whole, std::mem::take(&mut pending.consumed))
+    };
     // Our replicas get the master's bytes unchanged, so offsets agree along a chain. Masters
     // send canonical RESP, so our re-encoding is byte-identical; if it is not, our replicas are
     // dropped (they resync) rather than given a stream whose offsets differ, and our backlog
     // restarts (it could not hold the master's bytes).
-    if raw.len() as i64 == consumed {
+    if canonical && raw.len() as i64 == consumed {
         st.repl.stream_applied(&raw);
         if crate::fault::planted("replica-offset-off-by-one") && raw.starts_with(b"*2\r\n$6\r\nSELECT") {
             // The planted bug: a SELECT counted one byte too many.

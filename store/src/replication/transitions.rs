@@ -30,6 +30,9 @@ impl ReplState {
                 return Err(format!("backlog ends at {} but the offset is {}", b.end_offset(), self.offset));
             }
         }
+        if self.role == Role::Master && self.second_offset != -1 && self.backlog.is_none() {
+            return Err("a master continuing a history (replid2) without a backlog".into());
+        }
         let link = &self.link;
         if self.role == Role::Master && (link.up || link.sync_in_progress || link.transfer.is_some()) {
             return Err(format!("a master with a link: up {} syncing {}", link.up, link.sync_in_progress));
@@ -185,16 +188,21 @@ impl ReplState {
     /// The replication id and offset saved in the RDB (Redis's PSYNC2 after restart): a
     /// replica continues as its master's replica, a master keeps them as replid2 so its old
     /// replicas can continue. Validated by the caller.
-    pub fn adopt_saved(&mut self, id: String, offset: i64, as_replica: bool, master_db: usize) {
+    pub fn adopt_saved(&mut self, id: String, offset: i64, as_replica: bool, master_db: usize, backlog_size: usize) {
         assert_eq!(id.len(), 40, "validated by the caller");
+        assert!(self.backlog.is_none(), "adopted at start-up, before any stream");
+        self.offset = offset;
         if as_replica {
             self.replid = id;
             self.master_db = master_db;
         } else {
             self.replid2 = id;
             self.second_offset = offset.saturating_add(1);
+            // The history continues from the file's offset: every write from now on must be in
+            // the stream (Redis creates the backlog before loading), or a replica continuing
+            // from that offset would miss the writes made before it reconnected.
+            self.ensure_backlog(backlog_size);
         }
-        self.offset = offset;
         self.has_history = true;
         self.checked("loading the saved replication state");
     }
