@@ -329,3 +329,28 @@ fn a_writable_replica_expires_the_keys_its_clients_wrote() {
         assert!(role.contains("\"connected\""), "{who}: {role}");
     });
 }
+
+#[test]
+fn a_transaction_cannot_write_to_a_read_only_replica() {
+    // Found by the simulator's topology changes: writes queued in MULTI on a replica were run
+    // by EXEC past the READONLY check.
+    both(|redis, who| {
+        let (master, replica) = master_with_replica(redis);
+        let mut r = Conn::new(replica.port);
+        assert_eq!(r.call(&["MULTI"]), "+OK");
+        assert_eq!(r.call(&["SET", "a", "1"]), "-READONLY You can't write against a read only replica.", "{who}");
+        assert_eq!(r.call(&["EXEC"]), "-EXECABORT Transaction discarded because of previous errors.", "{who}");
+        assert_eq!(r.call(&["GET", "a"]), "(nil)", "{who}");
+        // A master that becomes a replica between MULTI and EXEC refuses the queued writes.
+        let mut m = Conn::new(master.port);
+        assert_eq!(m.call(&["MULTI"]), "+OK");
+        assert_eq!(m.call(&["SET", "b", "1"]), "+QUEUED");
+        let mut admin = Conn::new(master.port);
+        assert_eq!(admin.call(&["REPLICAOF", "127.0.0.1", &replica.port.to_string()]), "+OK");
+        assert_eq!(
+            m.call(&["EXEC"]),
+            "-EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica.",
+            "{who}"
+        );
+    });
+}

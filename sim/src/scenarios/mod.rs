@@ -42,7 +42,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "replication",
-        about: "master with 1-2 replicas (sometimes chained) under the nemesis; replica digests match the master's at every offset, READONLY, WAIT, min-replicas, PSYNC continues exactly when the backlog covers, convergence after heal",
+        about: "master with 1-2 replicas (sometimes chained) under the nemesis, on some seeds with RDB persistence and disk faults, on some with an operator promoting replicas and re-pointing the others; replica digests match the master's at every offset, READONLY, WAIT, min-replicas, PSYNC continues exactly when the backlog covers, convergence after heal",
         default_seeds: 1000,
         required_probes: &[
             "repl.full_resync",
@@ -61,6 +61,10 @@ pub const ALL: &[Scenario] = &[
             "repl.wait_checked",
             "repl.replica_eager_ack",
             "repl.replica_listed_waiting",
+            "repl.promoted",
+            "repl.topology_changed",
+            "repl.saved_state_adopted",
+            "repl.replica_transaction_pending",
         ],
         run: |seed, trace| Box::pin(replication::run(seed, trace)),
     },

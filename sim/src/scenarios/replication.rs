@@ -16,6 +16,7 @@
 //! - liveness (here): after faults heal, every replica catches up with the master's offset and
 //!   all nodes hold the same dataset (DEBUG DIGEST), within `CONVERGE_BOUND`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -70,20 +71,28 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
         run_for.as_millis(),
         swarm.describe()
     ));
-    let master_addr = cluster.servers[0].addr.clone();
-    let replica_addrs: Vec<String> = cluster.servers[1..].iter().map(|s| s.addr.clone()).collect();
+    let addrs: Vec<String> = cluster.servers.iter().map(|s| s.addr.clone()).collect();
+    let topology = Arc::new(Mutex::new(Topology { master: 0, epoch: 0, changing: false }));
+    // On some seeds the topology changes during the run: a replica is promoted with REPLICAOF
+    // NO ONE, the others (the old master included) re-pointed to it, sometimes through a chain.
+    let switchovers = if ChaCha8Rng::seed_from_u64(seed ^ TOPOLOGY_SALT).gen_bool(0.4) { 2 } else { 0 };
     let mut tasks = Vec::new();
     for c in 0..rng.gen_range(1..=3u32) {
         let node = cluster.client_node(&format!("writer-{c}"));
-        let (a, s) = (master_addr.clone(), rng.gen::<u64>());
+        let (a, t, s) = (addrs.clone(), topology.clone(), rng.gen::<u64>());
         let n = replicas;
-        tasks.push(node.spawn(async move { writer(a, s, run_for, n).await }));
+        tasks.push(node.spawn(async move { writer(a, t, s, run_for, n).await }));
     }
     let node = cluster.client_node("replica-client");
-    let (ra, s) = (replica_addrs.clone(), rng.gen::<u64>());
+    let (ra, t, s) = (addrs.clone(), topology.clone(), rng.gen::<u64>());
     let replica_writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let rw = replica_writes.clone();
-    tasks.push(node.spawn(async move { replica_client(ra, s, run_for, rw).await }));
+    tasks.push(node.spawn(async move { replica_client(ra, t, s, run_for, rw).await }));
+    if switchovers > 0 {
+        let node = cluster.client_node("operator");
+        let (a, t, s, trace) = (addrs.clone(), topology.clone(), rng.gen::<u64>(), cluster.trace.clone());
+        tasks.push(node.spawn(async move { operator(a, t, s, run_for, switchovers, trace).await }));
+    }
     let mut nemesis = Nemesis::new(swarm, ChaCha8Rng::seed_from_u64(rng.gen()));
     nemesis.run(&cluster, run_for).await;
     for t in tasks {
@@ -91,6 +100,14 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     }
     // Fault points are faults too: they heal with the others before the liveness phase.
     store::fault::set_buggify(false);
+    let master = topology.lock().expect("topology").master;
+    if switchovers > 0 {
+        // An order the operator sent may not have arrived (a partition): restate the topology
+        // now that the network is whole, as an operator would.
+        restate_topology(&mut cluster, &addrs, master).await?;
+    }
+    let master_addr = addrs[master].clone();
+    let replica_addrs: Vec<String> = addrs.iter().enumerate().filter(|(i, _)| *i != master).map(|(_, a)| a.clone()).collect();
     let converged = converge(&mut cluster, master_addr, replica_addrs).await;
     // The per-offset check pinpoints a divergence better than the final digests: judge it first.
     check_logs(&cluster)?;
@@ -102,14 +119,25 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     converged
 }
 
-async fn writer(addr: String, seed: u64, run_for: Duration, replicas: usize) -> Result<(), String> {
+async fn writer(
+    addrs: Vec<String>,
+    topology: Arc<Mutex<Topology>>,
+    seed: u64,
+    run_for: Duration,
+    replicas: usize,
+) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let end = madsim::time::Instant::now() + run_for;
-    let mut conn: Option<Client> = None;
+    let mut conn: Option<(usize, Client)> = None;
     while madsim::time::Instant::now() < end {
         madsim::time::sleep(Duration::from_millis(rng.gen_range(1..25))).await;
-        let Some(c) = conn.as_mut() else {
-            conn = Client::connect(&addr, Duration::from_millis(700)).await.ok();
+        // Writers follow the master the operator announced.
+        let master = topology.lock().expect("topology").master;
+        if conn.as_ref().is_some_and(|(i, _)| *i != master) {
+            conn = None;
+        }
+        let Some((_, c)) = conn.as_mut() else {
+            conn = Client::connect(&addrs[master], Duration::from_millis(700)).await.ok().map(|c| (master, c));
             continue;
         };
         let k = format!("k{}", rng.gen_range(0..12));
@@ -156,6 +184,7 @@ async fn writer(addr: String, seed: u64, run_for: Duration, replicas: usize) -> 
 
 async fn replica_client(
     addrs: Vec<String>,
+    topology: Arc<Mutex<Topology>>,
     seed: u64,
     run_for: Duration,
     writes: std::sync::Arc<std::sync::Mutex<Vec<invariants::readonly_replica::ReplicaWrite>>>,
@@ -164,14 +193,25 @@ async fn replica_client(
     let end = madsim::time::Instant::now() + run_for;
     while madsim::time::Instant::now() < end {
         madsim::time::sleep(Duration::from_millis(rng.gen_range(10..80))).await;
-        let addr = &addrs[rng.gen_range(0..addrs.len())];
+        let before = *topology.lock().expect("topology");
+        let target = rng.gen_range(0..addrs.len());
+        if target == before.master || before.changing {
+            continue;
+        }
+        let addr = &addrs[target];
         let Ok(mut c) = Client::connect(addr, Duration::from_millis(700)).await else { continue };
         // After a timeout the reply may still arrive: never reuse such a connection.
         if c.cmd(&["GET", &format!("k{}", rng.gen_range(0..12))]).await.is_err() {
             continue;
         }
-        // Only replies are judged: a write that timed out may never have arrived.
+        // Only replies are judged: a write that timed out may never have arrived. And only
+        // writes to a node that was a replica throughout (no topology change meanwhile, and ROLE
+        // says so: an order the operator sent through a partition may have landed late).
         if let Ok(reply) = c.cmd(&["SET", "written-on-replica", "1"]).await {
+            let still_replica = matches!(c.role().await, Ok(store::client::role::RoleReply::Replica { .. }));
+            if !still_replica || *topology.lock().expect("topology") != before {
+                continue;
+            }
             let w = invariants::readonly_replica::ReplicaWrite {
                 node: addr.clone(),
                 command: "SET written-on-replica 1".into(),
@@ -181,6 +221,88 @@ async fn replica_client(
         }
     }
     Ok(())
+}
+
+const TOPOLOGY_SALT: u64 = 0x746f_706f_6c6f_6779;
+
+/// Which node the operator made master, and a count of changes (`changing` while one is under
+/// way), so that clients can tell whether a reply came from a stable topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Topology {
+    master: usize,
+    epoch: u64,
+    changing: bool,
+}
+
+/// The operator of the classic tutorial, by hand: promote a replica with REPLICAOF NO ONE, then
+/// re-point every other node (the old master rejoins as a replica) to it, sometimes through
+/// another replica (a chain). The other replicas of a promoted replica continue partially
+/// (PSYNC2: replid2 and second_repl_offset), which the checkers judge.
+async fn operator(
+    addrs: Vec<String>,
+    topology: Arc<Mutex<Topology>>,
+    seed: u64,
+    run_for: Duration,
+    switchovers: u32,
+    trace: Trace,
+) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let start = madsim::time::Instant::now();
+    for _ in 0..switchovers {
+        let at = Duration::from_millis(rng.gen_range(300..run_for.as_millis().max(301) as u64));
+        madsim::time::sleep(at.saturating_sub(start.elapsed()) / switchovers.max(1)).await;
+        let old = topology.lock().expect("topology").master;
+        let new = (old + rng.gen_range(1..addrs.len())) % addrs.len();
+        topology.lock().expect("topology").changing = true;
+        let promoted = order(&addrs[new], &["REPLICAOF", "NO", "ONE"]).await;
+        trace.record(start.elapsed().as_nanos(), format!("operator: REPLICAOF NO ONE on {} -> {promoted}", addrs[new]));
+        {
+            let mut t = topology.lock().expect("topology");
+            t.master = new;
+            t.epoch += 1;
+        }
+        for i in (0..addrs.len()).filter(|i| *i != new) {
+            // Usually the new master; sometimes a replica already re-pointed (a chain).
+            let upstream = if i != old && rng.gen_bool(0.2) { old } else { new };
+            let ip = addrs[upstream].split(':').next().unwrap_or_default().to_string();
+            let reply = order(&addrs[i], &["REPLICAOF", &ip, "6379"]).await;
+            trace.record(start.elapsed().as_nanos(), format!("operator: REPLICAOF {ip} on {} -> {reply}", addrs[i]));
+        }
+        store::fault::probe("repl.topology_changed");
+        let mut t = topology.lock().expect("topology");
+        t.epoch += 1;
+        t.changing = false;
+    }
+    Ok(())
+}
+
+/// Sends one administrative command on a fresh connection; its reply rendered, or the error.
+async fn order(addr: &str, args: &[&str]) -> String {
+    match Client::connect(addr, Duration::from_millis(700)).await {
+        Ok(mut c) => match c.cmd(args).await {
+            Ok(r) => r.render(),
+            Err(e) => format!("no reply ({e})"),
+        },
+        Err(e) => format!("unreachable ({e})"),
+    }
+}
+
+/// After the faults heal: every node is told its role again (idempotent), so that an order lost
+/// in a partition cannot leave two masters for the liveness check.
+async fn restate_topology(cluster: &mut Cluster, addrs: &[String], master: usize) -> Result<(), String> {
+    let node = cluster.client_node("operator-restate");
+    let addrs = addrs.to_vec();
+    let (trace, at) = (cluster.trace.clone(), cluster.now_ns());
+    node.spawn(async move {
+        let ip = addrs[master].split(':').next().unwrap_or_default().to_string();
+        for (i, a) in addrs.iter().enumerate() {
+            let args: Vec<&str> = if i == master { vec!["REPLICAOF", "NO", "ONE"] } else { vec!["REPLICAOF", &ip, "6379"] };
+            let reply = order(a, &args).await;
+            trace.record(at, format!("operator: restate {} on {a} -> {reply}", args.join(" ")));
+        }
+    })
+    .await
+    .map_err(|e| format!("operator task failed: {e}"))
 }
 
 /// Liveness: every replica reaches the master's offset and all digests agree.

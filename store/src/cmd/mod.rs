@@ -667,22 +667,6 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         ));
         return;
     }
-    if ctx.client.multi.is_some() && spec.flags & NO_QUEUE == 0 {
-        if spec.flags & NO_MULTI != 0 {
-            flag_multi_failed(ctx);
-            ctx.error(&format!("ERR Command not allowed inside a transaction"));
-            return;
-        }
-        let multi = ctx.client.multi.as_mut().expect("checked");
-        if multi.queue.len() >= MULTI_QUEUE_MAX {
-            multi.failed = true;
-            ctx.error("ERR MULTI queue is full");
-            return;
-        }
-        multi.queue.push((spec, args));
-        Reply::simple(ctx.out, "QUEUED");
-        return;
-    }
     if ctx.st.repl.is_replica() && !ctx.client.is_master {
         if spec.is_write() && ctx.st.config.hot.replica_read_only {
             flag_multi_failed(ctx);
@@ -710,6 +694,25 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     if spec.flags & DENYOOM != 0 && !ctx.client.is_master && over_maxmemory(ctx.st) {
         flag_multi_failed(ctx);
         ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    // Queued only once every check above passed, as Redis's processCommand: a write refused
+    // here (READONLY, NOREPLICAS, MISCONF, OOM) is refused inside MULTI too, and flags the
+    // transaction, instead of being queued and run by EXEC past the checks.
+    if ctx.client.multi.is_some() && spec.flags & NO_QUEUE == 0 {
+        if spec.flags & NO_MULTI != 0 {
+            flag_multi_failed(ctx);
+            ctx.error(&format!("ERR Command not allowed inside a transaction"));
+            return;
+        }
+        let multi = ctx.client.multi.as_mut().expect("checked");
+        if multi.queue.len() >= MULTI_QUEUE_MAX {
+            multi.failed = true;
+            ctx.error("ERR MULTI queue is full");
+            return;
+        }
+        multi.queue.push((spec, args));
+        Reply::simple(ctx.out, "QUEUED");
         return;
     }
     call(ctx, spec, &args);

@@ -43,7 +43,8 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
 /// REPLICAOF NO ONE: the history so far stays valid under replid2, so this node's own replicas
 /// (and the former master's other replicas) can continue partially.
 pub fn promote(st: &mut crate::server::State, new_id: String) {
-    st.repl.become_master(new_id);
+    let backlog_size = st.config.hot.repl_backlog_size;
+    st.repl.become_master(new_id, backlog_size);
     st.ks.policy = crate::db::ExpirePolicy::Delete;
     st.config.set_internal("replicaof", "");
     disconnect_replicas(st);

@@ -59,6 +59,13 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
         return ctx.null_array();
     }
     clear_watches(ctx);
+    // The node may have become a read-only replica since the writes were queued: Redis treats
+    // an EXEC with queued writes as a write, refused READONLY, which aborts the transaction.
+    let is_readonly_replica = ctx.st.repl.is_replica() && ctx.st.config.hot.replica_read_only && !ctx.client.is_master;
+    if is_readonly_replica && m.queue.iter().any(|(spec, _)| spec.is_write()) {
+        crate::fault::probe("multi.exec_refused_readonly");
+        return ctx.error("EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica.");
+    }
     Reply::array_len(ctx.out, m.queue.len());
     // The queued writes reach replicas wrapped in MULTI/EXEC, so they apply atomically there too.
     ctx.st.repl.in_exec = true;

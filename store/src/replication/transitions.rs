@@ -59,9 +59,12 @@ impl ReplState {
     /// REPLICAOF NO ONE: the history so far stays valid under replid2 (PSYNC2), so this node's
     /// own replicas and the former master's other replicas can continue partially. The link
     /// task of the old generation stops.
-    pub fn become_master(&mut self, new_id: String) {
+    pub fn become_master(&mut self, new_id: String, backlog_size: usize) {
         assert_eq!(new_id.len(), 40, "a replication id");
         self.shift_replid(new_id);
+        // The other replicas continue from this history: it needs a backlog even if this node
+        // never completed a sync (the backlog then starts at its offset and holds what follows).
+        self.ensure_backlog(backlog_size);
         self.role = Role::Master;
         self.link.generation = self.link.generation.wrapping_add(1);
         self.link.up = false;
@@ -237,7 +240,7 @@ mod tests {
         r.stream_applied(b"*1\r\n$4\r\nPING\r\n");
         assert_eq!(r.offset, 114);
         assert!(r.link_lost(generation, 8));
-        r.become_master(id('c'));
+        r.become_master(id('c'), 16 * 1024);
         assert_eq!((r.replid2.as_str(), r.second_offset), (id('b').as_str(), 115));
         assert!(!r.is_current(generation));
         r.check().unwrap();
