@@ -91,10 +91,15 @@ pub fn prepare(st: &mut State, now_ms: i64) -> SaveJob {
     if let (Some(obs), Some(d)) = (&st.observer, digest) {
         obs.emit(crate::observe::Observation::SaveStarted { digest: d });
     }
+    // The replication id and offset are saved only when the offset means something (Redis's
+    // rdbPopulateSaveInfo): a master counts its stream only once it has a backlog (writes made
+    // before do not move the offset, so "offset 0" would name different datasets), and a replica
+    // only once it holds its master's data at a known point.
+    let meaningful = if st.repl.is_replica() { st.repl.has_history } else { st.repl.backlog.is_some() };
     let aux = AuxFields {
         ctime: now_ms / 1000,
         used_mem: crate::alloc::used_memory() as u64,
-        repl: Some(crate::rdb::ReplAux {
+        repl: meaningful.then(|| crate::rdb::ReplAux {
             stream_db: if st.repl.is_replica() { st.repl.master_db as i64 } else { 0 },
             id: st.repl.replid.clone(),
             offset: st.repl.offset,
