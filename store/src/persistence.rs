@@ -100,7 +100,9 @@ pub fn prepare(st: &mut State, now_ms: i64) -> SaveJob {
         ctime: now_ms / 1000,
         used_mem: crate::alloc::used_memory() as u64,
         repl: meaningful.then(|| crate::rdb::ReplAux {
-            stream_db: if st.repl.is_replica() { st.repl.master_db as i64 } else { 0 },
+            // A master saves the database its stream is in (Redis's slaveseldb), not 0: a node
+            // restarted from this file continues the stream there.
+            stream_db: if st.repl.is_replica() { st.repl.master_db as i64 } else { st.repl.stream_db() as i64 },
             id: st.repl.replid.clone(),
             offset: st.repl.offset,
         }),

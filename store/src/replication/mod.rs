@@ -162,6 +162,13 @@ impl ReplState {
         matches!(self.role, Role::Replica { .. })
     }
 
+    /// The database the stream is in now (the last SELECT fed; 0 when the next write will emit
+    /// one), saved in an RDB as `repl-stream-db` so that a node restarted from it applies the
+    /// stream that follows in the right database (Redis's `slaveseldb`).
+    pub fn stream_db(&self) -> usize {
+        self.seldb.unwrap_or(0)
+    }
+
     /// Forces a SELECT before the next write (after a full resync and on promotion).
     pub fn reset_seldb(&mut self) {
         self.seldb = None;
