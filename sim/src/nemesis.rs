@@ -208,8 +208,13 @@ impl Nemesis {
     /// The network settings the still-active latency and loss faults ask for (the worst of each),
     /// or madsim's defaults when none is left.
     fn restore_network(&self) {
-        let latency_hi = self.active.iter().filter_map(|(a, _)| if let Active::Latency(hi) = a { Some(*hi) } else { None }).max();
-        let loss = self.active.iter().filter_map(|(a, _)| if let Active::Loss(r) = a { Some(*r) } else { None }).fold(0.0, f64::max);
+        let latency_hi =
+            self.active.iter().filter_map(|(a, _)| if let Active::Latency(hi) = a { Some(*hi) } else { None }).max();
+        let loss = self
+            .active
+            .iter()
+            .filter_map(|(a, _)| if let Active::Loss(r) = a { Some(*r) } else { None })
+            .fold(0.0, f64::max);
         NetSim::current().update_config(|c| {
             c.send_latency = match latency_hi {
                 Some(hi) => Duration::from_millis(1)..Duration::from_millis(hi),
@@ -399,7 +404,8 @@ impl Nemesis {
                 Active::Drifting(i) => {
                     // The rate is right again; the error it accumulated stays (as skew).
                     cluster.servers[i].clock.set_drift_ppm(0);
-                    cluster.record(format!("nemesis: clock of {} runs at the right rate again", cluster.servers[i].name));
+                    cluster
+                        .record(format!("nemesis: clock of {} runs at the right rate again", cluster.servers[i].name));
                 }
                 Active::DiskFsync(i) => {
                     cluster.servers[i].disk.set_fail_fsync(false);

@@ -664,8 +664,10 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
         Kind::Memory => {
             let v = single()?;
             let n = parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())?;
-            let (lo, hi) =
-                MEMORY_RANGES.iter().find(|(m, _, _)| *m == name).map_or((0, i64::MAX as u64), |(_, lo, hi)| (*lo, *hi));
+            let (lo, hi) = MEMORY_RANGES
+                .iter()
+                .find(|(m, _, _)| *m == name)
+                .map_or((0, i64::MAX as u64), |(_, lo, hi)| (*lo, *hi));
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
@@ -906,7 +908,13 @@ impl Config {
         Ok(())
     }
 
-    fn apply_lines(&mut self, text: &str, file: &str, source: &dyn ConfigSource, depth: usize) -> Result<(), ConfigError> {
+    fn apply_lines(
+        &mut self,
+        text: &str,
+        file: &str,
+        source: &dyn ConfigSource,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
         // `save` lines accumulate within one source; the first one replaces the default.
         let mut saw_save = false;
         for (line_no, raw) in (1..).zip(text.lines()) {

@@ -109,7 +109,8 @@ impl Events {
     fn wait(&self, channel: &str, needle: &str) -> String {
         let start = Instant::now();
         loop {
-            if let Some(e) = self.seen.lock().unwrap().iter().find(|e| e.starts_with(&format!("{channel} ")) && e.contains(needle))
+            if let Some(e) =
+                self.seen.lock().unwrap().iter().find(|e| e.starts_with(&format!("{channel} ")) && e.contains(needle))
             {
                 return e.clone();
             }

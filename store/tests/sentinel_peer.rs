@@ -167,7 +167,9 @@ fn deferred_commands_compose_inside_exec() {
         // Two deferred commands and a WAIT (which never blocks inside EXEC) in one transaction.
         assert_eq!(c.call(&["CONFIG", "SET", "maxmemory", "7mb"]), "+OK");
         assert_eq!(c.call(&["MULTI"]), "+OK");
-        for cmd in [&["CONFIG", "REWRITE"][..], &["WAIT", "1", "0"], &["INCR", "n"], &["CONFIG", "REWRITE"], &["INCR", "n"]] {
+        for cmd in
+            [&["CONFIG", "REWRITE"][..], &["WAIT", "1", "0"], &["INCR", "n"], &["CONFIG", "REWRITE"], &["INCR", "n"]]
+        {
             assert_eq!(c.call(cmd), "+QUEUED", "{who}: {cmd:?}");
         }
         assert_eq!(c.call(&["EXEC"]), "[+OK, :0, :1, +OK, :2]", "{who}");

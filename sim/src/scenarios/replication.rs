@@ -107,7 +107,8 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
         restate_topology(&mut cluster, &addrs, master).await?;
     }
     let master_addr = addrs[master].clone();
-    let replica_addrs: Vec<String> = addrs.iter().enumerate().filter(|(i, _)| *i != master).map(|(_, a)| a.clone()).collect();
+    let replica_addrs: Vec<String> =
+        addrs.iter().enumerate().filter(|(i, _)| *i != master).map(|(_, a)| a.clone()).collect();
     let converged = converge(&mut cluster, master_addr, replica_addrs).await;
     // The per-offset check pinpoints a divergence better than the final digests: judge it first.
     check_logs(&cluster)?;
@@ -296,7 +297,8 @@ async fn restate_topology(cluster: &mut Cluster, addrs: &[String], master: usize
     node.spawn(async move {
         let ip = addrs[master].split(':').next().unwrap_or_default().to_string();
         for (i, a) in addrs.iter().enumerate() {
-            let args: Vec<&str> = if i == master { vec!["REPLICAOF", "NO", "ONE"] } else { vec!["REPLICAOF", &ip, "6379"] };
+            let args: Vec<&str> =
+                if i == master { vec!["REPLICAOF", "NO", "ONE"] } else { vec!["REPLICAOF", &ip, "6379"] };
             let reply = order(a, &args).await;
             trace.record(at, format!("operator: restate {} on {a} -> {reply}", args.join(" ")));
         }

@@ -77,12 +77,32 @@ const FUZZ_DB: &str = "9";
 /// survive it (the differential fuzzer sends most of them to a real server):
 const FUZZ_DENY: &[&str] = &[
     // other databases and the whole server: would invalidate the other clients' models
-    "select", "swapdb", "move", "flushall", "config", "debug", "client", "shutdown",
+    "select",
+    "swapdb",
+    "move",
+    "flushall",
+    "config",
+    "debug",
+    "client",
+    "shutdown",
     // turn the connection into a replica or a master link, or the server into a replica
-    "replicaof", "slaveof", "psync", "sync", "replconf", "failover",
+    "replicaof",
+    "slaveof",
+    "psync",
+    "sync",
+    "replconf",
+    "failover",
     // several replies per command, pushes, or a closed connection
-    "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ssubscribe", "sunsubscribe",
-    "monitor", "hello", "reset", "quit",
+    "subscribe",
+    "psubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "ssubscribe",
+    "sunsubscribe",
+    "monitor",
+    "hello",
+    "reset",
+    "quit",
     // WAIT with a timeout of 0 blocks forever on a server without replicas
     "wait",
 ];

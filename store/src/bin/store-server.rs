@@ -69,7 +69,8 @@ struct FsSource;
 
 impl ConfigSource for FsSource {
     fn read_include(&self, path: &str) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|e| format!("Fatal error, can't open config file '{path}': {}", strerror(&e)))
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("Fatal error, can't open config file '{path}': {}", strerror(&e)))
     }
 
     fn check_dir(&self, path: &str) -> Result<(), String> {
@@ -163,9 +164,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Err(e) =
-        store::logging::init(&config.hot.loglevel, &config.hot.logfile)
-    {
+    if let Err(e) = store::logging::init(&config.hot.loglevel, &config.hot.logfile) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }

@@ -149,7 +149,8 @@ impl ReplicationInfo {
         };
         let mut replicas = Vec::new();
         for (name, value) in info.section("replication") {
-            let is_replica_line = name.strip_prefix("slave").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let is_replica_line =
+                name.strip_prefix("slave").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
             if is_replica_line {
                 replicas.push(ReplicaLine::parse(value)?);
             }

@@ -282,8 +282,7 @@ fn blob_at(buf: &[u8], start: usize, len: i64) -> io::Result<Option<(Bytes, usiz
     if !(0..=REPLY_BULK_MAX).contains(&len) {
         return Err(bad("invalid bulk length"));
     }
-    let Some((end, blob_end)) = start.checked_add(len as usize).and_then(|end| Some((end, end.checked_add(2)?)))
-    else {
+    let Some((end, blob_end)) = start.checked_add(len as usize).and_then(|end| Some((end, end.checked_add(2)?))) else {
         return Err(bad("invalid bulk length"));
     };
     if buf.len() < blob_end {
@@ -613,7 +612,8 @@ mod tests {
             text.prop_map(Resp::Simple),
             text.prop_map(Resp::Error),
             any::<i64>().prop_map(Resp::Int),
-            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)).prop_map(|b| Resp::Bulk(b.map(Bytes::from))),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16))
+                .prop_map(|b| Resp::Bulk(b.map(Bytes::from))),
             Just(Resp::Array(None)),
             Just(Resp::Null),
             any::<bool>().prop_map(Resp::Bool),

@@ -67,7 +67,9 @@ impl RoleReply {
             }),
             ("sentinel", [_, masters]) => {
                 let list = masters.items().ok_or_else(|| "ROLE: sentinel without its masters".to_string())?;
-                Ok(RoleReply::Sentinel { masters: list.iter().map(|m| text(m, "master name")).collect::<Result<_, _>>()? })
+                Ok(RoleReply::Sentinel {
+                    masters: list.iter().map(|m| text(m, "master name")).collect::<Result<_, _>>()?,
+                })
             }
             _ => Err(format!("ROLE answered {}", reply.render())),
         }
@@ -97,13 +99,9 @@ impl RoleReply {
                         .collect(),
                 )),
             ])),
-            RoleReply::Replica { host, port, state, offset } => Resp::Array(Some(vec![
-                bulk("slave"),
-                bulk(host),
-                Resp::Int(*port),
-                bulk(state),
-                Resp::Int(*offset),
-            ])),
+            RoleReply::Replica { host, port, state, offset } => {
+                Resp::Array(Some(vec![bulk("slave"), bulk(host), Resp::Int(*port), bulk(state), Resp::Int(*offset)]))
+            }
             RoleReply::Sentinel { masters } => {
                 Resp::Array(Some(vec![bulk("sentinel"), Resp::Array(Some(masters.iter().map(|m| bulk(m)).collect()))]))
             }
@@ -119,8 +117,11 @@ mod tests {
     use super::*;
 
     fn arb_role() -> impl Strategy<Value = RoleReply> {
-        let replica = ("[0-9a-f.:]{1,15}", any::<i64>(), any::<i64>())
-            .prop_map(|(ip, port, offset)| RoleReplica { ip, port, offset });
+        let replica = ("[0-9a-f.:]{1,15}", any::<i64>(), any::<i64>()).prop_map(|(ip, port, offset)| RoleReplica {
+            ip,
+            port,
+            offset,
+        });
         prop_oneof![
             (any::<i64>(), proptest::collection::vec(replica, 0..4))
                 .prop_map(|(offset, replicas)| RoleReply::Master { offset, replicas }),

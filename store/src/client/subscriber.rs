@@ -77,7 +77,9 @@ impl Message {
             }
             Some([kind, pattern, channel, payload]) if kind.as_bytes() == Some(b"pmessage") => {
                 match (bytes(pattern), bytes(channel), bytes(payload)) {
-                    (Some(pattern), Some(channel), Some(payload)) => Some(Message::PMessage { pattern, channel, payload }),
+                    (Some(pattern), Some(channel), Some(payload)) => {
+                        Some(Message::PMessage { pattern, channel, payload })
+                    }
                     _ => None,
                 }
             }

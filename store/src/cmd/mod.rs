@@ -784,7 +784,9 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
 pub fn known_subcommand(spec: &CommandSpec, args: &[Bytes]) -> bool {
     match SUBCOMMANDS.iter().find(|(name, _)| *name == spec.name) {
         None => true,
-        Some((_, subs)) => args.get(1).is_some_and(|a| subs.iter().any(|(sub, _)| a.eq_ignore_ascii_case(sub.as_bytes()))),
+        Some((_, subs)) => {
+            args.get(1).is_some_and(|a| subs.iter().any(|(sub, _)| a.eq_ignore_ascii_case(sub.as_bytes())))
+        }
     }
 }
 

@@ -64,7 +64,9 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
     let is_readonly_replica = ctx.st.repl.is_replica() && ctx.st.config.hot.replica_read_only && !ctx.client.is_master;
     if is_readonly_replica && m.queue.iter().any(|(spec, _)| spec.is_write()) {
         crate::fault::probe("multi.exec_refused_readonly");
-        return ctx.error("EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica.");
+        return ctx.error(
+            "EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica.",
+        );
     }
     Reply::array_len(ctx.out, m.queue.len());
     // The queued writes reach replicas wrapped in MULTI/EXEC, so they apply atomically there too.

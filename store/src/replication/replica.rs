@@ -257,8 +257,7 @@ async fn full_sync(
     }
     st.watches.touch_db(None);
     // The stream continues in the database the payload says (RDB aux repl-stream-db).
-    let master_db =
-        data.repl_stream_db.filter(|d| *d >= 0 && (*d as usize) < st.ks.dbs.len()).unwrap_or(0) as usize;
+    let master_db = data.repl_stream_db.filter(|d| *d >= 0 && (*d as usize) < st.ks.dbs.len()).unwrap_or(0) as usize;
     let backlog_size = backlog_size(&st);
     // `offset + 1` was checked when the +FULLRESYNC line was read.
     st.repl.link_full_sync_done(FullSyncDone { replid, offset, master_db, backlog_size }, shared.env.clock.now_ms());

@@ -127,7 +127,8 @@ impl ReplState {
         self.offset = sync.offset;
         self.master_db = sync.master_db;
         self.has_history = true;
-        self.backlog = Some(Backlog::new(sync.backlog_size.max(super::BACKLOG_SIZE_MIN), sync.offset.saturating_add(1)));
+        self.backlog =
+            Some(Backlog::new(sync.backlog_size.max(super::BACKLOG_SIZE_MIN), sync.offset.saturating_add(1)));
         self.link_up(now_ms);
         self.checked("full sync");
     }
