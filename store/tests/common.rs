@@ -95,29 +95,41 @@ pub fn fresh_dir(port: u16) -> String {
 }
 
 pub fn start_redis() -> Proc {
+    start_redis_with(&["--enable-debug-command", "yes"])
+}
+
+/// A real redis-server on a fresh port and directory, persistence off, with `extra` directives
+/// (`--replicaof "host port"` as one argument works, as in Redis 7).
+pub fn start_redis_with(extra: &[&str]) -> Proc {
     let port = free_port();
     let dir = fresh_dir(port);
+    let mut args: Vec<String> =
+        ["--dir", &dir, "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--loglevel", "warning"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
     let child = Command::new("redis-server")
-        .args([
-            "--dir",
-            &dir,
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--loglevel",
-            "warning",
-            "--enable-debug-command",
-            "yes",
-        ])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start redis-server");
     wait_ready(port);
     Proc { child, port }
+}
+
+/// Polls `f` every 50 ms until it holds; fails the test after 20 s.
+pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    wait_for_within(what, Duration::from_secs(20), f)
+}
+
+pub fn wait_for_within(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A blocking client that returns replies rendered as text, one line per reply.

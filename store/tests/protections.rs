@@ -25,29 +25,6 @@ fn against_both(extra: &[&str], check: impl Fn(u16, &str)) {
     }
 }
 
-fn start_redis_with(extra: &[&str]) -> Proc {
-    let port = free_port();
-    let dir = fresh_dir(port);
-    let mut args: Vec<String> =
-        ["--dir", &dir, "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--loglevel", "warning"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new("redis-server")
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc { child, port }
-}
-
 /// Sends raw bytes on a fresh connection and returns what the server wrote before closing (or
 /// before a second of silence).
 fn raw_exchange(port: u16, bytes: &[u8]) -> (String, bool) {
@@ -410,14 +387,6 @@ fn info_field(c: &mut Conn, section: &str, name: &str) -> String {
     info_value(c, section, name)
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn replica_output_limit_drops_a_stalled_replica() {
     // The replica class: a replica that stops reading (here: stopped with SIGSTOP) is dropped
@@ -427,7 +396,7 @@ fn replica_output_limit_drops_a_stalled_replica() {
     let replica = start_store(&["--replicaof", &target]);
     let mut m = Conn::new(master.port);
     let mut r = Conn::new(replica.port);
-    wait_until("replica link up", || info_field(&mut r, "replication", "master_link_status") == "up");
+    wait_for("replica link up", || info_field(&mut r, "replication", "master_link_status") == "up");
     let pid = replica.child.id() as libc::pid_t;
     // SAFETY: signals to a child process this test owns.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -435,9 +404,9 @@ fn replica_output_limit_drops_a_stalled_replica() {
     for i in 0..200 {
         assert_eq!(m.call(&["SET", &format!("k{i}"), &value]), "+OK");
     }
-    wait_until("the stalled replica dropped", || info_field(&mut m, "replication", "connected_slaves") == "0");
+    wait_for("the stalled replica dropped", || info_field(&mut m, "replication", "connected_slaves") == "0");
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    wait_until("the replica resynced", || {
+    wait_for("the replica resynced", || {
         info_field(&mut m, "replication", "connected_slaves") == "1"
             && info_field(&mut r, "replication", "master_link_status") == "up"
     });

@@ -3,20 +3,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
 
 use common::*;
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
 
 fn info_field(c: &mut Conn, field: &str) -> String {
     info_value(c, "replication", field)

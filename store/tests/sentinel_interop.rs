@@ -170,12 +170,8 @@ fn info_field(port: u16, section: &str, name: &str) -> String {
     info_value(&mut Conn::new(port), section, name)
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < EVENT_WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    wait_for_within(what, EVENT_WAIT, f)
 }
 
 struct Group {

@@ -9,17 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn field(c: &mut Conn, section: &str, name: &str) -> String {
     info_value(c, section, name)
 }
@@ -28,7 +17,7 @@ fn field(c: &mut Conn, section: &str, name: &str) -> String {
 fn master_with_replica(redis: bool) -> (Proc, Proc) {
     let start = |extra: &[&str]| {
         if redis {
-            start_redis_args(extra)
+            start_redis_with(extra)
         } else {
             start_store(extra)
         }
@@ -39,27 +28,6 @@ fn master_with_replica(redis: bool) -> (Proc, Proc) {
     let mut r = Conn::new(replica.port);
     wait_for("replica link up", || field(&mut r, "replication", "master_link_status") == "up");
     (master, replica)
-}
-
-fn start_redis_args(extra: &[&str]) -> Proc {
-    use std::process::{Command, Stdio};
-    let port = free_port();
-    let dir = fresh_dir(port);
-    let mut args: Vec<String> = ["--dir", &dir, "--port", &port.to_string(), "--save", "", "--loglevel", "warning"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for e in extra {
-        // redis-server takes `--replicaof "host port"` as one argument too.
-        args.push(e.to_string());
-    }
-    let child = Command::new("redis-server").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc { child, port }
 }
 
 fn client_kill_filters_keep_replicas(redis: bool) {
@@ -188,7 +156,7 @@ fn deferred_commands_compose_inside_exec() {
 #[test]
 fn sentinel_promotion_transaction() {
     both(|redis, who| {
-        let start = |extra: &[&str]| if redis { start_redis_args(extra) } else { start_store(extra) };
+        let start = |extra: &[&str]| if redis { start_redis_with(extra) } else { start_store(extra) };
         let master = start(&["--repl-diskless-sync-delay", "0"]);
         let (replica, conf) = start_from_file(redis, &format!("replicaof 127.0.0.1 {}\n", master.port));
         let mut r = Conn::new(replica.port);
@@ -244,7 +212,7 @@ fn first_write_after_a_diskless_sync_from_redis_arrives_at_once() {
         return;
     }
     for _ in 0..3 {
-        let master = start_redis_args(&["--repl-diskless-sync-delay", "0"]);
+        let master = start_redis_with(&["--repl-diskless-sync-delay", "0"]);
         let replica = start_store(&[]);
         let mut r = Conn::new(replica.port);
         assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "+OK");
@@ -264,7 +232,7 @@ fn a_replica_is_listed_while_its_sync_waits() {
     // the master's INFO as soon as it asks for a sync: a sentinel looking at the master inside
     // that window learns about it.
     both(|redis, who| {
-        let start = |extra: &[&str]| if redis { start_redis_args(extra) } else { start_store(extra) };
+        let start = |extra: &[&str]| if redis { start_redis_with(extra) } else { start_store(extra) };
         let master = start(&["--repl-diskless-sync-delay", "5"]);
         let replica = start(&[]);
         let mut r = Conn::new(replica.port);
@@ -288,7 +256,7 @@ fn a_replica_is_listed_while_its_sync_waits() {
 #[test]
 fn psync_with_a_malformed_offset_is_an_error() {
     both(|redis, who| {
-        let master = if redis { start_redis_args(&[]) } else { start_store(&[]) };
+        let master = if redis { start_redis_with(&[]) } else { start_store(&[]) };
         let mut c = Conn::new(master.port);
         // What a sentinel sends to an instance that answered -BUSY.
         assert_eq!(c.call(&["SCRIPT", "KILL"]), "-NOTBUSY No scripts in execution right now.", "{who}");

@@ -11,17 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn start_with_config(dir: &std::path::Path, name: &str, text: &str) -> Proc {
     let port: u16 = text.lines().find_map(|l| l.strip_prefix("port ")).unwrap().trim().parse().unwrap();
     let path = dir.join(name);
