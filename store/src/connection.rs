@@ -424,7 +424,9 @@ async fn run_all_deferred<S: AsyncWrite + Unpin>(
             let mut reply = BytesMut::new();
             let close = run_deferred(shared, work, &mut reply, session).await;
             let tail = out.split_off(at);
-            out.extend_from_slice(&reply);
+            if !crate::fault::planted("exec-drops-deferred-reply") {
+                out.extend_from_slice(&reply);
+            }
             out.extend_from_slice(&tail);
             close
         };

@@ -28,6 +28,10 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("ack-before-apply", "a replica acknowledges stream bytes it has read but not yet applied"),
     ("wait-counts-unacked", "WAIT counts every attached replica, acknowledged or not"),
     ("psync-refuses-covered", "a master answers +FULLRESYNC to a PSYNC its backlog could continue"),
+    (
+        "exec-drops-deferred-reply",
+        "a deferred command's reply inside EXEC (BGSAVE, CONFIG REWRITE) is never spliced in",
+    ),
 ];
 
 #[cfg(madsim)]

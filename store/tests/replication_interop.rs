@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 
 fn info_field(c: &mut Conn, field: &str) -> String {
