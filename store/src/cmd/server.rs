@@ -364,9 +364,10 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) {
             }
         }
         ("load", 3) => ctx.error("ERR scripting is not available in this server yet"),
-        ("help", 2) => {
-            let lines = [
-                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        ("help", 2) => super::reply_help(
+            ctx,
+            args,
+            &[
                 "DEBUG (YES|SYNC|NO)",
                 "    Set the debug mode for subsequent scripts executed.",
                 "EXISTS <sha1> [<sha1> ...]",
@@ -381,14 +382,8 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) {
                 "    Kill the currently executing Lua script.",
                 "LOAD <script>",
                 "    Load a script into the scripts cache without executing it.",
-                "HELP",
-                "    Prints this help.",
-            ];
-            Reply::array_len(ctx.out, lines.len());
-            for l in lines {
-                Reply::simple(ctx.out, l);
-            }
-        }
+            ],
+        ),
         ("kill" | "exists" | "load" | "help", _) => {
             ctx.error(&format!("ERR wrong number of arguments for 'script|{sub}' command"))
         }
@@ -452,9 +447,10 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) {
         "list" => command_list(ctx, args),
         "getkeys" if args.len() >= 4 => command_getkeys(ctx, &args[2..]),
         "getkeys" => ctx.error("ERR wrong number of arguments for 'command|getkeys' command"),
-        "help" if args.len() == 2 => {
-            let lines = [
-                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "help" if args.len() == 2 => super::reply_help(
+            ctx,
+            args,
+            &[
                 "(no subcommand)",
                 "    Return details about all Redis commands.",
                 "COUNT",
@@ -473,14 +469,8 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) {
                 "    Return the keys from a full Redis command.",
                 "GETKEYSANDFLAGS <full-command>",
                 "    Return the keys and the access flags from a full Redis command.",
-                "HELP",
-                "    Prints this help.",
-            ];
-            Reply::array_len(ctx.out, lines.len());
-            for l in lines {
-                Reply::simple(ctx.out, l);
-            }
-        }
+            ],
+        ),
         _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }
