@@ -473,6 +473,13 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
                 Reply::error(out, &format!("ERR Rewriting config file: {e}"))
             }
         },
+        Deferred::SentinelFlush { path, text } => {
+            if crate::sentinel::link::flush_config(shared, &path, &text).await {
+                Reply::ok(out)
+            } else {
+                Reply::error(out, "ERR Failed to save config file. Check server logs.")
+            }
+        }
         Deferred::Sleep(d) => {
             tokio::time::sleep(d).await;
             Reply::ok(out)

@@ -8,6 +8,7 @@
 //! - [`db`]: the keyspace (copy-on-write sharded tables, expiry).
 //! - [`server`]: shared state, accept loop, cron, shutdown.
 //! - [`config`]: redis.conf parsing, CONFIG SET/GET/REWRITE.
+//! - [`sentinel`]: Sentinel mode (monitoring, failure detection, elections, failover).
 //! - [`env`]: the seams to the world (clock, RNG, disk) that simulation replaces.
 //! - [`cmdgen`]: a seeded generator of commands from the command table (fuzzing, workloads).
 //! - [`pubsub`], [`watch`], [`glob`], [`sds`], [`alloc`], [`logging`]: supporting pieces.
@@ -39,6 +40,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod replication;
 pub mod sds;
+pub mod sentinel;
 pub mod server;
 pub mod watch;
 

@@ -54,6 +54,8 @@ pub enum Observation {
     AckReceived { replica: u64, offset: i64 },
     /// Master: a WAIT for `target_offset` returned `reported` replicas.
     WaitReplied { target_offset: i64, reported: usize },
+    /// Sentinel: an event it logged and published (`+sdown`, `+switch-master`, ...).
+    SentinelEvent { kind: String, text: String },
 }
 
 /// Where observations go. Called under the server lock: keep it short (append to a buffer).
@@ -71,6 +73,10 @@ impl Observer {
 
     pub fn emit(&self, o: Observation) {
         (self.sink)(o)
+    }
+
+    pub fn sentinel_event(&self, kind: &str, text: &str) {
+        self.emit(Observation::SentinelEvent { kind: kind.to_string(), text: text.to_string() })
     }
 }
 

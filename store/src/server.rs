@@ -221,6 +221,10 @@ pub struct State {
     /// Woken at every replica ACK, so WAIT answers the moment its count is reached (Redis wakes
     /// its waiting clients from the ACK handler) rather than at its next poll.
     pub acks: Arc<Notify>,
+    /// Sentinel mode: the sentinel's state (its links run in `sentinel::link`).
+    pub sentinel: Option<Box<crate::sentinel::Sentinel>>,
+    /// Wakes the sentinel's timer when a reply or a command queued work for its links.
+    pub sentinel_wake: Arc<Notify>,
 }
 
 /// The state plus what is shared without the lock.
@@ -281,8 +285,16 @@ impl Server {
         }
         let actual_port = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
         let mut state = State::new(config, &env, actual_port);
-        // Load the dataset before accepting anyone, as Redis does; a corrupt file stops start-up.
         let now = env.clock.now_ms();
+        if state.config.sentinel_mode {
+            state.sentinel = Some(Box::new(new_sentinel(&state, &env, now)?));
+            return Ok(Server {
+                shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
+                listeners,
+            });
+        }
+        state.config.check_no_sentinel_lines().map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Load the dataset before accepting anyone, as Redis does; a corrupt file stops start-up.
         // A replica keeps keys that expired while it was down: its master will send the DELs.
         if state.config.hot.replicaof.is_some() {
             state.ks.policy = crate::db::ExpirePolicy::HideOnly;
@@ -315,7 +327,12 @@ impl Server {
             let shared = shared.clone();
             tasks.push(tokio::spawn(accept_loop(shared, listener)));
         }
-        tasks.push(tokio::spawn(cron(shared.clone())));
+        let sentinel_mode = shared.lock().sentinel.is_some();
+        if sentinel_mode {
+            tasks.push(crate::sentinel::link::spawn(shared.clone()));
+        } else {
+            tasks.push(tokio::spawn(cron(shared.clone())));
+        }
         // `replicaof` in the configuration: follow that master from the start.
         let start_link = {
             let mut st = shared.lock();
@@ -338,6 +355,7 @@ impl Server {
             let requested = shared.lock().shutdown;
             if let Some(mode) = requested {
                 let must_save = match mode {
+                    _ if sentinel_mode => false,
                     ShutdownMode::Save => true,
                     ShutdownMode::NoSave => false,
                     ShutdownMode::Default => !crate::persistence::save_points(&shared.lock()).is_empty(),
@@ -384,7 +402,11 @@ impl State {
         let mut ks = Keyspace::new(config.hot.databases.max(1), seeds);
         ks.policy = crate::db::ExpirePolicy::Delete;
         ks.track_digest = env.observer.is_some();
-        let commands = CommandTable::new(&config.renames);
+        let commands = if config.sentinel_mode {
+            CommandTable::sentinel(&config.renames)
+        } else {
+            CommandTable::new(&config.renames)
+        };
         let now = env.clock.now_ms();
         State {
             now_ms: now,
@@ -407,6 +429,8 @@ impl State {
             tracking: Default::default(),
             acks: Arc::new(Notify::new()),
             save: Default::default(),
+            sentinel: None,
+            sentinel_wake: Arc::new(Notify::new()),
             config,
         }
     }
@@ -431,6 +455,28 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             connection::serve(shared, stream, peer, local).await;
         });
     }
+}
+
+/// A sentinel from the config's `sentinel` lines; a new myid (from the node's seeded RNG) is
+/// written back at once, as `sentinelIsRunning` does.
+fn new_sentinel(state: &State, env: &Env, now_ms: i64) -> std::io::Result<crate::sentinel::Sentinel> {
+    let mut s = crate::sentinel::Sentinel::new(String::new(), state.port, env.rng.clone(), now_ms);
+    crate::sentinel::config::load(&mut s, &state.config.sentinel_lines, now_ms).map_err(|e| {
+        let err = crate::config::ConfigError {
+            file: e.line.file.clone(),
+            line_no: e.line.line_no,
+            line: e.line.text.clone(),
+            reason: e.reason,
+        };
+        std::io::Error::other(err.to_string())
+    })?;
+    if s.g.myid.is_empty() {
+        s.g.myid = env.rng.hex_id();
+        s.g.flush_config = true;
+    }
+    tracing::warn!("Sentinel ID is {}", s.g.myid);
+    s.initial_monitor_events();
+    Ok(s)
 }
 
 /// Longest a shutdown waits for a background save to finish before saving itself.

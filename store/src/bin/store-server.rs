@@ -1,6 +1,6 @@
 //! `store-server`: the production server binary, shaped like `redis-server`.
 //!
-//! Usage: `store-server [/path/to/redis.conf] [--directive value ...]`. With no file it runs on
+//! Usage: `store-server [/path/to/redis.conf] [--directive value ...] [--sentinel]`. With no file it runs on
 //! the embedded defaults (port 6379, bind 127.0.0.1, protected mode). Command-line directives are
 //! applied after the file, exactly as Redis does.
 
@@ -78,35 +78,62 @@ impl ConfigSource for FsSource {
     }
 }
 
-fn load_config(args: &[String]) -> Result<Config, String> {
+fn load_config(args: &[String], sentinel: bool) -> Result<Config, String> {
     let (file, rest) = match args.first() {
         Some(f) if !f.starts_with("--") => (Some(f.clone()), &args[1..]),
         _ => (None, args),
     };
-    let mut config = match &file {
+    let mut config = if sentinel { Config::sentinel_defaults() } else { Config::new() };
+    match &file {
         Some(path) if path == "-" => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
-            Config::parse_with(&text, "stdin", &FsSource).map_err(|e| e.to_string())?
+            config.load_file_text(&text, "stdin", &FsSource).map_err(|e| e.to_string())?;
         }
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("Fatal error, can't open config file '{path}': {e}"))?;
-            let mut c = Config::parse_with(&text, path, &FsSource).map_err(|e| e.to_string())?;
+            config.load_file_text(&text, path, &FsSource).map_err(|e| e.to_string())?;
             // Absolute path, so CONFIG REWRITE works whatever `dir` becomes.
-            c.file = Some(std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or(path.clone()));
-            c
+            config.file = Some(std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or(path.clone()));
         }
         None => {
             eprintln!("Warning: no config file specified, using the default config. In order to specify a config file use ./store-server /path/to/redis.conf");
-            Config::new()
         }
-    };
+    }
+    if sentinel {
+        check_sentinel_file(config.file.as_deref())?;
+    }
     if !rest.is_empty() {
         let text = args_to_lines(rest).map_err(|e| format!("Invalid command line: {e}"))?;
         config.apply_text_with(&text, "command line", &FsSource).map_err(|e| e.to_string())?;
     }
     Ok(config)
+}
+
+/// Sentinel keeps its state in its config file: it refuses to start without one it can write
+/// (`sentinelCheckConfigFile`).
+fn check_sentinel_file(file: Option<&str>) -> Result<(), String> {
+    let Some(path) = file else {
+        return Err("Sentinel needs config file on disk to save state. Exiting...".into());
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| format!("Sentinel config file {path} is not writable: {}. Exiting...", store::env::strerror(&e)))
+}
+
+/// Whether to run as a sentinel: invoked as `store-sentinel`, or with `--sentinel` anywhere
+/// (Redis's `checkForSentinelMode`). The flag is removed from the arguments.
+pub fn sentinel_mode(args: &mut Vec<String>) -> bool {
+    let by_name = std::env::args()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .is_some_and(|n| n.contains("sentinel"));
+    let before = args.len();
+    args.retain(|a| a != "--sentinel");
+    by_name || args.len() != before
 }
 
 /// Detaches from the terminal (`daemonize yes`): fork, setsid, stdio to /dev/null.
@@ -133,7 +160,13 @@ fn daemonize() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    main_as(false)
+}
+
+/// The server's main; `force_sentinel` for the `store-sentinel` binary.
+pub fn main_as(force_sentinel: bool) -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let sentinel = sentinel_mode(&mut args) || force_sentinel;
     match args.first().map(|s| s.as_str()) {
         Some("-v") | Some("--version") => {
             println!(
@@ -146,7 +179,7 @@ fn main() -> ExitCode {
         Some("-h") | Some("--help") => usage(),
         _ => {}
     }
-    let config = match load_config(&args) {
+    let config = match load_config(&args, sentinel) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

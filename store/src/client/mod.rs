@@ -360,6 +360,11 @@ impl Client {
         Ok(Client { stream, buf: BytesMut::with_capacity(4096), io_timeout: timeout })
     }
 
+    /// The local IP of the connection (what a sentinel announces in its hellos).
+    pub fn local_ip(&self) -> Option<String> {
+        self.stream.local_addr().ok().map(|a| a.ip().to_string())
+    }
+
     /// Sends one command (written and flushed: under madsim nothing leaves before `flush`).
     pub async fn send(&mut self, args: &[&[u8]]) -> io::Result<()> {
         let mut out = BytesMut::new();

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod lists;
 pub mod pubsub;
 pub mod replication;
+pub mod sentinel;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -134,8 +135,17 @@ fn all_families() -> impl Iterator<Item = &'static CommandSpec> {
 }
 
 impl CommandTable {
+    /// A data node's table: every family.
     pub fn new(renames: &[(String, String)]) -> CommandTable {
-        let specs: Vec<&'static CommandSpec> = all_families().collect();
+        CommandTable::with_specs(all_families().collect(), renames)
+    }
+
+    /// The table of a node in sentinel mode ([`sentinel::table`]).
+    pub fn sentinel(renames: &[(String, String)]) -> CommandTable {
+        CommandTable::with_specs(sentinel::table(), renames)
+    }
+
+    fn with_specs(specs: Vec<&'static CommandSpec>, renames: &[(String, String)]) -> CommandTable {
         // Fixed seeds: the table is never iterated, and lookups must not depend on the RNG.
         let mut by_name = HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
         for (i, s) in specs.iter().enumerate() {
@@ -240,6 +250,9 @@ pub enum Deferred {
     Wait { replicas: usize, offset: i64, timeout_ms: u64 },
     /// REPLICAOF host port: start the link task for this generation.
     StartReplication { generation: u64 },
+    /// A sentinel's state written to its config file (SENTINEL SET, MONITOR, FLUSHCONFIG...):
+    /// +OK once synced, Redis's error otherwise.
+    SentinelFlush { path: std::path::PathBuf, text: String },
 }
 
 impl Session {
