@@ -34,6 +34,11 @@
 //!   - [`partial_resync_when_covered`]: +CONTINUE exactly when the backlog covers the gap;
 //!   - [`wait_bound`]: WAIT never reports more replicas than acknowledged.
 //! - [`readonly_replica`]: writes sent to a read-only replica are all refused.
+//! - [`sentinel_log`]: per-sentinel logs of events, facts and crashes, the input of:
+//!   - [`sentinel_votes`]: one vote per sentinel per epoch, one leader per epoch, elected by a
+//!     majority counted from the voters' logs;
+//!   - [`sentinel_switches`]: one address per configuration epoch, epochs only increase;
+//!   - [`sentinel_failover_start`]: no failover starts without ODOWN by a quorum.
 //!
 //! # Adding an invariant
 //!
@@ -62,6 +67,10 @@ pub mod partial_resync_when_covered;
 pub mod readonly_replica;
 pub mod repl_log;
 pub mod replica_matches_master;
+pub mod sentinel_failover_start;
+pub mod sentinel_log;
+pub mod sentinel_switches;
+pub mod sentinel_votes;
 pub mod wait_bound;
 
 /// A broken invariant, or a history a checker could not decide within its limits.

@@ -18,6 +18,7 @@ use store::server::Server;
 use crate::trace::Trace;
 
 pub const SERVER_PORT: u16 = 6379;
+pub const SENTINEL_PORT: u16 = 26379;
 /// Simulated disk size per node.
 pub const DISK_BYTES: u64 = 1 << 30;
 
@@ -138,7 +139,8 @@ impl Cluster {
                     | store::observe::Observation::WriteGate { .. }
                     | store::observe::Observation::PsyncServed { .. }
                     | store::observe::Observation::AckReceived { .. }
-                    | store::observe::Observation::WaitReplied { .. } => {}
+                    | store::observe::Observation::WaitReplied { .. }
+                    | store::observe::Observation::SentinelEvent { .. } => {}
                 }
                 if s.log.len() == OBSERVATIONS_MAX {
                     s.log.pop_front();
@@ -174,6 +176,77 @@ impl Cluster {
             .build();
         self.record(format!("{name} started at {ip}"));
         self.servers.push(ServerNode { observed, name, ip, addr: format!("{ip}:{SERVER_PORT}"), node, disk, clock });
+        index
+    }
+
+    /// Adds a sentinel node (`store-server --sentinel`) whose config file starts as
+    /// `config_text` and lives on the node's own disk: a restarted sentinel reloads the state it
+    /// rewrote there (myid, epochs, known instances), as a real one reloads sentinel.conf.
+    pub fn add_sentinel(&mut self, config_text: &str, seed: u64) -> usize {
+        let index = self.servers.len();
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8 + 1));
+        let name = format!("sentinel-{}", index + 1);
+        let disk = Arc::new(SimDisk::new(DISK_BYTES));
+        let clock = Clock::new();
+        let mut env = Env::simulated(
+            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(index as u64),
+            disk.clone(),
+            clock.clone(),
+        );
+        let observed = Arc::new(std::sync::Mutex::new(Observed::default()));
+        let sink = observed.clone();
+        let (trace, lane, start) = (self.trace.clone(), name.clone(), self.start);
+        env.observer = Some(store::observe::Observer::new(
+            move |o| {
+                trace.observe(start.elapsed().as_nanos(), &lane, &o);
+                let mut s = sink.lock().expect("observed");
+                if s.log.len() == OBSERVATIONS_MAX {
+                    s.log.pop_front();
+                    s.dropped += 1;
+                }
+                s.log.push_back(LogEntry::Server(o));
+            },
+            false,
+        ));
+        let path = std::path::PathBuf::from("/sentinel.conf");
+        let initial = format!(
+            "port {SENTINEL_PORT}
+bind 0.0.0.0
+{config_text}"
+        );
+        disk.write(&path, initial.as_bytes()).expect("simulated disk");
+        disk.fsync(&path).expect("simulated disk");
+        let (failures, node_disk) = (observed.clone(), disk.clone());
+        let node = self
+            .handle
+            .create_node()
+            .name(name.clone())
+            .ip(ip)
+            .init(move || {
+                let (env, failures, disk, path) = (env.clone(), failures.clone(), node_disk.clone(), path.clone());
+                async move {
+                    let text = disk.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                    let mut config = Config::sentinel_defaults();
+                    let loaded = config
+                        .load_file_text(&text, "/sentinel.conf", &store::config::NoFiles)
+                        .map_err(|e| e.to_string());
+                    config.file = Some(path.display().to_string());
+                    let bound = match loaded {
+                        Ok(()) => Server::bind(config, env).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    match bound {
+                        Ok(server) => {
+                            server.run().await;
+                        }
+                        Err(e) => failures.lock().expect("observed").startup_failures.push(e),
+                    }
+                }
+            })
+            .build();
+        self.record(format!("{name} started at {ip}"));
+        let addr = format!("{ip}:{SENTINEL_PORT}");
+        self.servers.push(ServerNode { observed, name, ip, addr, node, disk, clock });
         index
     }
 

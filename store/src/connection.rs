@@ -473,8 +473,11 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
                 Reply::error(out, &format!("ERR Rewriting config file: {e}"))
             }
         },
-        Deferred::SentinelFlush { path, text } => {
-            if crate::sentinel::link::flush_config(shared, &path, &text).await {
+        Deferred::SentinelFlush { path, text, reply } => {
+            let saved = crate::sentinel::link::flush_config(shared, &path, &text).await;
+            if let Some(r) = reply {
+                out.extend_from_slice(&r)
+            } else if saved {
                 Reply::ok(out)
             } else {
                 Reply::error(out, "ERR Failed to save config file. Check server logs.")

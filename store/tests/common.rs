@@ -325,3 +325,304 @@ pub fn info(c: &mut Conn, section: &str) -> store::client::info::Info {
 pub fn info_value(c: &mut Conn, section: &str, name: &str) -> String {
     info(c, section).get(name).unwrap_or_default().to_string()
 }
+
+// ---- Sentinel groups (sentinel_interop.rs, sentinel_clients.rs) ----
+
+/// A process started from a config file in a directory, restartable on the same file (a
+/// sentinel rewrites it). Its stdout and stderr go to `<conf>.log` next to the file, appended
+/// across restarts, so a failed test leaves the logs behind.
+pub struct ConfNode {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub conf: std::path::PathBuf,
+    pub program: String,
+    /// Arguments after the config file (`--sentinel`).
+    pub args: Vec<String>,
+}
+
+impl ConfNode {
+    pub fn start(program: &str, args: &[&str], dir: &std::path::Path, name: &str, port: u16, text: &str) -> ConfNode {
+        let conf = dir.join(name);
+        std::fs::write(&conf, text).unwrap();
+        let mut n = ConfNode {
+            child: None,
+            port,
+            conf,
+            program: program.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        n.restart();
+        n
+    }
+
+    pub fn log_path(&self) -> std::path::PathBuf {
+        let mut p = self.conf.clone().into_os_string();
+        p.push(".log");
+        p.into()
+    }
+
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new(&self.program)
+            .arg(&self.conf)
+            .args(&self.args)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.program));
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                panic!("{} {} exited at start-up ({status}):\n{log}", self.program, self.conf.display());
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{} on {} did not start", self.program, self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The config file as it is now (a sentinel rewrites it).
+    pub fn conf_text(&self) -> String {
+        std::fs::read_to_string(&self.conf).unwrap_or_default()
+    }
+}
+
+impl Drop for ConfNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Which sentinel program a group member runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SentinelKind {
+    /// Real `redis-sentinel sentinel.conf`.
+    Redis,
+    /// Ours, `store-sentinel sentinel.conf`.
+    Store,
+    /// Ours, started as `store-server sentinel.conf --sentinel`.
+    StoreFlag,
+}
+
+impl SentinelKind {
+    pub fn is_ours(self) -> bool {
+        self != SentinelKind::Redis
+    }
+
+    pub fn program(self) -> &'static str {
+        match self {
+            SentinelKind::Redis => "redis-sentinel",
+            SentinelKind::Store => env!("CARGO_BIN_EXE_store-sentinel"),
+            SentinelKind::StoreFlag => env!("CARGO_BIN_EXE_store-server"),
+        }
+    }
+
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            SentinelKind::StoreFlag => &["--sentinel"],
+            _ => &[],
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SentinelKind::Redis => "redis-sentinel",
+            SentinelKind::Store => "store-sentinel",
+            SentinelKind::StoreFlag => "store-server --sentinel",
+        }
+    }
+}
+
+pub fn redis_sentinel_available() -> bool {
+    Command::new("redis-sentinel").arg("--version").output().is_ok()
+}
+
+pub fn python_redis_available() -> bool {
+    Command::new("python3").args(["-c", "import redis.sentinel"]).status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// The tutorial's group: a master and two replicas from config files, and sentinels each
+/// configured with only the master. The directory is removed on drop unless the test failed.
+pub struct SentinelGroup {
+    pub servers: Vec<ConfNode>,
+    pub sentinels: Vec<ConfNode>,
+    pub kinds: Vec<SentinelKind>,
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for SentinelGroup {
+    fn drop(&mut self) {
+        for n in self.sentinels.iter_mut().chain(self.servers.iter_mut()) {
+            n.kill();
+        }
+        if std::thread::panicking() {
+            eprintln!("sentinel group files and logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A sentinel.conf as the tutorial writes it.
+pub fn sentinel_conf(
+    port: u16,
+    dir: &std::path::Path,
+    master_port: u16,
+    quorum: usize,
+    down_after_ms: u64,
+    failover_timeout_ms: u64,
+) -> String {
+    format!(
+        "port {port}\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} {quorum}\nsentinel down-after-milliseconds mymaster {down_after_ms}\nsentinel failover-timeout mymaster {failover_timeout_ms}\n",
+        dir.display()
+    )
+}
+
+/// Starts the tutorial's servers (redis-server or ours) and one sentinel of each `kinds`.
+pub fn sentinel_group(
+    redis_servers: bool,
+    kinds: &[SentinelKind],
+    quorum: usize,
+    down_after_ms: u64,
+    failover_timeout_ms: u64,
+) -> SentinelGroup {
+    let dir = std::env::temp_dir().join(format!("store-sentinel-{}-{}", std::process::id(), free_port()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = if redis_servers { "redis-server" } else { env!("CARGO_BIN_EXE_store-server") };
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut group =
+        SentinelGroup { servers: Vec::new(), sentinels: Vec::new(), kinds: kinds.to_vec(), dir: dir.clone() };
+    for (i, port) in ports.iter().enumerate() {
+        let d = dir.join(format!("server-{port}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut text = format!("# tutorial instance\nport {port}\ndir {}\nloglevel notice\nsave \"\"\n", d.display());
+        if i > 0 {
+            text.push_str(&format!("replicaof 127.0.0.1 {}\n", ports[0]));
+        }
+        group.servers.push(ConfNode::start(server, &[], &dir, &format!("{port}.conf"), *port, &text));
+    }
+    for kind in kinds {
+        group.sentinels.push(start_sentinel(*kind, &dir, ports[0], quorum, down_after_ms, failover_timeout_ms));
+    }
+    group
+}
+
+/// One more sentinel of `kind` monitoring `mymaster` at `master_port`, with its file in `dir`.
+pub fn start_sentinel(
+    kind: SentinelKind,
+    dir: &std::path::Path,
+    master_port: u16,
+    quorum: usize,
+    down_after_ms: u64,
+    failover_timeout_ms: u64,
+) -> ConfNode {
+    let port = free_port();
+    let text = sentinel_conf(port, dir, master_port, quorum, down_after_ms, failover_timeout_ms);
+    ConfNode::start(kind.program(), kind.args(), dir, &format!("sentinel-{port}.conf"), port, &text)
+}
+
+/// A reply as a value, for tests that look inside arrays and maps (RESP3 maps become
+/// `Map`, RESP2 flat arrays stay `Array`; [`Resp::pairs`] reads either as key/value pairs).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(String),
+    Nil,
+    Array(Vec<Resp>),
+    Map(Vec<(Resp, Resp)>),
+    Other(String),
+}
+
+impl Resp {
+    /// The text of a simple string, bulk string or error; "" otherwise.
+    pub fn text(&self) -> &str {
+        match self {
+            Resp::Simple(s) | Resp::Bulk(s) | Resp::Error(s) | Resp::Other(s) => s,
+            _ => "",
+        }
+    }
+
+    pub fn items(&self) -> &[Resp] {
+        match self {
+            Resp::Array(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// A map reply, or a flat array of alternating keys and values, as (key, value) text pairs.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        match self {
+            Resp::Map(v) => v.iter().map(|(k, v)| (k.text().to_string(), v.text().to_string())).collect(),
+            Resp::Array(v) => v
+                .chunks(2)
+                .map(|c| (c[0].text().to_string(), c.get(1).map(|x| x.text()).unwrap_or("").to_string()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Conn {
+    /// Reads one reply as a [`Resp`] value; None if the connection closed.
+    pub fn read_value(&mut self) -> Option<Resp> {
+        let l = self.line()?;
+        let (kind, rest) = l.split_at(1);
+        Some(match kind {
+            "+" => Resp::Simple(rest.to_string()),
+            "-" => Resp::Error(rest.to_string()),
+            ":" => Resp::Int(rest.parse().unwrap()),
+            "$" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    Resp::Nil
+                } else {
+                    Resp::Bulk(self.payload(n as usize)?)
+                }
+            }
+            "_" => Resp::Nil,
+            "*" | "~" | ">" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    return Some(Resp::Nil);
+                }
+                let mut v = Vec::new();
+                for _ in 0..n {
+                    v.push(self.read_value()?);
+                }
+                Resp::Array(v)
+            }
+            "%" => {
+                let n: i64 = rest.parse().unwrap();
+                let mut v = Vec::new();
+                for _ in 0..n {
+                    let k = self.read_value()?;
+                    v.push((k, self.read_value()?));
+                }
+                Resp::Map(v)
+            }
+            "=" => {
+                let v = self.payload(rest.parse().unwrap())?;
+                Resp::Bulk(v.get(4..).unwrap_or("").to_string())
+            }
+            _ => Resp::Other(l),
+        })
+    }
+
+    /// Sends a command and reads its reply as a [`Resp`] value.
+    pub fn call_value(&mut self, args: &[&str]) -> Resp {
+        let a: Vec<Vec<u8>> = args.iter().map(|s| s.as_bytes().to_vec()).collect();
+        self.send(&a);
+        self.read_value().unwrap_or(Resp::Other("(closed)".into()))
+    }
+}

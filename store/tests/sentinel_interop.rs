@@ -1,19 +1,22 @@
-//! Real redis-sentinel 7 failing over our servers, as the classic tutorial runs it: a master
-//! and two replicas started from config files, sentinels configured with only the master. The
-//! sentinels must discover the replicas (and each other), mark a killed replica `+sdown` and
-//! `-sdown` when it returns, fail over a killed master with the tutorial's events in order, make
-//! the other replica follow the promoted one, keep the data written before the kill, and convert
-//! the restarted old master into a replica (`+convert-to-slave`).
+//! Sentinels failing over servers, as the classic tutorial runs it: a master and two replicas
+//! started from config files, sentinels configured with only the master. The sentinels must
+//! discover the replicas (and each other), mark a killed replica `+sdown` and `-sdown` when it
+//! returns, fail over a killed master with the tutorial's events in order, make the other replica
+//! follow the promoted one, keep the data written before the kill, and convert the restarted old
+//! master into a replica (`+convert-to-slave`). Afterwards every sentinel's config file names the
+//! new master and keeps its `sentinel myid`, and a sentinel restarted on its file answers with the
+//! new master and the same id.
 //!
-//! Every scenario runs twice: with our servers, and with redis-server in their place, so that a
-//! failure of ours is ours and not the test's. Skipped (or, in CI, failed) without redis-sentinel.
+//! The sentinels are real redis-sentinel 7, ours (`store-sentinel`, or `store-server --sentinel`),
+//! or a mix of both that must discover each other, vote and fail over together, whichever leads.
+//! The all-redis-sentinel scenarios run twice: with our servers, and with redis-server in their
+//! place, so that a failure of ours is ours and not the test's. Scenarios that need redis-sentinel
+//! or redis-server are skipped (or, in CI, failed) without them.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,56 +27,6 @@ const DOWN_AFTER_MS: u64 = 1500;
 const FAILOVER_TIMEOUT_MS: u64 = 15000;
 /// How long a failover (or discovery) may take before the test gives up.
 const EVENT_WAIT: Duration = Duration::from_secs(60);
-
-fn sentinel_available() -> bool {
-    Command::new("redis-sentinel").arg("--version").output().is_ok()
-}
-
-/// A process started from a config file in `dir`, restartable on the same file.
-struct Node {
-    child: Option<Child>,
-    port: u16,
-    conf: PathBuf,
-    program: String,
-}
-
-impl Node {
-    fn start(program: &str, dir: &Path, name: &str, port: u16, text: &str) -> Node {
-        let conf = dir.join(name);
-        std::fs::write(&conf, text).unwrap();
-        let mut n = Node { child: None, port, conf, program: program.to_string() };
-        n.restart();
-        n
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(&self.program)
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", self.program));
-        self.child = Some(child);
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "{} on {} did not start", self.program, self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Every event a sentinel publishes (`PSUBSCRIBE *`), as "channel payload" lines, in order.
 struct Events {
@@ -174,50 +127,29 @@ fn wait_for(what: &str, f: impl FnMut() -> bool) {
     wait_for_within(what, EVENT_WAIT, f)
 }
 
-struct Group {
-    servers: Vec<Node>,
-    sentinels: Vec<Node>,
-    _dir: PathBuf,
-}
-
-/// The tutorial's group: a master and two replicas from config files, then `sentinels`
-/// sentinels with the given quorum, each configured with only the master.
-fn tutorial_group(redis: bool, sentinels: usize, quorum: usize) -> Group {
-    let dir = std::env::temp_dir().join(format!("store-sentinel-{}-{}", std::process::id(), free_port()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = if redis { "redis-server".to_string() } else { env!("CARGO_BIN_EXE_store-server").to_string() };
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut servers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let d = dir.join(format!("server-{port}"));
-        std::fs::create_dir_all(&d).unwrap();
-        let mut text = format!("# tutorial instance\nport {port}\ndir {}\nloglevel notice\nsave \"\"\n", d.display());
-        if i > 0 {
-            text.push_str(&format!("replicaof 127.0.0.1 {}\n", ports[0]));
-        }
-        servers.push(Node::start(&server, &dir, &format!("{port}.conf"), *port, &text));
-    }
-    let mut sentinel_nodes = Vec::new();
-    for _ in 0..sentinels {
-        let port = free_port();
-        let text = format!(
-            "port {port}\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} {quorum}\nsentinel down-after-milliseconds mymaster {DOWN_AFTER_MS}\nsentinel failover-timeout mymaster {FAILOVER_TIMEOUT_MS}\n",
-            dir.display(),
-            ports[0]
-        );
-        sentinel_nodes.push(Node::start("redis-sentinel", &dir, &format!("sentinel-{port}.conf"), port, &text));
-    }
-    Group { servers, sentinels: sentinel_nodes, _dir: dir }
-}
-
 fn sentinel_call(port: u16, args: &[&str]) -> String {
     Conn::new(port).call(args)
 }
 
-fn failover_with_real_sentinels(redis: bool, sentinels: usize, quorum: usize) {
-    let who = if redis { "redis-server" } else { "store-server" };
-    let mut g = tutorial_group(redis, sentinels, quorum);
+/// The `sentinel monitor` line a sentinel's rewritten file must hold for the master at `port`.
+fn monitor_line(port: u16, quorum: usize) -> String {
+    format!("sentinel monitor mymaster 127.0.0.1 {port} {quorum}")
+}
+
+fn conf_myid(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix("sentinel myid ")).map(|id| id.trim().to_string())
+}
+
+fn failover_with_sentinels(redis: bool, kinds: &[SentinelKind], quorum: usize) {
+    let sentinels = kinds.len();
+    let who = format!(
+        "{} with [{}]",
+        if redis { "redis-server" } else { "store-server" },
+        kinds.iter().map(|k| k.label()).collect::<Vec<_>>().join(", ")
+    );
+    let mut g = sentinel_group(redis, kinds, quorum, DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS);
+    let who = format!("{who} (files and logs in {})", g.dir.display());
+    let who = who.as_str();
     let (p0, p1, p2) = (g.servers[0].port, g.servers[1].port, g.servers[2].port);
     wait_for("both replicas in sync", || info_field(p0, "replication", "connected_slaves") == "2");
     let mut master = Conn::new(p0);
@@ -291,6 +223,15 @@ fn failover_with_real_sentinels(redis: bool, sentinels: usize, quorum: usize) {
         }
         let odown = events.wait("+odown", &format!("master mymaster 127.0.0.1 {p0}"));
         assert!(odown.contains("#quorum 1/1"), "{who}: {odown}");
+    } else {
+        // Which one led, for the log of a mixed group.
+        let leaders: Vec<&str> = all_events
+            .iter()
+            .zip(kinds)
+            .filter(|(e, _)| e.has("+failover-end", &format!("master mymaster 127.0.0.1 {p0}")))
+            .map(|(_, k)| k.label())
+            .collect();
+        eprintln!("{who}: failover led by {leaders:?}");
     }
     wait_for("promoted replica is master", || info_field(new_port, "replication", "role") == "master");
     wait_for("the other replica follows it", || {
@@ -307,6 +248,17 @@ fn failover_with_real_sentinels(redis: bool, sentinels: usize, quorum: usize) {
     assert_eq!(promoted.call(&["GET", "key:99"]), "\"value:99\"", "{who}: data written before the kill");
     assert_eq!(promoted.call(&["SET", "after", "failover"]), "+OK", "{who}");
 
+    // Every sentinel's file now names the new master and keeps its id (Redis rewrites the file
+    // after the switch; redis-sentinels are checked too, which keeps the test honest).
+    for (s, kind) in g.sentinels.iter().zip(kinds) {
+        let myid = sentinel_call(s.port, &["SENTINEL", "MYID"]);
+        wait_for_within(&format!("{who}: {} rewrote its file with the new master", kind.label()), EVENT_WAIT, || {
+            let text = s.conf_text();
+            text.lines().any(|l| l.trim() == monitor_line(new_port, quorum))
+                && conf_myid(&text).is_some_and(|id| format!("{id:?}") == myid)
+        });
+    }
+
     // The old master, restarted, is converted into a replica of the new one.
     g.servers[0].restart();
     wait_for("+convert-to-slave from some sentinel", || {
@@ -318,34 +270,82 @@ fn failover_with_real_sentinels(redis: bool, sentinels: usize, quorum: usize) {
     });
     let mut old = Conn::new(p0);
     wait_for("old master has the new write", || old.call(&["GET", "after"]) == "\"failover\"");
+
+    // A sentinel restarted on its file knows the new master and keeps its id, at once.
+    for (s, kind) in g.sentinels.iter_mut().zip(kinds) {
+        let myid = sentinel_call(s.port, &["SENTINEL", "MYID"]);
+        s.kill();
+        let text = s.conf_text();
+        assert!(
+            text.lines().any(|l| l.trim() == monitor_line(new_port, quorum)),
+            "{who}: {}'s file after the failover:\n{text}",
+            kind.label()
+        );
+        s.restart();
+        assert_eq!(
+            sentinel_call(s.port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]),
+            format!("[\"127.0.0.1\", \"{new_port}\"]"),
+            "{who}: restarted {}",
+            kind.label()
+        );
+        assert_eq!(sentinel_call(s.port, &["SENTINEL", "MYID"]), myid, "{who}: restarted {}", kind.label());
+    }
 }
 
-fn run(redis: bool, sentinels: usize, quorum: usize) {
-    if !require_or_skip(sentinel_available(), "redis-sentinel") {
+fn run(redis: bool, kinds: &[SentinelKind], quorum: usize) {
+    if kinds.contains(&SentinelKind::Redis) && !require_or_skip(redis_sentinel_available(), "redis-sentinel") {
         return;
     }
     if redis && !require_or_skip(redis_server_available(), "redis-server") {
         return;
     }
-    failover_with_real_sentinels(redis, sentinels, quorum);
+    failover_with_sentinels(redis, kinds, quorum);
 }
+
+use SentinelKind::{Redis, Store, StoreFlag};
 
 #[test]
 fn one_real_sentinel_fails_over_our_servers() {
-    run(false, 1, 1);
+    run(false, &[Redis], 1);
 }
 
 #[test]
 fn one_real_sentinel_fails_over_redis_servers() {
-    run(true, 1, 1);
+    run(true, &[Redis], 1);
 }
 
 #[test]
 fn three_real_sentinels_fail_over_our_servers() {
-    run(false, 3, 2);
+    run(false, &[Redis, Redis, Redis], 2);
 }
 
 #[test]
 fn three_real_sentinels_fail_over_redis_servers() {
-    run(true, 3, 2);
+    run(true, &[Redis, Redis, Redis], 2);
+}
+
+#[test]
+fn one_store_sentinel_fails_over_our_servers() {
+    run(false, &[Store], 1);
+}
+
+#[test]
+fn one_store_sentinel_fails_over_redis_servers() {
+    run(true, &[Store], 1);
+}
+
+/// The third is started as `store-server sentinel.conf --sentinel`, Redis's other form.
+#[test]
+fn three_store_sentinels_fail_over_our_servers() {
+    run(false, &[Store, Store, StoreFlag], 2);
+}
+
+#[test]
+fn two_real_sentinels_and_one_of_ours_fail_over_our_servers() {
+    run(false, &[Redis, Redis, Store], 2);
+}
+
+#[test]
+fn two_of_our_sentinels_and_one_real_fail_over_our_servers() {
+    run(false, &[Store, Store, Redis], 2);
 }

@@ -6,6 +6,7 @@ pub mod hazard;
 pub mod persist;
 pub mod register;
 pub mod replication;
+pub mod sentinel;
 pub mod smoke;
 
 use std::future::Future;
@@ -111,6 +112,23 @@ pub const ALL: &[Scenario] = &[
             "liveness.converged",
         ],
         run: |seed, trace| Box::pin(register::run(seed, trace)),
+    },
+    Scenario {
+        name: "sentinel",
+        about: "three servers watched by 1, 3 or 5 of our sentinels under the nemesis (kills of any node, partitions, clock faults on sentinels); one vote per epoch, one leader per epoch with a majority, config epochs agree, no failover without ODOWN, one agreed master with converged data after heal; acknowledged writes lost are measured",
+        default_seeds: 1000,
+        required_probes: &[
+            "sentinel.odown",
+            "sentinel.failover_started",
+            "sentinel.promoted",
+            "sentinel.switch_master",
+            "sentinel.converged",
+            "sentinel.election_checked",
+            "sentinel.switch_checked",
+            "sentinel.tilt_entered",
+            "sentinel.convert_to_slave",
+        ],
+        run: |seed, trace| Box::pin(sentinel::run(seed, trace)),
     },
     Scenario {
     name: "smoke",

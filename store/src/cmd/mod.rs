@@ -252,7 +252,9 @@ pub enum Deferred {
     StartReplication { generation: u64 },
     /// A sentinel's state written to its config file (SENTINEL SET, MONITOR, FLUSHCONFIG...):
     /// +OK once synced, Redis's error otherwise.
-    SentinelFlush { path: std::path::PathBuf, text: String },
+    /// With `reply`, that reply is sent whatever the outcome (a vote is answered after its
+    /// epoch is on disk, as Redis's synchronous `sentinelFlushConfig` makes it).
+    SentinelFlush { path: std::path::PathBuf, text: String, reply: Option<Vec<u8>> },
 }
 
 impl Session {

@@ -322,10 +322,25 @@ fn is_master_down_by_addr(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(port) => with(ctx, |s, now| s.is_master_down_by_addr(&host, port, epoch as u64, &runid, now)),
         Err(_) => (false, "*".to_string(), 0),
     };
-    ctx.array_len(3);
-    ctx.int(i64::from(down));
-    ctx.bulk(leader.as_bytes());
-    ctx.int(i64::try_from(leader_epoch).unwrap_or(i64::MAX));
+    let mut reply = bytes::BytesMut::new();
+    Reply::array_len(&mut reply, 3);
+    Reply::int(&mut reply, i64::from(down));
+    Reply::bulk(&mut reply, leader.as_bytes());
+    Reply::int(&mut reply, i64::try_from(leader_epoch).unwrap_or(i64::MAX));
+    // A vote (or an adopted epoch) is answered only once it is on disk.
+    let must_flush = with(ctx, |s, _| std::mem::take(&mut s.g.flush_config));
+    match (must_flush, ctx.st.config_file.clone()) {
+        (true, Some(path)) => {
+            let lines = with(ctx, |s, _| crate::sentinel::config::rewrite_lines(s));
+            let text = ctx.st.config.rewrite_with(Some(&lines));
+            ctx.defer(Deferred::SentinelFlush {
+                path: std::path::PathBuf::from(path),
+                text,
+                reply: Some(reply.to_vec()),
+            });
+        }
+        _ => ctx.out.extend_from_slice(&reply),
+    }
 }
 
 fn monitor(ctx: &mut Ctx, args: &[Bytes]) {
@@ -362,7 +377,7 @@ fn flush_and_reply(ctx: &mut Ctx) {
         return ctx.error("ERR Failed to save config file. Check server logs.");
     };
     let text = ctx.st.config.rewrite_with(Some(&lines));
-    ctx.defer(Deferred::SentinelFlush { path: std::path::PathBuf::from(path), text });
+    ctx.defer(Deferred::SentinelFlush { path: std::path::PathBuf::from(path), text, reply: None });
 }
 
 fn ckquorum(ctx: &mut Ctx, name: &Bytes) {

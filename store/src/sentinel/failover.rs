@@ -188,6 +188,7 @@ fn wait_start(g: &mut Global, m: &mut Master, now_ms: i64) {
         return;
     }
     g.counters.failovers_elected = g.counters.failovers_elected.saturating_add(1);
+    g.fact("~elected", format!("{} {epoch}", m.name()));
     g.event(Level::Warning, "+elected-leader", at(&m.inst, None));
     m.failover_state = FailoverState::SelectSlave;
     m.failover_state_change_ms = now_ms;
@@ -454,6 +455,7 @@ pub fn switch_to_promoted(g: &mut Global, m: &mut Master, now_ms: i64) {
         format!("{} {} {} {} {}", m.name(), old.host, old.port, new_addr.host, new_addr.port),
     );
     g.counters.failovers_completed = g.counters.failovers_completed.saturating_add(1);
+    g.fact("~switch", format!("{} {} {}:{}", m.name(), m.config_epoch, new_addr.host, new_addr.port));
     crate::fault::probe("sentinel.switch_master");
     reset_and_change_address(g, m, &new_addr, now_ms);
     assert!(!m.in_failover() && m.inst.addr == new_addr);

@@ -86,11 +86,13 @@ async fn timer(shared: Arc<Shared>) {
             let flush = flush.then(|| config_text(&st)).flatten();
             (actions, specs, flush)
         };
-        reconcile(&shared, &mut links, specs);
-        route(&links, actions);
+        // The state reaches the disk before anything that depends on it leaves (a vote counted
+        // for itself, an epoch): a sentinel that crashes and restarts never forgets a vote.
         if let Some((path, text)) = flush {
             flush_config(&shared, &path, &text).await;
         }
+        reconcile(&shared, &mut links, specs);
+        route(&links, actions);
         if due {
             let period_ms = 50u64.saturating_add(shared.env.rng.below(51));
             next_tick = tokio::time::Instant::now() + Duration::from_millis(period_ms);
@@ -109,6 +111,12 @@ fn publish_events(st: &mut crate::server::State, now_ms: i64) {
     let events = std::mem::take(&mut s.g.events);
     for e in events {
         match e.level {
+            super::Level::Fact => {
+                if let Some(obs) = &st.observer {
+                    obs.sentinel_event(&e.kind, &e.text);
+                }
+                continue;
+            }
             super::Level::Warning => tracing::warn!("{} {}", e.kind, e.text),
             super::Level::Notice => tracing::info!("{} {}", e.kind, e.text),
             super::Level::Verbose => tracing::debug!("{} {}", e.kind, e.text),
@@ -136,6 +144,9 @@ pub async fn flush_config(shared: &Shared, path: &std::path::Path, text: &str) -
     match shared.env.disk.write_atomic(path, text.as_bytes()).await {
         Ok(()) => {
             tracing::info!("Sentinel new configuration saved on disk");
+            if let Some(obs) = shared.lock().observer.clone() {
+                obs.sentinel_event("~config-saved", text);
+            }
             true
         }
         Err(e) => {

@@ -85,6 +85,8 @@ impl Default for Timing {
 /// Log level of an event (Redis's LL_WARNING / LL_NOTICE / LL_VERBOSE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Not logged nor published: a fact for the simulator's checkers (`~elected`, `~switch`).
+    Fact,
     Verbose,
     Notice,
     Warning,
@@ -199,6 +201,12 @@ impl Global {
             self.events.remove(0);
         }
         self.events.push(Event { level, kind: kind.to_string(), text });
+    }
+
+    /// A fact for the checkers: what the epoch of an election or a switch was, which the
+    /// wire events do not say.
+    pub fn fact(&mut self, kind: &str, text: String) {
+        self.event(Level::Fact, kind, text);
     }
 
     pub fn send(&mut self, action: Action) {

@@ -572,6 +572,7 @@ impl Sentinel {
                     format!("{} {} {} {} {}", m.name(), old.host, old.port, master_ip, master_port),
                 );
                 crate::fault::probe("sentinel.config_update_from_hello");
+                g.fact("~switch", format!("{} {} {}:{}", m.name(), master_config_epoch, master_ip, master_port));
                 failover::reset_and_change_address(g, m, &Addr::new(master_ip, master_port), now_ms);
             }
         }

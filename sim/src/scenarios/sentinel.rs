@@ -1,0 +1,277 @@
+//! Sentinel: three servers (a master and two replicas) watched by 1, 3 or 5 of our sentinels,
+//! under the nemesis (kills of any node, a restarted sentinel reloading the config it rewrote;
+//! partitions that isolate the master with or without some sentinels; clock jumps and drift on
+//! sentinels, which must send them into TILT), while a client writes unique keys to whichever
+//! master the sentinels name.
+//!
+//! Checked on every seed, by checkers in `invariants/` over the sentinels' event logs and the
+//! harness's own record of crashes:
+//! - `sentinel_votes`: one vote per sentinel per epoch (durable votes across crashes), one
+//!   leader per epoch, elected by a majority counted from the voters' own logs;
+//! - `sentinel_switches`: one address per configuration epoch; a sentinel's epochs only grow;
+//! - `sentinel_failover_start`: no failover starts without ODOWN by a quorum;
+//! - liveness (here): once faults heal, within `CONVERGE_BOUND`: exactly one server is master,
+//!   the others replicate from it with their link up (directly, or chained behind a replica
+//!   the sentinels never discovered, which Redis's Sentinel leaves as it is), every sentinel's GET-MASTER-ADDR-BY-NAME
+//!   names it, and all servers hold the same data (DEBUG DIGEST).
+//!
+//! Measured, not judged: acknowledged writes missing from the converged data (what a failover
+//! lost; asynchronous replication promises nothing more), recorded in the trace per seed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use invariants::sentinel_log::{SentinelEntry, SentinelLog};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use store::client::{Client, Resp};
+use store::observe::Observation;
+
+use crate::cluster::{Cluster, LogEntry};
+use crate::nemesis::{Nemesis, Swarm};
+use crate::trace::Trace;
+
+/// From the end of faults to a single agreed master with converged data. Redis's own timeouts
+/// decide it: down-after (2 s) to notice, a failover (at most failover-timeout, 10 s, plus the
+/// election timeout), and `+convert-to-slave` of a stray master 8 s after it reports master.
+pub const CONVERGE_BOUND: Duration = Duration::from_secs(90);
+const DOWN_AFTER_MS: u64 = 2000;
+const FAILOVER_TIMEOUT_MS: u64 = 10_000;
+
+pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut cluster = Cluster::new(trace.clone());
+    let common =
+        "save \"\"\nrepl-diskless-sync yes\nrepl-diskless-sync-delay 0\nrepl-timeout 3\nrepl-ping-replica-period 1\n";
+    cluster.add_server(common, seed);
+    for _ in 0..2 {
+        cluster.add_server(&format!("{common}replicaof 10.0.0.1 6379\n"), seed);
+    }
+    let sentinels = [1usize, 3, 5][rng.gen_range(0..3)];
+    let majority = sentinels / 2 + 1;
+    let quorum = rng.gen_range(majority..=sentinels);
+    let conf = format!(
+        "sentinel monitor mymaster 10.0.0.1 6379 {quorum}\nsentinel down-after-milliseconds mymaster {DOWN_AFTER_MS}\nsentinel failover-timeout mymaster {FAILOVER_TIMEOUT_MS}\n"
+    );
+    for _ in 0..sentinels {
+        cluster.add_sentinel(&conf, seed);
+    }
+    let swarm = Swarm::draw(&mut rng, true);
+    store::fault::set_buggify(swarm.buggify);
+    let run_for = Duration::from_millis(rng.gen_range(10_000..25_000));
+    cluster.record(format!(
+        "sentinel: {sentinels} sentinel(s), quorum {quorum}; {} ms; faults: {}",
+        run_for.as_millis(),
+        swarm.describe()
+    ));
+    let sentinel_addrs: Vec<String> = cluster.servers[3..].iter().map(|s| s.addr.clone()).collect();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let node = cluster.client_node("writer");
+    let (sa, a, s) = (sentinel_addrs.clone(), acked.clone(), rng.gen::<u64>());
+    let writer = node.spawn(async move { writer(sa, a, s, run_for).await });
+    let mut nemesis = Nemesis::new(swarm, ChaCha8Rng::seed_from_u64(rng.gen()));
+    nemesis.run(&cluster, run_for).await;
+    writer.await.map_err(|e| format!("writer task failed: {e}"))?;
+    store::fault::set_buggify(false);
+    check_logs(&cluster, sentinels)?;
+    let server_addrs: Vec<String> = cluster.servers[..3].iter().map(|s| s.addr.clone()).collect();
+    let master = converge(&mut cluster, server_addrs.clone(), sentinel_addrs).await?;
+    check_logs(&cluster, sentinels)?;
+    let acked = acked.lock().expect("acked").clone();
+    measure_loss(&mut cluster, &master, &acked).await
+}
+
+/// Writes `w:<n>` = n to the master the sentinels name (asking them in turn), keeping the
+/// acknowledged ones.
+async fn writer(sentinels: Vec<String>, acked: Arc<Mutex<Vec<u64>>>, seed: u64, run_for: Duration) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let end = madsim::time::Instant::now() + run_for;
+    let mut conn: Option<Client> = None;
+    let mut n: u64 = 0;
+    let mut ask = 0usize;
+    while madsim::time::Instant::now() < end {
+        madsim::time::sleep(Duration::from_millis(rng.gen_range(5..40))).await;
+        if conn.is_none() {
+            ask += 1;
+            let s = &sentinels[ask % sentinels.len()];
+            conn = master_from(s).await;
+            continue;
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        n += 1;
+        let (k, v) = (format!("w:{n}"), n.to_string());
+        match c.call(&[b"SET", k.as_bytes(), v.as_bytes()]).await {
+            Ok(Resp::Simple(s)) if s == "OK" => acked.lock().expect("acked").push(n),
+            _ => conn = None,
+        }
+    }
+}
+
+/// The master a sentinel names, connected (with short timeouts: a partition stalls).
+async fn master_from(sentinel: &str) -> Option<Client> {
+    let mut s = Client::connect(sentinel, Duration::from_millis(300)).await.ok()?;
+    let r = s.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]).await.ok()?;
+    let items = r.items()?;
+    let (host, port) = (items.first()?.as_text()?, items.get(1)?.as_text()?);
+    Client::connect(&format!("{host}:{port}"), Duration::from_millis(300)).await.ok()
+}
+
+/// The sentinels' logs as plain data for the checkers (order stands for time).
+fn sentinel_logs(cluster: &Cluster) -> (Vec<SentinelLog>, BTreeMap<String, String>) {
+    let mut logs = Vec::new();
+    let mut myids = BTreeMap::new();
+    for s in cluster.servers.iter().filter(|s| s.name.starts_with("sentinel")) {
+        let observed = s.observed.lock().expect("observed");
+        let mut log = SentinelLog { node: s.name.clone(), entries: Vec::new() };
+        for (i, e) in observed.log.iter().enumerate() {
+            let entry = match e {
+                LogEntry::Crash => SentinelEntry::Crash,
+                LogEntry::Server(Observation::SentinelEvent { kind, text }) => {
+                    if kind == "~config-saved" {
+                        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("sentinel myid ")) {
+                            myids.insert(s.name.clone(), id.to_string());
+                        }
+                    }
+                    SentinelEntry::Event { kind: kind.clone(), text: text.clone() }
+                }
+                LogEntry::Server(_) => continue,
+            };
+            log.entries.push((i as u128, entry));
+        }
+        logs.push(log);
+    }
+    (logs, myids)
+}
+
+fn check_logs(cluster: &Cluster, sentinels: usize) -> Result<(), String> {
+    let (logs, myids) = sentinel_logs(cluster);
+    if std::env::var("SIM_DUMP_LOGS").is_ok() {
+        for l in &logs {
+            for (_, e) in &l.entries {
+                eprintln!("{} {e:?}", l.node);
+            }
+        }
+    }
+    let votes = invariants::sentinel_votes::check(&logs, &myids, sentinels).map_err(|v| v.to_string())?;
+    if votes.elections > 0 {
+        store::fault::probe("sentinel.election_checked");
+    }
+    let switches = invariants::sentinel_switches::check(&logs).map_err(|v| v.to_string())?;
+    if switches.switches > 0 {
+        store::fault::probe("sentinel.switch_checked");
+    }
+    invariants::sentinel_failover_start::check(&logs).map_err(|v| v.to_string())?;
+    let split = logs.iter().any(|l| l.events("-failover-abort-not-elected").next().is_some());
+    if split {
+        store::fault::probe("sentinel.election_lost");
+    }
+    Ok(())
+}
+
+/// Liveness: one master, replicas following it, sentinels agreeing, data converged. Returns
+/// the master's address.
+async fn converge(cluster: &mut Cluster, servers: Vec<String>, sentinels: Vec<String>) -> Result<String, String> {
+    let node = cluster.client_node("checker");
+    let started = cluster.now_ns();
+    let result = node
+        .spawn(async move {
+            let deadline = madsim::time::Instant::now() + CONVERGE_BOUND;
+            let mut last = String::new();
+            while madsim::time::Instant::now() < deadline {
+                madsim::time::sleep(Duration::from_millis(500)).await;
+                match agreed(&servers, &sentinels).await {
+                    Ok(master) => return Ok(master),
+                    Err(e) => last = e,
+                }
+            }
+            Err(format!("liveness: no agreed master within {CONVERGE_BOUND:?} after heal: {last}"))
+        })
+        .await
+        .map_err(|e| format!("checker task failed: {e}"))?;
+    let master = result?;
+    store::fault::probe("sentinel.converged");
+    cluster.record(format!("converged on {master} {} ms after heal", (cluster.now_ns() - started) / 1_000_000));
+    Ok(master)
+}
+
+async fn agreed(servers: &[String], sentinels: &[String]) -> Result<String, String> {
+    let mut named = Vec::new();
+    for s in sentinels {
+        let mut c = Client::connect(s, Duration::from_millis(500)).await.map_err(|e| format!("{s}: {e}"))?;
+        let r = c.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]).await.map_err(|e| e.to_string())?;
+        let items = r.items().ok_or_else(|| format!("{s}: {}", r.render()))?;
+        let (h, p) = (items[0].as_text().unwrap_or_default(), items[1].as_text().unwrap_or_default());
+        named.push(format!("{h}:{p}"));
+    }
+    if named.iter().any(|n| *n != named[0]) {
+        return Err(format!("sentinels disagree: {named:?}"));
+    }
+    let master = named[0].clone();
+    let mut digests = Vec::new();
+    // Each server's upstream (None: it is a master).
+    let mut upstream: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for a in servers {
+        let mut c = Client::connect(a, Duration::from_millis(500)).await.map_err(|e| format!("{a}: {e}"))?;
+        let info = c.info("replication").await.map_err(|e| format!("{a}: {e}"))?;
+        if info.get("role") == Some("master") {
+            upstream.insert(a.clone(), None);
+        } else {
+            let up = format!("{}:{}", info.get("master_host").unwrap_or(""), info.get("master_port").unwrap_or(""));
+            if info.get("master_link_status") != Some("up") {
+                return Err(format!("{a}: link to {up} is not up"));
+            }
+            upstream.insert(a.clone(), Some(up));
+        }
+        digests.push(c.cmd(&["DEBUG", "DIGEST"]).await.map_err(|e| e.to_string())?.render());
+    }
+    // One master, the one the sentinels name; every replica reaches it through its upstreams
+    // (a replica the sentinels never saw may stay chained behind another, as with Redis).
+    let masters: Vec<&String> = upstream.iter().filter(|(_, u)| u.is_none()).map(|(a, _)| a).collect();
+    if masters != vec![&master] {
+        return Err(format!("masters {masters:?}, but the sentinels name {master}"));
+    }
+    for a in servers {
+        let mut at = a.clone();
+        for _ in 0..servers.len() {
+            match upstream.get(&at) {
+                Some(Some(up)) => at = up.clone(),
+                _ => break,
+            }
+        }
+        if at != master {
+            return Err(format!("{a} does not replicate from {master} (its chain ends at {at})"));
+        }
+    }
+    if digests.iter().any(|d| *d != digests[0]) {
+        return Err(format!("digests differ: {digests:?}"));
+    }
+    Ok(master)
+}
+
+/// Counts acknowledged writes missing from the converged master: the measured loss.
+async fn measure_loss(cluster: &mut Cluster, master: &str, acked: &[u64]) -> Result<(), String> {
+    let node = cluster.client_node("auditor");
+    let (m, keys) = (master.to_string(), acked.to_vec());
+    let lost = node
+        .spawn(async move {
+            let mut c = Client::connect(&m, Duration::from_millis(500)).await.map_err(|e| e.to_string())?;
+            let mut lost = 0u64;
+            for chunk in keys.chunks(500) {
+                let names: Vec<String> = chunk.iter().map(|n| format!("w:{n}")).collect();
+                let mut args: Vec<&[u8]> = vec![b"MGET"];
+                args.extend(names.iter().map(|n| n.as_bytes()));
+                let r = c.call(&args).await.map_err(|e| e.to_string())?;
+                let items = r.items().ok_or("MGET answered no array")?;
+                lost += items.iter().filter(|v| matches!(v, Resp::Bulk(None) | Resp::Null)).count() as u64;
+            }
+            Ok::<u64, String>(lost)
+        })
+        .await
+        .map_err(|e| format!("auditor failed: {e}"))??;
+    if lost > 0 {
+        store::fault::probe("sentinel.acked_writes_lost");
+    }
+    cluster.record(format!("measured: {} acknowledged writes, {lost} lost", acked.len()));
+    Ok(())
+}
