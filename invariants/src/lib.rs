@@ -38,7 +38,9 @@
 //!   - [`sentinel_votes`]: one vote per sentinel per epoch, one leader per epoch, elected by a
 //!     majority counted from the voters' logs;
 //!   - [`sentinel_switches`]: one address per configuration epoch, epochs only increase;
-//!   - [`sentinel_failover_start`]: no failover starts without ODOWN by a quorum.
+//!   - [`sentinel_failover_start`]: no failover starts without ODOWN by a quorum;
+//!   - [`sentinel_tilt`]: a clock jump the harness made sends the sentinel into TILT;
+//!   - [`sentinel_selection`]: the promoted replica is the best of the candidates.
 //!
 //! # Adding an invariant
 //!
@@ -69,7 +71,9 @@ pub mod repl_log;
 pub mod replica_matches_master;
 pub mod sentinel_failover_start;
 pub mod sentinel_log;
+pub mod sentinel_selection;
 pub mod sentinel_switches;
+pub mod sentinel_tilt;
 pub mod sentinel_votes;
 pub mod wait_bound;
 

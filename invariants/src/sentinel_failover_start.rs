@@ -27,8 +27,10 @@ pub fn check(logs: &[SentinelLog]) -> Result<Stats, Violation> {
         let mut odown: BTreeMap<String, bool> = BTreeMap::new();
         for (t, e) in &log.entries {
             let SentinelEntry::Event { kind, text } = e else {
-                // A restart forgets ODOWN.
-                odown.clear();
+                // A restart forgets ODOWN (a clock jump changes nothing here).
+                if matches!(e, SentinelEntry::Crash | SentinelEntry::Restart) {
+                    odown.clear();
+                }
                 continue;
             };
             let master: Option<String> = word(text, 1);

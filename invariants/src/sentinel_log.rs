@@ -13,6 +13,10 @@ pub enum SentinelEntry {
     Event { kind: String, text: String },
     /// The harness killed the node here; what it had not written to disk is gone.
     Crash,
+    /// The harness restarted the node here.
+    Restart,
+    /// The harness moved the node's clock by this many milliseconds here.
+    ClockJump(i64),
 }
 
 /// One sentinel's log, in order, with simulated times in nanoseconds.

@@ -51,7 +51,7 @@ pub fn check(logs: &[SentinelLog]) -> Result<Stats, Violation> {
                     continue;
                 }
                 SentinelEntry::Event { kind, text } if kind == "~switch" => text.as_str(),
-                SentinelEntry::Event { .. } => continue,
+                SentinelEntry::Event { .. } | SentinelEntry::Restart | SentinelEntry::ClockJump(_) => continue,
             };
             let (Some(master), Some(epoch), Some(addr)) =
                 (word::<String>(text, 0), word::<u64>(text, 1), word::<String>(text, 2))

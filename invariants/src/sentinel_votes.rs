@@ -118,7 +118,7 @@ fn check_one(
                 this_life.insert(epoch, cand.clone());
                 votes.entry(epoch).or_default().insert(log.node.clone(), cand);
             }
-            SentinelEntry::Event { .. } => {}
+            SentinelEntry::Event { .. } | SentinelEntry::Restart | SentinelEntry::ClockJump(_) => {}
         }
     }
     Ok(())

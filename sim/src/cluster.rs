@@ -42,6 +42,10 @@ pub enum LogEntry {
     Server(store::observe::Observation),
     /// The nemesis killed the node here (power failure).
     Crash,
+    /// The nemesis restarted the node here.
+    Restart,
+    /// The nemesis moved the node's clock by this many milliseconds here.
+    ClockJump(i64),
 }
 
 pub struct ServerNode {

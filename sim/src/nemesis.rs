@@ -339,6 +339,7 @@ impl Nemesis {
                 let delta = self.rng.gen_range(-30_000i64..30_000);
                 let s = &cluster.servers[server];
                 s.clock.jump_ms(delta);
+                s.observed.lock().expect("observed").log.push_back(crate::cluster::LogEntry::ClockJump(delta));
                 store::fault::probe("fault.clock_jump");
                 cluster.record(format!(
                     "nemesis: clock of {} jumps {delta} ms (skew now {} ms)",
@@ -381,6 +382,7 @@ impl Nemesis {
                 Active::Killed(i) => {
                     let s = &cluster.servers[i];
                     cluster.handle.restart(s.node.id());
+                    s.observed.lock().expect("observed").log.push_back(crate::cluster::LogEntry::Restart);
                     store::fault::probe("fault.restart");
                     cluster.record(format!("nemesis: restart {}", s.name));
                 }
@@ -423,7 +425,9 @@ impl Nemesis {
             for s in &cluster.servers {
                 s.clock.set_drift_ppm(0);
                 if s.clock.skew_ms() != 0 {
-                    s.clock.jump_ms(-s.clock.skew_ms());
+                    let delta = -s.clock.skew_ms();
+                    s.clock.jump_ms(delta);
+                    s.observed.lock().expect("observed").log.push_back(crate::cluster::LogEntry::ClockJump(delta));
                     cluster.record(format!("nemesis: clock of {} back in sync", s.name));
                 }
             }

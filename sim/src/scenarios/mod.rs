@@ -127,6 +127,8 @@ pub const ALL: &[Scenario] = &[
             "sentinel.switch_checked",
             "sentinel.tilt_entered",
             "sentinel.convert_to_slave",
+            "sentinel.tilt_checked",
+            "sentinel.selection_checked",
         ],
         run: |seed, trace| Box::pin(sentinel::run(seed, trace)),
     },

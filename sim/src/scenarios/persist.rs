@@ -138,6 +138,7 @@ fn check_log(cluster: &Cluster) -> Result<(), String> {
                 }
                 last_done = Some(*digest);
             }
+            LogEntry::Restart | LogEntry::ClockJump(_) => {}
             LogEntry::Crash => {
                 if !in_flight.is_empty() {
                     store::fault::probe("persist.crash_during_save");

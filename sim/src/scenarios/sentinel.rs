@@ -74,10 +74,12 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     nemesis.run(&cluster, run_for).await;
     writer.await.map_err(|e| format!("writer task failed: {e}"))?;
     store::fault::set_buggify(false);
-    check_logs(&cluster, sentinels)?;
+    // Safety first (a liveness failure is easier to read once safety is known to hold); the
+    // TILT check waits for the end, since the heal's own clock reset is still unanswered here.
+    check_logs(&cluster, sentinels, false)?;
     let server_addrs: Vec<String> = cluster.servers[..3].iter().map(|s| s.addr.clone()).collect();
     let master = converge(&mut cluster, server_addrs.clone(), sentinel_addrs).await?;
-    check_logs(&cluster, sentinels)?;
+    check_logs(&cluster, sentinels, true)?;
     let acked = acked.lock().expect("acked").clone();
     measure_loss(&mut cluster, &master, &acked).await
 }
@@ -127,6 +129,8 @@ fn sentinel_logs(cluster: &Cluster) -> (Vec<SentinelLog>, BTreeMap<String, Strin
         for (i, e) in observed.log.iter().enumerate() {
             let entry = match e {
                 LogEntry::Crash => SentinelEntry::Crash,
+                LogEntry::Restart => SentinelEntry::Restart,
+                LogEntry::ClockJump(ms) => SentinelEntry::ClockJump(*ms),
                 LogEntry::Server(Observation::SentinelEvent { kind, text }) => {
                     if kind == "~config-saved" {
                         if let Some(id) = text.lines().find_map(|l| l.strip_prefix("sentinel myid ")) {
@@ -144,7 +148,7 @@ fn sentinel_logs(cluster: &Cluster) -> (Vec<SentinelLog>, BTreeMap<String, Strin
     (logs, myids)
 }
 
-fn check_logs(cluster: &Cluster, sentinels: usize) -> Result<(), String> {
+fn check_logs(cluster: &Cluster, sentinels: usize, at_end: bool) -> Result<(), String> {
     let (logs, myids) = sentinel_logs(cluster);
     if std::env::var("SIM_DUMP_LOGS").is_ok() {
         for l in &logs {
@@ -162,6 +166,16 @@ fn check_logs(cluster: &Cluster, sentinels: usize) -> Result<(), String> {
         store::fault::probe("sentinel.switch_checked");
     }
     invariants::sentinel_failover_start::check(&logs).map_err(|v| v.to_string())?;
+    if at_end {
+        let tilt = invariants::sentinel_tilt::check(&logs).map_err(|v| v.to_string())?;
+        if tilt.jumps_checked > 0 {
+            store::fault::probe("sentinel.tilt_checked");
+        }
+    }
+    let selection = invariants::sentinel_selection::check(&logs).map_err(|v| v.to_string())?;
+    if selection.selections > 1 {
+        store::fault::probe("sentinel.selection_checked");
+    }
     let split = logs.iter().any(|l| l.events("-failover-abort-not-elected").next().is_some());
     if split {
         store::fault::probe("sentinel.election_lost");

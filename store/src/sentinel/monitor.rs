@@ -16,7 +16,7 @@ use crate::client::Resp;
 /// measured across that gap is wrong, so the sentinel watches without acting for a while.
 pub fn check_tilt(g: &mut Global, now_ms: i64) {
     let delta = now_ms.saturating_sub(g.previous_time_ms);
-    if delta < 0 || delta > g.timing.tilt_trigger_ms {
+    if (delta < 0 || delta > g.timing.tilt_trigger_ms) && !crate::fault::planted("sentinel-no-tilt") {
         g.tilt = true;
         g.tilt_start_ms = now_ms;
         g.counters.tilt_entered = g.counters.tilt_entered.saturating_add(1);
@@ -560,7 +560,7 @@ impl Sentinel {
         }
         let Some(m) = self.masters.get_mut(master_name) else { return };
         let Some(si) = m.sentinels.get(runid).cloned() else { return };
-        if m.config_epoch < master_config_epoch {
+        if m.config_epoch < master_config_epoch && !crate::fault::planted("sentinel-ignores-newer-config") {
             m.config_epoch = master_config_epoch;
             if master_port != m.inst.addr.port || !m.inst.addr.host_is(master_ip) {
                 let g = &mut self.g;
