@@ -231,8 +231,13 @@ fn sweep(a: &Args) -> i32 {
             }
         },
     };
+    let whole_suite = selected.len() > 1;
     for sc in selected {
         let n = a.seeds.unwrap_or(sc.default_seeds);
+        let n = match sc.suite_seeds_max {
+            Some(max) if whole_suite => n.min(max),
+            _ => n,
+        };
         let regressions = regression_seeds(sc.name);
         let seeds: Vec<u64> = regressions.iter().copied().chain(a.start..a.start + n).collect();
         let wall = Instant::now();

@@ -58,8 +58,7 @@ pub fn get_leader(g: &mut Global, m: &mut Master, epoch: u64, now_ms: i64) -> Op
     let voters = m.sentinels.len().saturating_add(1);
     let mut counters: BTreeMap<String, usize> = BTreeMap::new();
     for s in m.sentinels.values() {
-        let this_epoch = s.leader_epoch == g.current_epoch || crate::fault::planted("sentinel-stale-votes-count");
-        if let (Some(l), true) = (&s.leader, this_epoch) {
+        if let (Some(l), true) = (&s.leader, s.leader_epoch == g.current_epoch) {
             let c = counters.entry(l.clone()).or_insert(0);
             *c = c.saturating_add(1);
         }
