@@ -95,7 +95,7 @@ async fn timer(shared: Arc<Shared>) {
         route(&links, actions);
         if due {
             let period_ms = 50u64.saturating_add(shared.env.rng.below(51));
-            next_tick = tokio::time::Instant::now() + Duration::from_millis(period_ms);
+            next_tick = crate::client::deadline_after(Duration::from_millis(period_ms));
         }
         tokio::select! {
             biased;
@@ -284,7 +284,7 @@ async fn serve_cmd(shared: &Shared, spec: &LinkSpec, client: &mut Client, rx: &m
 /// Waits before reconnecting, dropping what is queued meanwhile (a disconnected link sends
 /// nothing, as in Redis). False when the owner dropped the link.
 async fn pause_draining(rx: &mut mpsc::Receiver<LinkOp>) -> bool {
-    let until = tokio::time::Instant::now() + RECONNECT_PAUSE;
+    let until = crate::client::deadline_after(RECONNECT_PAUSE);
     loop {
         tokio::select! {
             biased;
