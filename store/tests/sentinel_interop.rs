@@ -1,11 +1,14 @@
 //! Sentinels failing over servers, as the classic tutorial runs it: a master and two replicas
 //! started from config files, sentinels configured with only the master. The sentinels must
 //! discover the replicas (and each other), mark a killed replica `+sdown` and `-sdown` when it
-//! returns, fail over a killed master with the tutorial's events in order, make the other replica
-//! follow the promoted one, keep the data written before the kill, and convert the restarted old
-//! master into a replica (`+convert-to-slave`). Afterwards every sentinel's config file names the
-//! new master and keeps its `sentinel myid`, and a sentinel restarted on its file answers with the
-//! new master and the same id.
+//! returns, fail over a killed master with the tutorial's events in order, never mark either live
+//! replica `+sdown` during the failover (the promotion and reconfiguration transactions end with
+//! `CLIENT KILL TYPE pubsub`, which drops every sentinel's hello link to that replica: Redis
+//! reconnects it at its next timer tick), make the other replica follow the promoted one, keep the
+//! data written before the kill, and convert the restarted old master into a replica
+//! (`+convert-to-slave`). Afterwards every sentinel's config file names the new master and keeps
+//! its `sentinel myid`, and a sentinel restarted on its file answers with the new master and the
+//! same id. Event checks that fail are reported together at the end of a scenario.
 //!
 //! The sentinels are real redis-sentinel 7, ours (`store-sentinel`, or `store-server --sentinel`),
 //! or a mix of both that must discover each other, vote and fail over together, whichever leads.
@@ -28,9 +31,10 @@ const FAILOVER_TIMEOUT_MS: u64 = 15000;
 /// How long a failover (or discovery) may take before the test gives up.
 const EVENT_WAIT: Duration = Duration::from_secs(60);
 
-/// Every event a sentinel publishes (`PSUBSCRIBE *`), as "channel payload" lines, in order.
+/// Every event a sentinel publishes (`PSUBSCRIBE *`), as "channel payload" lines, in order,
+/// each with the time it arrived.
 struct Events {
-    seen: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Events {
@@ -47,10 +51,11 @@ impl Events {
                     Ok(0) | Err(_) => return,
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
+                let now = Instant::now();
                 while let Some((msg, used)) = parse_pmessage(&buf) {
                     buf.drain(..used);
                     if let Some(m) = msg {
-                        sink.lock().unwrap().push(m);
+                        sink.lock().unwrap().push((now, m));
                     }
                 }
             }
@@ -58,26 +63,34 @@ impl Events {
         Events { seen }
     }
 
+    fn lines(&self) -> Vec<String> {
+        self.seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    /// The first event on `channel` whose payload contains `needle`, and when it arrived.
+    fn find(&self, channel: &str, needle: &str) -> Option<(Instant, String)> {
+        let prefix = format!("{channel} ");
+        self.seen.lock().unwrap().iter().find(|(_, e)| e.starts_with(&prefix) && e.contains(needle)).cloned()
+    }
+
     /// Waits until an event on `channel` whose payload contains `needle` arrives.
     fn wait(&self, channel: &str, needle: &str) -> String {
         let start = Instant::now();
         loop {
-            if let Some(e) =
-                self.seen.lock().unwrap().iter().find(|e| e.starts_with(&format!("{channel} ")) && e.contains(needle))
-            {
-                return e.clone();
+            if let Some((_, e)) = self.find(channel, needle) {
+                return e;
             }
             assert!(
                 start.elapsed() < EVENT_WAIT,
                 "no '{channel}' event with '{needle}' within {EVENT_WAIT:?}; events:\n{}",
-                self.seen.lock().unwrap().join("\n")
+                self.lines().join("\n")
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     fn has(&self, channel: &str, needle: &str) -> bool {
-        self.seen.lock().unwrap().iter().any(|e| e.starts_with(&format!("{channel} ")) && e.contains(needle))
+        self.find(channel, needle).is_some()
     }
 
     /// Events received so far.
@@ -87,11 +100,36 @@ impl Events {
 
     /// Events received after the first `n`.
     fn since(&self, n: usize) -> Vec<String> {
-        self.seen.lock().unwrap().get(n..).map(|v| v.to_vec()).unwrap_or_default()
+        self.lines().get(n..).map(|v| v.to_vec()).unwrap_or_default()
     }
 
     fn channels(&self) -> Vec<String> {
-        self.seen.lock().unwrap().iter().map(|e| e.split(' ').next().unwrap_or("").to_string()).collect()
+        self.lines().iter().map(|e| e.split(' ').next().unwrap_or("").to_string()).collect()
+    }
+}
+
+/// SDOWN must wait down-after-milliseconds from when the instance stopped answering: each
+/// sentinel's `+sdown` for `needle` (if it published one) may not arrive sooner than that after
+/// `killed`, less a margin for a PING already in flight at the kill.
+fn check_sdown_not_early(
+    all_events: &[Events],
+    kinds: &[SentinelKind],
+    needle: &str,
+    killed: Instant,
+    findings: &mut Vec<String>,
+) {
+    let least = Duration::from_millis(DOWN_AFTER_MS - 200);
+    for (e, kind) in all_events.iter().zip(kinds) {
+        if let Some((at, line)) = e.find("+sdown", needle) {
+            let after = at.saturating_duration_since(killed);
+            if after < least {
+                findings.push(format!(
+                    "{} published '+sdown {line}' {} ms after the kill, with down-after-milliseconds {DOWN_AFTER_MS}",
+                    kind.label(),
+                    after.as_millis()
+                ));
+            }
+        }
     }
 }
 
@@ -183,24 +221,33 @@ fn failover_with_sentinels(redis: bool, kinds: &[SentinelKind], quorum: usize) {
         });
     }
 
-    // A killed replica is +sdown after down-after-milliseconds, -sdown when back.
+    // Event checks that fail are collected and reported at the end, so that one wrong event
+    // does not hide whether the rest of the scenario (files, restarts) works.
+    let mut findings: Vec<String> = Vec::new();
+
+    // A killed replica is +sdown after down-after-milliseconds (every sentinel pings it), -sdown
+    // when back.
+    let killed = Instant::now();
     g.servers[2].kill();
     events.wait("+sdown", &format!("slave 127.0.0.1:{p2}"));
+    for e in &all_events {
+        e.wait("+sdown", &format!("slave 127.0.0.1:{p2}"));
+    }
+    check_sdown_not_early(&all_events, kinds, &format!("slave 127.0.0.1:{p2} "), killed, &mut findings);
     g.servers[2].restart();
     events.wait("-sdown", &format!("slave 127.0.0.1:{p2}"));
     wait_for("replica back in sync", || info_field(p0, "replication", "connected_slaves") == "2");
 
     // A killed master is failed over.
     drop(master);
-    // Event checks that fail are collected and reported at the end, so that one wrong event
-    // does not hide whether the rest of the scenario (files, restarts) works.
-    let mut findings: Vec<String> = Vec::new();
     let before_kill: Vec<usize> = all_events.iter().map(|e| e.len()).collect();
+    let killed = Instant::now();
     g.servers[0].kill();
     let switch = events.wait("+switch-master", &format!("mymaster 127.0.0.1 {p0} 127.0.0.1"));
     let new_port: u16 = switch.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(new_port == p1 || new_port == p2, "{who}: {switch}");
     let other = if new_port == p1 { p2 } else { p1 };
+    check_sdown_not_early(&all_events, kinds, &format!("master mymaster 127.0.0.1 {p0}"), killed, &mut findings);
     // Both replicas stay up throughout: no sentinel may see either as down during the failover.
     for ((e, n), kind) in all_events.iter().zip(&before_kill).zip(kinds) {
         e.wait("+switch-master", &format!("mymaster 127.0.0.1 {p0} 127.0.0.1 {new_port}"));
