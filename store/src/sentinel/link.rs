@@ -227,12 +227,14 @@ fn report(shared: &Shared, f: impl FnOnce(&mut super::Sentinel, i64)) {
 
 async fn cmd_link(shared: Arc<Shared>, spec: LinkSpec, mut rx: mpsc::Receiver<LinkOp>) {
     let (id, generation) = (spec.id.clone(), spec.generation);
+    let mut attempt = tokio::time::Instant::now();
     loop {
+        report(&shared, |s, now| s.on_link_connecting(&id, generation, false, now));
         let mut client = match open(&spec, "cmd").await {
             Ok(c) => c,
             Err(_) => {
                 report(&shared, |s, _| s.on_link_down(&id, generation, false));
-                if !pause_draining(&mut rx).await {
+                if !pause_draining(&mut rx, &mut attempt).await {
                     return;
                 }
                 continue;
@@ -245,7 +247,7 @@ async fn cmd_link(shared: Arc<Shared>, spec: LinkSpec, mut rx: mpsc::Receiver<Li
         if closed_by_owner {
             return;
         }
-        if !pause_draining(&mut rx).await {
+        if !pause_draining(&mut rx, &mut attempt).await {
             return;
         }
     }
@@ -272,31 +274,40 @@ async fn serve_cmd(shared: &Shared, spec: &LinkSpec, client: &mut Client, rx: &m
                     }
                 }
             },
-            reply = client.read_reply(), if !expected.is_empty() => {
+            // Read even when nothing is expected, so a closed connection is seen at once (as
+            // hiredis does), not at the next command: the reconnection's PING then starts the
+            // down-after clock. A reply nobody asked for is a broken peer: reconnect.
+            reply = client.read_reply() => {
                 let Ok(reply) = reply else { return false };
-                let kind = expected.pop_front().unwrap_or(ReplyKind::Discard);
+                let Some(kind) = expected.pop_front() else { return false };
                 report(shared, |s, now| s.on_reply(&spec.id, spec.generation, kind, &reply, now));
             }
         }
     }
 }
 
-/// Waits before reconnecting, dropping what is queued meanwhile (a disconnected link sends
-/// nothing, as in Redis). False when the owner dropped the link.
-async fn pause_draining(rx: &mut mpsc::Receiver<LinkOp>) -> bool {
-    let until = crate::client::deadline_after(RECONNECT_PAUSE);
+/// Waits until a reconnection may start: at once if the last attempt began at least
+/// [`RECONNECT_PAUSE`] ago, as Redis reconnects at its next timer tick but at most once a ping
+/// period. Drops what is queued meanwhile (a disconnected link sends nothing). False when the
+/// owner dropped the link. `attempt` becomes the new attempt's start.
+async fn pause_draining(rx: &mut mpsc::Receiver<LinkOp>, attempt: &mut tokio::time::Instant) -> bool {
+    let until = attempt.checked_add(RECONNECT_PAUSE).unwrap_or(*attempt);
     loop {
         tokio::select! {
             biased;
             op = rx.recv() => if op.is_none() { return false },
-            _ = tokio::time::sleep_until(until) => return true,
+            _ = tokio::time::sleep_until(until) => break,
         }
     }
+    *attempt = tokio::time::Instant::now();
+    true
 }
 
 async fn pubsub_link(shared: Arc<Shared>, spec: LinkSpec, mut rx: mpsc::Receiver<LinkOp>) {
     let (id, generation) = (spec.id.clone(), spec.generation);
+    let mut attempt = tokio::time::Instant::now();
     loop {
+        report(&shared, |s, now| s.on_link_connecting(&id, generation, true, now));
         let sub = match open(&spec, "pubsub").await {
             Ok(c) => {
                 let mut sub = Subscriber::new(c);
@@ -306,7 +317,7 @@ async fn pubsub_link(shared: Arc<Shared>, spec: LinkSpec, mut rx: mpsc::Receiver
         };
         let Ok(mut sub) = sub else {
             report(&shared, |s, _| s.on_link_down(&id, generation, true));
-            if !pause_draining(&mut rx).await {
+            if !pause_draining(&mut rx, &mut attempt).await {
                 return;
             }
             continue;
@@ -331,7 +342,7 @@ async fn pubsub_link(shared: Arc<Shared>, spec: LinkSpec, mut rx: mpsc::Receiver
             }
         };
         report(&shared, |s, _| s.on_link_down(&id, generation, true));
-        if owner_gone || !pause_draining(&mut rx).await {
+        if owner_gone || !pause_draining(&mut rx, &mut attempt).await {
             return;
         }
     }

@@ -85,9 +85,10 @@ fn id_of(m: &Master, inst: &Instance) -> InstanceId {
 fn send_periodic(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&String>, now_ms: i64) {
     let master_busy = m.inst.has(flag::O_DOWN | flag::FAILOVER_IN_PROGRESS);
     let hello = hello_payload(g, m);
-    let ping_cmd = m.command_name("PING");
-    let info_cmd = m.command_name("INFO");
-    let publish_cmd = m.command_name("PUBLISH");
+    // Renamed commands apply to the master's group, not to other sentinels (Redis's
+    // `sentinelInstanceMapCommand`).
+    let mapped = |c: &str| if kind == Kind::Sentinel { c.to_string() } else { m.command_name(c) };
+    let (ping_cmd, info_cmd, publish_cmd) = (mapped("PING"), mapped("INFO"), mapped("PUBLISH"));
     let master_name = m.name().to_string();
     let Some(inst) = inst_mut(m, kind, name) else { return };
     if inst.disconnected() || inst.link.pending_commands >= PENDING_COMMANDS_MAX {
@@ -118,8 +119,7 @@ fn send_periodic(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&Strin
         if let Some(local_ip) = inst.link_local_ip.clone() {
             let (ip, port) = g.announce(&local_ip);
             let payload = format!("{ip},{port},{hello}");
-            let publish = if kind == Kind::Sentinel { "PUBLISH".to_string() } else { publish_cmd };
-            commands.push((vec![publish, HELLO_CHANNEL.to_string(), payload], ReplyKind::Publish));
+            commands.push((vec![publish_cmd, HELLO_CHANNEL.to_string(), payload], ReplyKind::Publish));
         }
     }
     if commands.is_empty() {
@@ -248,9 +248,15 @@ pub fn ask_master_state(g: &mut Global, m: &mut Master, forced: bool, now_ms: i6
 }
 
 impl Sentinel {
-    /// A connection of the instance opened (`pubsub`: the hello subscription is active).
-    pub fn on_link_up(&mut self, id: &InstanceId, generation: u64, pubsub: bool, local_ip: &str, now_ms: i64) {
-        let Some((_, m, _)) = self.instance_mut(id) else { return };
+    /// A connection attempt starts (`sentinelReconnectInstance`): as in Redis, the link counts
+    /// as connected while the connection is in progress, and the command link queues a PING at
+    /// once, so down-after is measured from the first attempt that goes unanswered (a killed
+    /// instance is SDOWN down-after milliseconds after its first failed reconnect, not from
+    /// its last PONG, and a live one whose connection a CLIENT KILL dropped is pinged again
+    /// right away).
+    pub fn on_link_connecting(&mut self, id: &InstanceId, generation: u64, pubsub: bool, now_ms: i64) {
+        let Some((g, m, _)) = self.instance_mut(id) else { return };
+        let ping = if id.kind == Kind::Sentinel { "PING".to_string() } else { m.command_name("PING") };
         let Some(inst) = inst_mut(m, id.kind, Some(&id.name)) else { return };
         if inst.link.generation != generation {
             return;
@@ -259,10 +265,30 @@ impl Sentinel {
             inst.link.pubsub_connected = true;
             inst.link.pubsub_conn_ms = now_ms;
             inst.link.pubsub_last_activity_ms = now_ms;
+            return;
+        }
+        inst.link.cmd_connected = true;
+        inst.link.cmd_conn_ms = now_ms;
+        inst.link.pending_commands = 1;
+        inst.link.last_ping_ms = now_ms;
+        if inst.link.act_ping_ms == 0 {
+            inst.link.act_ping_ms = now_ms;
+        }
+        let commands = vec![(vec![ping], ReplyKind::Ping)];
+        g.send(Action::Send { to: id.clone(), generation, commands });
+    }
+
+    /// A connection is established (`pubsub`: the hello subscription is active); the command
+    /// link tells the local address hellos announce.
+    pub fn on_link_up(&mut self, id: &InstanceId, generation: u64, pubsub: bool, local_ip: &str, now_ms: i64) {
+        let Some((_, m, _)) = self.instance_mut(id) else { return };
+        let Some(inst) = inst_mut(m, id.kind, Some(&id.name)) else { return };
+        if inst.link.generation != generation {
+            return;
+        }
+        if pubsub {
+            inst.link.pubsub_last_activity_ms = now_ms;
         } else {
-            inst.link.cmd_connected = true;
-            inst.link.cmd_conn_ms = now_ms;
-            inst.link.pending_commands = 0;
             inst.link_local_ip = Some(local_ip.to_string());
         }
     }
