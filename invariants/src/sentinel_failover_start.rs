@@ -28,7 +28,7 @@ pub fn check(logs: &[SentinelLog]) -> Result<Stats, Violation> {
         for (t, e) in &log.entries {
             let SentinelEntry::Event { kind, text } = e else {
                 // A restart forgets ODOWN (a clock jump changes nothing here).
-                if matches!(e, SentinelEntry::Crash | SentinelEntry::Restart) {
+                if matches!(e, SentinelEntry::Crash { .. } | SentinelEntry::Restart) {
                     odown.clear();
                 }
                 continue;

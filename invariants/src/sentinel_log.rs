@@ -11,12 +11,14 @@
 pub enum SentinelEntry {
     /// An event or fact: its channel name (`+sdown`, `~elected`) and text.
     Event { kind: String, text: String },
-    /// The harness killed the node here; what it had not written to disk is gone.
-    Crash,
+    /// The harness killed the node here, at `at_ns`; what it had not written to disk is gone.
+    Crash { at_ns: u128 },
     /// The harness restarted the node here.
     Restart,
-    /// The harness moved the node's clock by this many milliseconds here.
-    ClockJump(i64),
+    /// The harness moved the node's clock by `ms` here, at `at_ns` of simulated time.
+    ClockJump { ms: i64, at_ns: u128 },
+    /// The harness paused (true) or resumed (false) the node here, at `at_ns`.
+    Paused { paused: bool, at_ns: u128 },
 }
 
 /// One sentinel's log, in order, with simulated times in nanoseconds.

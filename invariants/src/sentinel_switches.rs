@@ -38,7 +38,7 @@ pub fn check(logs: &[SentinelLog]) -> Result<Stats, Violation> {
         for (t, entry) in &log.entries {
             let t = *t;
             let text = match entry {
-                SentinelEntry::Crash => {
+                SentinelEntry::Crash { .. } => {
                     last = durable.clone();
                     continue;
                 }
@@ -51,7 +51,10 @@ pub fn check(logs: &[SentinelLog]) -> Result<Stats, Violation> {
                     continue;
                 }
                 SentinelEntry::Event { kind, text } if kind == "~switch" => text.as_str(),
-                SentinelEntry::Event { .. } | SentinelEntry::Restart | SentinelEntry::ClockJump(_) => continue,
+                SentinelEntry::Event { .. }
+                | SentinelEntry::Restart
+                | SentinelEntry::ClockJump { .. }
+                | SentinelEntry::Paused { .. } => continue,
             };
             let (Some(master), Some(epoch), Some(addr)) =
                 (word::<String>(text, 0), word::<u64>(text, 1), word::<String>(text, 2))

@@ -94,7 +94,7 @@ fn check_one(
     let mut durable_votes: BTreeMap<u64, String> = BTreeMap::new();
     for (t, e) in &log.entries {
         match e {
-            SentinelEntry::Crash => this_life.clear(),
+            SentinelEntry::Crash { .. } => this_life.clear(),
             SentinelEntry::Event { kind, text } if kind == "~config-saved" => {
                 let saved = saved_leader_epoch(text);
                 if saved > durable_epoch {
@@ -118,7 +118,10 @@ fn check_one(
                 this_life.insert(epoch, cand.clone());
                 votes.entry(epoch).or_default().insert(log.node.clone(), cand);
             }
-            SentinelEntry::Event { .. } | SentinelEntry::Restart | SentinelEntry::ClockJump(_) => {}
+            SentinelEntry::Event { .. }
+            | SentinelEntry::Restart
+            | SentinelEntry::ClockJump { .. }
+            | SentinelEntry::Paused { .. } => {}
         }
     }
     Ok(())
@@ -169,7 +172,7 @@ mod tests {
             entries: vec![
                 ev(2, "+vote-for-leader", "B 1"),
                 ev(3, "~config-saved", "sentinel leader-epoch m 1\n"),
-                (4, SentinelEntry::Crash),
+                (4, SentinelEntry::Crash { at_ns: 4 }),
                 ev(5, "+vote-for-leader", "A 1"),
             ],
         };
@@ -178,7 +181,7 @@ mod tests {
             node: "s3".into(),
             entries: vec![
                 ev(2, "+vote-for-leader", "B 1"),
-                (4, SentinelEntry::Crash),
+                (4, SentinelEntry::Crash { at_ns: 4 }),
                 ev(5, "+vote-for-leader", "A 1"),
             ],
         };

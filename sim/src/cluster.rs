@@ -40,12 +40,22 @@ pub struct Observed {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogEntry {
     Server(store::observe::Observation),
-    /// The nemesis killed the node here (power failure).
-    Crash,
+    /// The nemesis killed the node here (power failure), at `at_ns`.
+    Crash {
+        at_ns: u128,
+    },
     /// The nemesis restarted the node here.
     Restart,
-    /// The nemesis moved the node's clock by this many milliseconds here.
-    ClockJump(i64),
+    /// The nemesis moved the node's clock by `ms` here, at `at_ns` of simulated time.
+    ClockJump {
+        ms: i64,
+        at_ns: u128,
+    },
+    /// The nemesis paused (true) or resumed (false) the node here, at `at_ns`.
+    Paused {
+        paused: bool,
+        at_ns: u128,
+    },
 }
 
 pub struct ServerNode {
@@ -112,6 +122,17 @@ impl Cluster {
 
     /// Adds a server node running `config_text` (plus the simulation's bind/port settings).
     pub fn add_server(&mut self, config_text: &str, seed: u64) -> usize {
+        self.add_server_inner(config_text, seed, false)
+    }
+
+    /// The same, started from a config file on the node's own disk (`/redis.conf`), as the
+    /// tutorial runs servers: CONFIG REWRITE (which a sentinel sends after every SLAVEOF)
+    /// writes it, and a restarted node starts from what it holds.
+    pub fn add_server_with_config_file(&mut self, config_text: &str, seed: u64) -> usize {
+        self.add_server_inner(config_text, seed, true)
+    }
+
+    fn add_server_inner(&mut self, config_text: &str, seed: u64, config_file: bool) -> usize {
         let index = self.servers.len();
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8 + 1));
         let name = format!("server-{}", index + 1);
@@ -157,16 +178,44 @@ impl Cluster {
         let text =
             format!("port {SERVER_PORT}\nbind 0.0.0.0\nprotected-mode no\nenable-debug-command yes\n{config_text}");
         let config = Config::parse(&text, &name).expect("simulation config is valid");
+        let path = std::path::PathBuf::from("/redis.conf");
+        if config_file {
+            disk.write(&path, text.as_bytes()).expect("simulated disk");
+            disk.fsync(&path).expect("simulated disk");
+            disk.fsync_dir().expect("simulated disk");
+        }
+        let node_disk = disk.clone();
         let node = self
             .handle
             .create_node()
             .name(name.clone())
             .ip(ip)
             .init(move || {
-                let config = config.clone();
+                let mut config = config.clone();
                 let env = env.clone();
                 let failures = observed_for_init.clone();
+                let (disk, path) = (node_disk.clone(), path.clone());
                 async move {
+                    if config_file {
+                        // A config file that is gone is a refused start-up, as for redis-server.
+                        let text = match disk.read(&path) {
+                            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                            Err(e) => {
+                                failures.lock().expect("observed").startup_failures.push(format!("/redis.conf: {e}"));
+                                return;
+                            }
+                        };
+                        match Config::parse(&text, "/redis.conf") {
+                            Ok(mut c) => {
+                                c.file = Some(path.display().to_string());
+                                config = c;
+                            }
+                            Err(e) => {
+                                failures.lock().expect("observed").startup_failures.push(e.to_string());
+                                return;
+                            }
+                        }
+                    }
                     match Server::bind(config, env).await {
                         Ok(server) => {
                             server.run().await;
@@ -220,6 +269,7 @@ bind 0.0.0.0
         );
         disk.write(&path, initial.as_bytes()).expect("simulated disk");
         disk.fsync(&path).expect("simulated disk");
+        disk.fsync_dir().expect("simulated disk");
         let (failures, node_disk) = (observed.clone(), disk.clone());
         let node = self
             .handle
@@ -229,7 +279,13 @@ bind 0.0.0.0
             .init(move || {
                 let (env, failures, disk, path) = (env.clone(), failures.clone(), node_disk.clone(), path.clone());
                 async move {
-                    let text = disk.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                    let text = match disk.read(&path) {
+                        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                        Err(e) => {
+                            failures.lock().expect("observed").startup_failures.push(format!("/sentinel.conf: {e}"));
+                            return;
+                        }
+                    };
                     let mut config = Config::sentinel_defaults();
                     let loaded = config
                         .load_file_text(&text, "/sentinel.conf", &store::config::NoFiles)

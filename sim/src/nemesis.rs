@@ -241,7 +241,11 @@ impl Nemesis {
                     _ => store::env::CrashLoss::Torn(self.rng.gen_range(0..1000)),
                 };
                 s.disk.power_fail_with(loss);
-                s.observed.lock().expect("observed").log.push_back(crate::cluster::LogEntry::Crash);
+                s.observed
+                    .lock()
+                    .expect("observed")
+                    .log
+                    .push_back(crate::cluster::LogEntry::Crash { at_ns: cluster.now_ns() });
                 self.kills_ns.push((server, cluster.now_ns()));
                 store::fault::probe("fault.kill");
                 cluster.record(format!("nemesis: kill {} (disk: {loss:?})", s.name));
@@ -250,6 +254,11 @@ impl Nemesis {
             Kind::Pause if !self.active.iter().any(|(a, _)| busy(a)) => {
                 let s = &cluster.servers[server];
                 cluster.handle.pause(s.node.id());
+                s.observed
+                    .lock()
+                    .expect("observed")
+                    .log
+                    .push_back(crate::cluster::LogEntry::Paused { paused: true, at_ns: cluster.now_ns() });
                 store::fault::probe("fault.pause");
                 cluster.record(format!("nemesis: pause {}", s.name));
                 Active::Paused(server)
@@ -339,7 +348,11 @@ impl Nemesis {
                 let delta = self.rng.gen_range(-30_000i64..30_000);
                 let s = &cluster.servers[server];
                 s.clock.jump_ms(delta);
-                s.observed.lock().expect("observed").log.push_back(crate::cluster::LogEntry::ClockJump(delta));
+                s.observed
+                    .lock()
+                    .expect("observed")
+                    .log
+                    .push_back(crate::cluster::LogEntry::ClockJump { ms: delta, at_ns: cluster.now_ns() });
                 store::fault::probe("fault.clock_jump");
                 cluster.record(format!(
                     "nemesis: clock of {} jumps {delta} ms (skew now {} ms)",
@@ -389,6 +402,11 @@ impl Nemesis {
                 Active::Paused(i) => {
                     let s = &cluster.servers[i];
                     cluster.handle.resume(s.node.id());
+                    s.observed
+                        .lock()
+                        .expect("observed")
+                        .log
+                        .push_back(crate::cluster::LogEntry::Paused { paused: false, at_ns: cluster.now_ns() });
                     cluster.record(format!("nemesis: resume {}", s.name));
                 }
                 Active::Links(links) => {
@@ -427,7 +445,11 @@ impl Nemesis {
                 if s.clock.skew_ms() != 0 {
                     let delta = -s.clock.skew_ms();
                     s.clock.jump_ms(delta);
-                    s.observed.lock().expect("observed").log.push_back(crate::cluster::LogEntry::ClockJump(delta));
+                    s.observed
+                        .lock()
+                        .expect("observed")
+                        .log
+                        .push_back(crate::cluster::LogEntry::ClockJump { ms: delta, at_ns: cluster.now_ns() });
                     cluster.record(format!("nemesis: clock of {} back in sync", s.name));
                 }
             }

@@ -90,10 +90,19 @@ mod imp {
     }
 
     pub fn probe(name: &'static str) {
+        probe_n(name, 1)
+    }
+
+    /// Adds `hits` to a probe: a measured quantity (acknowledged writes lost) that the sweep's
+    /// coverage table then sums over seeds.
+    pub fn probe_n(name: &'static str, hits: u64) {
+        if hits == 0 {
+            return;
+        }
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             let n = s.probes.entry(name).or_default();
-            *n = n.saturating_add(1);
+            *n = n.saturating_add(hits);
         });
     }
 
@@ -103,7 +112,7 @@ mod imp {
 }
 
 #[cfg(madsim)]
-pub use imp::{buggify, planted, probe, reset, set_buggify, take_probes};
+pub use imp::{buggify, planted, probe, probe_n, reset, set_buggify, take_probes};
 
 #[cfg(not(madsim))]
 #[inline(always)]
@@ -116,6 +125,10 @@ pub fn buggify(_site: &'static str) -> bool {
 pub fn planted(_bug: &'static str) -> bool {
     false
 }
+
+#[cfg(not(madsim))]
+#[inline(always)]
+pub fn probe_n(_name: &'static str, _hits: u64) {}
 
 #[cfg(not(madsim))]
 #[inline(always)]

@@ -138,8 +138,8 @@ fn check_log(cluster: &Cluster) -> Result<(), String> {
                 }
                 last_done = Some(*digest);
             }
-            LogEntry::Restart | LogEntry::ClockJump(_) => {}
-            LogEntry::Crash => {
+            LogEntry::Restart | LogEntry::ClockJump { .. } | LogEntry::Paused { .. } => {}
+            LogEntry::Crash { .. } => {
                 if !in_flight.is_empty() {
                     store::fault::probe("persist.crash_during_save");
                 }

@@ -573,10 +573,12 @@ fn config_set(ctx: &mut Ctx, option: &str, value: &str) {
             },
             "sentinel-user" => {
                 g.sentinel_user = (!value.is_empty()).then(|| value.to_string());
+                g.new_generation(); // The links to other sentinels reconnect with it.
                 true
             }
             "sentinel-pass" => {
                 g.sentinel_pass = (!value.is_empty()).then(|| value.to_string());
+                g.new_generation();
                 true
             }
             _ => false,

@@ -69,6 +69,9 @@ async fn timer(shared: Arc<Shared>) {
     let wake = shared.lock().sentinel_wake.clone();
     let mut links: BTreeMap<InstanceId, LinkHandle> = BTreeMap::new();
     let mut next_tick = tokio::time::Instant::now();
+    // The instance set the links were last reconciled with: specs are only rebuilt when it
+    // changed (every tick would allocate one per instance, with 50 masters a visible cost).
+    let mut links_version: Option<(u64, usize)> = None;
     loop {
         let due = tokio::time::Instant::now() >= next_tick;
         let (actions, specs, flush) = {
@@ -81,7 +84,9 @@ async fn timer(shared: Arc<Shared>) {
             }
             let actions = std::mem::take(&mut s.g.actions);
             let flush = std::mem::take(&mut s.g.flush_config);
-            let specs = s.link_specs();
+            let version = s.links_version();
+            let specs = (links_version != Some(version)).then(|| s.link_specs());
+            links_version = Some(version);
             publish_events(&mut st, now_ms);
             let flush = flush.then(|| config_text(&st)).flatten();
             (actions, specs, flush)
@@ -91,7 +96,9 @@ async fn timer(shared: Arc<Shared>) {
         if let Some((path, text)) = flush {
             flush_config(&shared, &path, &text).await;
         }
-        reconcile(&shared, &mut links, specs);
+        if let Some(specs) = specs {
+            reconcile(&shared, &mut links, specs);
+        }
         route(&links, actions);
         if due {
             let period_ms = 50u64.saturating_add(shared.env.rng.below(51));

@@ -335,6 +335,14 @@ impl Sentinel {
         specs
     }
 
+    /// Changes whenever the set of links to hold may have changed: every new instance, reset or
+    /// credential change takes a new generation, and removals change the count.
+    pub fn links_version(&self) -> (u64, usize) {
+        let instances =
+            self.masters.values().map(|m| m.replicas.len().saturating_add(m.sentinels.len()).saturating_add(1)).sum();
+        (self.g.next_generation, instances)
+    }
+
     /// The instance an id names, if it still exists.
     pub fn instance_mut(&mut self, id: &InstanceId) -> Option<(&mut Global, &mut Master, Kind)> {
         let m = self.masters.get_mut(&id.master)?;
