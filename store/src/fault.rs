@@ -29,6 +29,10 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("wait-counts-unacked", "WAIT counts every attached replica, acknowledged or not"),
     ("psync-refuses-covered", "a master answers +FULLRESYNC to a PSYNC its backlog could continue"),
     ("sentinel-double-vote", "a sentinel votes again in an epoch it already voted in (<= for <)"),
+    (
+        "sentinel-leader-no-majority",
+        "the leader needs voters/2 votes instead of voters/2+1 (with a quorum below the majority)",
+    ),
     ("sentinel-failover-on-sdown", "a failover starts on SDOWN, without waiting for ODOWN by the quorum"),
     ("sentinel-selects-lowest-offset", "replica selection prefers the lowest replication offset"),
     ("sentinel-ignores-newer-config", "a hello with a higher configuration epoch is not adopted"),

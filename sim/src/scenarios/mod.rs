@@ -138,6 +138,8 @@ pub const ALL: &[Scenario] = &[
             "sentinel.convert_to_slave",
             "sentinel.tilt_checked",
             "sentinel.selection_checked",
+            "sentinel.vote_refused",
+            "sentinel.election_lost",
         ],
         run: |seed, trace| Box::pin(sentinel::run(seed, trace)),
     },

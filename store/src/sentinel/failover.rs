@@ -46,6 +46,7 @@ pub fn vote_leader(
         debug_assert!(m.leader_epoch > previous_epoch, "a second vote in epoch {}", m.leader_epoch);
     } else if m.leader_epoch >= req_epoch && m.leader.as_deref() != Some(req_runid) {
         g.counters.votes_refused = g.counters.votes_refused.saturating_add(1);
+        crate::fault::probe("sentinel.vote_refused");
     }
     (m.leader.clone(), m.leader_epoch)
 }
@@ -82,7 +83,9 @@ pub fn get_leader(g: &mut Global, m: &mut Master, epoch: u64, now_ms: i64) -> Op
             winner = Some(v);
         }
     }
-    let needed = (voters / 2).saturating_add(1).max(m.quorum as usize);
+    let majority =
+        if crate::fault::planted("sentinel-leader-no-majority") { voters / 2 } else { (voters / 2).saturating_add(1) };
+    let needed = majority.max(m.quorum as usize);
     winner.filter(|_| max_votes >= needed)
 }
 
@@ -201,7 +204,8 @@ fn wait_start(g: &mut Global, m: &mut Master, now_ms: i64) {
         return;
     }
     g.counters.failovers_elected = g.counters.failovers_elected.saturating_add(1);
-    g.fact("~elected", format!("{} {epoch}", m.name()));
+    // The sentinels it knew: the checker counts the votes itself, from the voters' logs.
+    g.fact("~elected", format!("{} {epoch} {}", m.name(), m.sentinels.len().saturating_add(1)));
     g.event(Level::Warning, "+elected-leader", at(&m.inst, None));
     m.failover_state = FailoverState::SelectSlave;
     m.failover_state_change_ms = now_ms;
