@@ -39,6 +39,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Commands queued on one link before new ones are dropped (the state machine stops queueing
 /// periodic commands at 100 pending; this bounds everything else).
 const LINK_QUEUE_MAX: usize = 1024;
+/// Replies awaited on one command link before it is closed and reopened.
+const REPLIES_PENDING_MAX: usize = 10_000;
 
 enum LinkOp {
     Send(Vec<(Vec<String>, ReplyKind)>),
@@ -270,6 +272,12 @@ async fn serve_cmd(shared: &Shared, spec: &LinkSpec, client: &mut Client, rx: &m
                 None => return true,
                 Some(LinkOp::Close) => return false,
                 Some(LinkOp::Send(commands)) => {
+                    // A peer that stopped answering: vote requests and transactions are not
+                    // capped by the state machine (Redis relies on link recycling), so cap them
+                    // here and start over.
+                    if expected.len().saturating_add(commands.len()) > REPLIES_PENDING_MAX {
+                        return false;
+                    }
                     let mut out = bytes::BytesMut::new();
                     for (args, kind) in &commands {
                         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
