@@ -459,11 +459,18 @@ async fn diskless_keepalive<S: AsyncWrite + Unpin>(
     }
 }
 
+/// CONFIG REWRITE's write, with the text made once no other rewrite is under way.
+async fn write_config(shared: &Shared, path: &std::path::Path) -> std::io::Result<()> {
+    let _writing = shared.config_writes.lock().await;
+    let text = shared.lock().config.rewrite();
+    shared.env.disk.write_atomic(path, text.as_bytes()).await
+}
+
 /// Finishes a command's asynchronous part and writes its reply.
 /// Returns true when the connection must close afterwards (a successful SHUTDOWN).
 async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, session: &mut Session) -> bool {
     match d {
-        Deferred::WriteConfig { path, text } => match shared.env.disk.write_atomic(&path, text.as_bytes()).await {
+        Deferred::WriteConfig { path } => match write_config(shared, &path).await {
             Ok(()) => {
                 tracing::info!("CONFIG REWRITE executed with success.");
                 Reply::ok(out)
@@ -473,8 +480,8 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
                 Reply::error(out, &format!("ERR Rewriting config file: {e}"))
             }
         },
-        Deferred::SentinelFlush { path, text, reply } => {
-            let saved = crate::sentinel::link::flush_config(shared, &path, &text).await;
+        Deferred::SentinelFlush { reply } => {
+            let saved = crate::sentinel::link::flush_config(shared).await;
             if let Some(r) = reply {
                 out.extend_from_slice(&r)
             } else if saved {

@@ -307,6 +307,19 @@ impl Disk {
         }
     }
 
+    /// Whether `path` is a file this process may execute (a sentinel's scripts; Redis asks
+    /// `access(path, X_OK)`). Synchronous, one `stat`, like [`Disk::check_dir`]. The simulated
+    /// disk runs no programs: a script there is any file it holds.
+    pub fn is_executable(&self, path: &Path) -> bool {
+        match self {
+            Disk::Real => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            }
+            Disk::Sim(d) => d.exists(path),
+        }
+    }
+
     pub async fn exists(&self, path: &Path) -> bool {
         match self {
             Disk::Real => tokio::fs::metadata(path).await.is_ok(),

@@ -233,6 +233,10 @@ pub struct Shared {
     pub env: Env,
     /// Woken when a SHUTDOWN is requested.
     pub shutdown_notify: Notify,
+    /// Held while the config file is rewritten: two rewrites at once (a client's and the
+    /// sentinel timer's) would share one temporary file, and the second rename would fail.
+    /// Each writer computes its text while holding it, so the last write has the newest state.
+    pub config_writes: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -289,7 +293,12 @@ impl Server {
         if state.config.sentinel_mode {
             state.sentinel = Some(Box::new(new_sentinel(&state, &env, now)?));
             return Ok(Server {
-                shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
+                shared: Arc::new(Shared {
+                    state: Mutex::new(state),
+                    env,
+                    shutdown_notify: Notify::new(),
+                    config_writes: tokio::sync::Mutex::new(()),
+                }),
                 listeners,
             });
         }
@@ -306,7 +315,12 @@ impl Server {
             delete_expired_after_load(&mut state, &expired, now);
         }
         Ok(Server {
-            shared: Arc::new(Shared { state: Mutex::new(state), env, shutdown_notify: Notify::new() }),
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                env,
+                shutdown_notify: Notify::new(),
+                config_writes: tokio::sync::Mutex::new(()),
+            }),
             listeners,
         })
     }
@@ -461,7 +475,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 /// written back at once, as `sentinelIsRunning` does.
 fn new_sentinel(state: &State, env: &Env, now_ms: i64) -> std::io::Result<crate::sentinel::Sentinel> {
     let mut s = crate::sentinel::Sentinel::new(String::new(), state.port, env.rng.clone(), now_ms);
-    crate::sentinel::config::load(&mut s, &state.config.sentinel_lines, now_ms).map_err(|e| {
+    let executable = |p: &str| env.disk.is_executable(std::path::Path::new(p));
+    crate::sentinel::config::load(&mut s, &state.config.sentinel_lines, now_ms, &executable).map_err(|e| {
         let err = crate::config::ConfigError {
             file: e.line.file.clone(),
             line_no: e.line.line_no,

@@ -132,6 +132,7 @@ pub const ALL: &[Scenario] = &[
             "sentinel.promoted",
             "sentinel.switch_master",
             "sentinel.converged",
+            "sentinel.failover_after_kill",
             "sentinel.election_checked",
             "sentinel.switch_checked",
             "sentinel.tilt_entered",

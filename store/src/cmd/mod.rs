@@ -235,7 +235,7 @@ pub struct Session {
 /// the connection writes the command's reply when it completes, before running the next request.
 pub enum Deferred {
     /// CONFIG REWRITE: write the file through the disk seam.
-    WriteConfig { path: std::path::PathBuf, text: String },
+    WriteConfig { path: std::path::PathBuf },
     /// DEBUG SLEEP: hold this client (not the server) for a while, then +OK.
     Sleep(std::time::Duration),
     /// SAVE: write a snapshot and answer when it is durable.
@@ -254,7 +254,7 @@ pub enum Deferred {
     /// +OK once synced, Redis's error otherwise.
     /// With `reply`, that reply is sent whatever the outcome (a vote is answered after its
     /// epoch is on disk, as Redis's synchronous `sentinelFlushConfig` makes it).
-    SentinelFlush { path: std::path::PathBuf, text: String, reply: Option<Vec<u8>> },
+    SentinelFlush { reply: Option<Vec<u8>> },
 }
 
 impl Session {

@@ -183,7 +183,7 @@ fn sentinel(ctx: &mut Ctx, args: &[Bytes]) {
         "set" => set(ctx, args),
         "config" => config(ctx, args),
         "info-cache" => info_cache(ctx, &args[2..]),
-        "pending-scripts" => ctx.array_len(0),
+        "pending-scripts" => pending_scripts(ctx),
         "debug" => debug(ctx, &args[2..]),
         "simulate-failure" => ctx.ok(),
         _ => unknown_subcommand(ctx, args),
@@ -329,17 +329,10 @@ fn is_master_down_by_addr(ctx: &mut Ctx, args: &[Bytes]) {
     Reply::int(&mut reply, i64::try_from(leader_epoch).unwrap_or(i64::MAX));
     // A vote (or an adopted epoch) is answered only once it is on disk.
     let must_flush = with(ctx, |s, _| std::mem::take(&mut s.g.flush_config));
-    match (must_flush, ctx.st.config_file.clone()) {
-        (true, Some(path)) => {
-            let lines = with(ctx, |s, _| crate::sentinel::config::rewrite_lines(s));
-            let text = ctx.st.config.rewrite_with(Some(&lines));
-            ctx.defer(Deferred::SentinelFlush {
-                path: std::path::PathBuf::from(path),
-                text,
-                reply: Some(reply.to_vec()),
-            });
-        }
-        _ => ctx.out.extend_from_slice(&reply),
+    if must_flush && ctx.st.config_file.is_some() {
+        ctx.defer(Deferred::SentinelFlush { reply: Some(reply.to_vec()) });
+    } else {
+        ctx.out.extend_from_slice(&reply);
     }
 }
 
@@ -361,7 +354,7 @@ fn monitor(ctx: &mut Ctx, args: &[Bytes]) {
         })?;
         let m = &s.masters[&name];
         let text = format!("{} quorum {}", crate::sentinel::at(&m.inst, None), m.quorum);
-        s.g.event(crate::sentinel::Level::Warning, "+monitor", text);
+        s.g.warn(&name, "+monitor", text);
         Ok(())
     });
     match added {
@@ -372,12 +365,10 @@ fn monitor(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// `sentinelFlushConfigAndReply`: +OK once the file is written, an error if it could not be.
 fn flush_and_reply(ctx: &mut Ctx) {
-    let lines = with(ctx, |s, _| crate::sentinel::config::rewrite_lines(s));
-    let Some(path) = ctx.st.config_file.clone() else {
+    if ctx.st.config_file.is_none() {
         return ctx.error("ERR Failed to save config file. Check server logs.");
-    };
-    let text = ctx.st.config.rewrite_with(Some(&lines));
-    ctx.defer(Deferred::SentinelFlush { path: std::path::PathBuf::from(path), text, reply: None });
+    }
+    ctx.defer(Deferred::SentinelFlush { reply: None });
 }
 
 fn ckquorum(ctx: &mut Ctx, name: &Bytes) {
@@ -436,6 +427,20 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
         if deny && opt.ends_with("-script") {
             return ctx.error("ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration");
         }
+        let script_error = match opt.as_str() {
+            "notification-script" => "ERR Notification script seems non existing or non executable",
+            "client-reconfig-script" => "ERR Client reconfiguration script seems non existing or non executable",
+            _ => "",
+        };
+        if !script_error.is_empty()
+            && !values[0].is_empty()
+            && !ctx.env.disk.is_executable(std::path::Path::new(&values[0]))
+        {
+            if changes > 0 {
+                with(ctx, |s, _| s.g.flush_config = true);
+            }
+            return ctx.error(script_error);
+        }
         let result = with(ctx, |s, _| apply_set(s, &name, &opt, &values));
         if let Err(bad) = result {
             if changes > 0 {
@@ -451,7 +456,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
         let shown = if opt == "auth-pass" { vec!["******".to_string()] } else { values.clone() };
         with(ctx, |s, _| {
             let at = crate::sentinel::at(&s.masters[&name].inst, None);
-            s.g.event(crate::sentinel::Level::Warning, "+set", format!("{at} {} {}", lossy(option), shown.join(" ")));
+            s.g.warn(&name, "+set", format!("{at} {} {}", lossy(option), shown.join(" ")));
         });
         j = j.saturating_add(1).saturating_add(takes);
     }
@@ -744,9 +749,11 @@ fn sentinel_section(ctx: &mut Ctx) -> String {
     let g = &s.g;
     let tilt_since = if g.tilt { now.saturating_sub(g.tilt_start_ms) / 1000 } else { -1 };
     let mut o = format!(
-        "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{tilt_since}\r\nsentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:0\r\n",
+        "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{tilt_since}\r\nsentinel_running_scripts:{}\r\nsentinel_scripts_queue_length:{}\r\nsentinel_simulate_failure_flags:0\r\n",
         s.masters.len(),
         u8::from(g.tilt),
+        g.scripts.running(),
+        g.scripts.jobs.len(),
     );
     for (i, m) in s.masters.values().enumerate() {
         let status = if m.inst.has(flag::O_DOWN) {
@@ -766,4 +773,33 @@ fn sentinel_section(ctx: &mut Ctx) -> String {
         ));
     }
     o
+}
+
+/// SENTINEL PENDING-SCRIPTS (`sentinelPendingScriptsCommand`): the script queue, oldest first;
+/// numbers as bulk strings, as Redis sends them.
+fn pending_scripts(ctx: &mut Ctx) {
+    let jobs: Vec<crate::sentinel::scripts::Job> = with(ctx, |s, _| s.g.scripts.jobs.iter().cloned().collect());
+    let now = ctx.now_ms;
+    ctx.array_len(jobs.len());
+    for j in jobs {
+        ctx.map_len(5);
+        ctx.bulk(b"argv");
+        ctx.array_len(j.argv.len());
+        for a in &j.argv {
+            ctx.bulk(a.as_bytes());
+        }
+        ctx.bulk(b"flags");
+        ctx.bulk(if j.running { b"running" } else { b"scheduled" });
+        ctx.bulk(b"pid");
+        ctx.bulk(j.pid.to_string().as_bytes());
+        let (key, ms) = if j.running {
+            ("run-time", now.saturating_sub(j.start_ms))
+        } else {
+            ("run-delay", if j.start_ms == 0 { 0 } else { j.start_ms.saturating_sub(now).max(0) })
+        };
+        ctx.bulk(key.as_bytes());
+        ctx.bulk(ms.to_string().as_bytes());
+        ctx.bulk(b"retry-num");
+        ctx.bulk(j.attempts.to_string().as_bytes());
+    }
 }

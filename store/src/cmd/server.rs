@@ -265,8 +265,8 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
             let Some(path) = ctx.st.config_file.clone() else {
                 return ctx.error("ERR The server is running without a config file");
             };
-            let text = ctx.st.config.rewrite();
-            ctx.defer(Deferred::WriteConfig { path: path.into(), text });
+            // The text is made when the write starts (see `Shared::config_writes`).
+            ctx.defer(Deferred::WriteConfig { path: path.into() });
         }
         "resetstat" if args.len() == 2 => {
             ctx.st.stats = Default::default();

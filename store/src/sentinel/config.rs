@@ -41,14 +41,25 @@ const PRE_MONITOR: &[&str] = &[
     "announce-hostnames",
 ];
 
-/// Applies the file's `sentinel` lines in Redis's order.
-pub fn load(s: &mut Sentinel, lines: &[Line], now_ms: i64) -> Result<(), LineError> {
+/// Applies the file's `sentinel` lines in Redis's order. `executable` says whether a script
+/// path may be run (Redis's `access(path, X_OK)`, asked of the disk seam by the caller).
+pub fn load(s: &mut Sentinel, lines: &[Line], now_ms: i64, executable: &dyn Fn(&str) -> bool) -> Result<(), LineError> {
     let first = |l: &&Line| l.args.first().map(|a| a.to_ascii_lowercase()).unwrap_or_default();
     let pre = lines.iter().filter(|l| PRE_MONITOR.contains(&first(l).as_str()));
     let monitor = lines.iter().filter(|l| first(l) == "monitor");
     let post = lines.iter().filter(|l| first(l) != "monitor" && !PRE_MONITOR.contains(&first(l).as_str()));
     for l in pre.chain(monitor).chain(post) {
         apply(s, &l.args, now_ms).map_err(|reason| LineError { line: l.clone(), reason: reason.to_string() })?;
+        let reason = match (first(&l).as_str(), l.args.get(2)) {
+            ("notification-script", Some(p)) if !executable(p) => {
+                "Notification script seems non existing or non executable."
+            }
+            ("client-reconfig-script", Some(p)) if !executable(p) => {
+                "Client reconfiguration script seems non existing or non executable."
+            }
+            _ => continue,
+        };
+        return Err(LineError { line: l.clone(), reason: reason.to_string() });
     }
     Ok(())
 }
@@ -372,7 +383,7 @@ mod tests {
             "sentinel myid 0123456789012345678901234567890123456789",
         ];
         let lines: Vec<Line> = text.iter().zip(1..).map(|(t, n)| line(t, n)).collect();
-        load(&mut s, &lines, 1000).unwrap();
+        load(&mut s, &lines, 1000, &|_| true).unwrap();
         let m = &s.masters["mymaster"];
         assert_eq!((m.quorum, m.inst.down_after_ms, m.config_epoch), (2, 2000, 3));
         assert_eq!(m.replicas.len(), 1);
@@ -394,7 +405,7 @@ mod tests {
         // What it wrote loads back to the same lines.
         let mut again = sentinel();
         let lines: Vec<Line> = out.iter().zip(1..).map(|(t, n)| line(t, n)).collect();
-        load(&mut again, &lines, 1000).unwrap();
+        load(&mut again, &lines, 1000, &|_| true).unwrap();
         assert_eq!(rewrite_lines(&again), out);
     }
 
@@ -410,11 +421,31 @@ mod tests {
             ("sentinel deny-scripts-reconfig maybe", "Please specify yes or no for the deny-scripts-reconfig options."),
         ] {
             let mut s = sentinel();
-            let err = load(&mut s, &[line(text, 1)], 0).unwrap_err();
+            let err = load(&mut s, &[line(text, 1)], 0, &|_| true).unwrap_err();
             assert_eq!(err.reason, reason, "{text}");
         }
         let mut s = sentinel();
         let two = [line("sentinel monitor m 127.0.0.1 6379 1", 1), line("sentinel monitor m 127.0.0.1 6380 1", 2)];
-        assert_eq!(load(&mut s, &two, 0).unwrap_err().reason, "Duplicate master name.");
+        assert_eq!(load(&mut s, &two, 0, &|_| true).unwrap_err().reason, "Duplicate master name.");
+    }
+
+    #[test]
+    fn scripts_must_be_executable() {
+        let monitor = line("sentinel monitor m 127.0.0.1 6379 1", 1);
+        let ok = |p: &str| p == "/bin/notify";
+        for (text, reason) in [
+            ("sentinel notification-script m /nope", "Notification script seems non existing or non executable."),
+            (
+                "sentinel client-reconfig-script m /nope",
+                "Client reconfiguration script seems non existing or non executable.",
+            ),
+        ] {
+            let mut s = sentinel();
+            let err = load(&mut s, &[monitor.clone(), line(text, 2)], 0, &ok).unwrap_err();
+            assert_eq!((err.reason.as_str(), err.line.line_no), (reason, 2), "{text}");
+        }
+        let mut s = sentinel();
+        load(&mut s, &[monitor, line("sentinel notification-script m /bin/notify", 2)], 0, &ok).unwrap();
+        assert_eq!(s.masters["m"].notification_script.as_deref(), Some("/bin/notify"));
     }
 }

@@ -26,7 +26,7 @@ pub fn vote_leader(
     if req_epoch > g.current_epoch {
         g.current_epoch = req_epoch;
         g.flush_config = true;
-        g.event(Level::Warning, "+new-epoch", g.current_epoch.to_string());
+        g.warn(m.name(), "+new-epoch", g.current_epoch.to_string());
     }
     let fresh =
         m.leader_epoch < req_epoch || (crate::fault::planted("sentinel-double-vote") && m.leader_epoch == req_epoch);
@@ -36,7 +36,7 @@ pub fn vote_leader(
         m.leader_epoch = g.current_epoch;
         g.flush_config = true;
         g.counters.votes_granted = g.counters.votes_granted.saturating_add(1);
-        g.event(Level::Warning, "+vote-for-leader", format!("{req_runid} {}", m.leader_epoch));
+        g.warn(m.name(), "+vote-for-leader", format!("{req_runid} {}", m.leader_epoch));
         if !req_runid.eq_ignore_ascii_case(&g.myid) {
             let delay = g.random_ms(MAX_DESYNC_MS);
             m.failover_start_ms = now_ms.saturating_add(delay);
@@ -98,8 +98,8 @@ pub fn start(g: &mut Global, m: &mut Master, now_ms: i64) {
     m.failover_epoch = g.current_epoch;
     g.flush_config = true;
     g.counters.failovers_started = g.counters.failovers_started.saturating_add(1);
-    g.event(Level::Warning, "+new-epoch", g.current_epoch.to_string());
-    g.event(Level::Warning, "+try-failover", at(&m.inst, None));
+    g.warn(m.name(), "+new-epoch", g.current_epoch.to_string());
+    g.warn(m.name(), "+try-failover", at(&m.inst, None));
     let delay = g.random_ms(MAX_DESYNC_MS);
     m.failover_start_ms = now_ms.saturating_add(delay);
     m.failover_state_change_ms = now_ms;
@@ -127,6 +127,28 @@ pub fn start_if_needed(g: &mut Global, m: &mut Master, now_ms: i64) -> bool {
 /// `sentinelSelectSlave`: the best replica to promote, or None.
 pub fn select_replica(g: &Global, m: &Master, now_ms: i64) -> Option<String> {
     candidates(g, m, now_ms).first().map(|r| r.name.clone())
+}
+
+/// Why each replica is not a candidate (for the simulator's logs when none is).
+fn rejections(g: &Global, m: &Master, now_ms: i64) -> Vec<String> {
+    let s_down = m.inst.has(flag::S_DOWN);
+    m.replicas
+        .values()
+        .map(|r| {
+            format!(
+                "{}: down={} disconnected={} avail_ago_ms={} priority={} info_age_ms={} link_down_ms={} master_sdown_ms={}",
+                r.name,
+                r.has(flag::S_DOWN | flag::O_DOWN),
+                r.disconnected(),
+                now_ms.saturating_sub(r.link.last_avail_ms),
+                r.slave_priority,
+                now_ms.saturating_sub(r.info_refresh_ms),
+                r.master_link_down_ms,
+                if s_down { now_ms.saturating_sub(m.inst.s_down_since_ms) } else { -1 },
+            )
+        })
+        .chain(std::iter::once(format!("known replicas: {}; ping period {} ms", m.replicas.len(), g.timing.ping_period_ms)))
+        .collect()
 }
 
 /// The replicas that may be promoted, best first (Redis's exclusions and order).
@@ -181,7 +203,7 @@ pub fn state_machine(g: &mut Global, m: &mut Master, now_ms: i64) {
         FailoverState::SendSlaveofNoone => send_slaveof_noone(g, m, now_ms),
         FailoverState::WaitPromotion => {
             if now_ms.saturating_sub(m.failover_state_change_ms) > m.failover_timeout_ms {
-                g.event(Level::Warning, "-failover-abort-slave-timeout", at(&m.inst, None));
+                g.warn(m.name(), "-failover-abort-slave-timeout", at(&m.inst, None));
                 abort(g, m, now_ms);
             }
         }
@@ -197,7 +219,7 @@ fn wait_start(g: &mut Global, m: &mut Master, now_ms: i64) {
     if !is_leader && !m.inst.has(flag::FORCE_FAILOVER) {
         let election_timeout_ms = g.timing.election_timeout_ms.min(m.failover_timeout_ms);
         if now_ms.saturating_sub(m.failover_start_ms) > election_timeout_ms {
-            g.event(Level::Warning, "-failover-abort-not-elected", at(&m.inst, None));
+            g.warn(m.name(), "-failover-abort-not-elected", at(&m.inst, None));
             g.counters.elections_lost = g.counters.elections_lost.saturating_add(1);
             abort(g, m, now_ms);
         }
@@ -206,10 +228,10 @@ fn wait_start(g: &mut Global, m: &mut Master, now_ms: i64) {
     g.counters.failovers_elected = g.counters.failovers_elected.saturating_add(1);
     // The sentinels it knew: the checker counts the votes itself, from the voters' logs.
     g.fact("~elected", format!("{} {epoch} {}", m.name(), m.sentinels.len().saturating_add(1)));
-    g.event(Level::Warning, "+elected-leader", at(&m.inst, None));
+    g.warn(m.name(), "+elected-leader", at(&m.inst, None));
     m.failover_state = FailoverState::SelectSlave;
     m.failover_state_change_ms = now_ms;
-    g.event(Level::Warning, "+failover-state-select-slave", at(&m.inst, None));
+    g.warn(m.name(), "+failover-state-select-slave", at(&m.inst, None));
 }
 
 fn select_slave(g: &mut Global, m: &mut Master, now_ms: i64) {
@@ -220,7 +242,9 @@ fn select_slave(g: &mut Global, m: &mut Master, now_ms: i64) {
         })
         .collect();
     let Some(name) = select_replica(g, m, now_ms) else {
-        g.event(Level::Warning, "-failover-abort-no-good-slave", at(&m.inst, None));
+        let why = rejections(g, m, now_ms);
+        g.fact("~no-good-slave", format!("{} {}", m.name(), why.join(", ")));
+        g.warn(m.name(), "-failover-abort-no-good-slave", at(&m.inst, None));
         abort(g, m, now_ms);
         return;
     };
@@ -228,7 +252,7 @@ fn select_slave(g: &mut Global, m: &mut Master, now_ms: i64) {
     let master = m.inst.clone();
     if let Some(r) = m.replicas.get_mut(&name) {
         r.flags |= flag::PROMOTED;
-        g.event(Level::Warning, "+selected-slave", at(r, Some(&master)));
+        g.warn(&master.name, "+selected-slave", at(r, Some(&master)));
         g.event(Level::Notice, "+failover-state-send-slaveof-noone", at(r, Some(&master)));
     }
     m.promoted = Some(name);
@@ -241,7 +265,7 @@ fn send_slaveof_noone(g: &mut Global, m: &mut Master, now_ms: i64) {
     let disconnected = m.replicas.get(&name).is_none_or(|r| r.disconnected());
     if disconnected {
         if now_ms.saturating_sub(m.failover_state_change_ms) > m.failover_timeout_ms {
-            g.event(Level::Warning, "-failover-abort-slave-timeout", at(&m.inst, None));
+            g.warn(m.name(), "-failover-abort-slave-timeout", at(&m.inst, None));
             abort(g, m, now_ms);
         }
         return;
@@ -349,8 +373,9 @@ fn promoted(g: &mut Global, m: &mut Master, r: &Instance, now_ms: i64) {
     m.failover_state = FailoverState::ReconfSlaves;
     m.failover_state_change_ms = now_ms;
     g.flush_config = true;
-    g.event(Level::Warning, "+promoted-slave", at(r, Some(&m.inst)));
-    g.event(Level::Warning, "+failover-state-reconf-slaves", at(&m.inst, None));
+    g.warn(m.name(), "+promoted-slave", at(r, Some(&m.inst)));
+    g.warn(m.name(), "+failover-state-reconf-slaves", at(&m.inst, None));
+    g.client_reconfig(m, true, &m.inst.addr, &r.addr);
     force_hello(g, m);
     crate::fault::probe("sentinel.promoted");
 }
@@ -442,10 +467,10 @@ fn detect_end(g: &mut Global, m: &mut Master, promoted_addr: &Addr, now_ms: i64)
     let timeout = now_ms.saturating_sub(m.failover_state_change_ms) > m.failover_timeout_ms;
     if timeout {
         not_reconfigured = 0;
-        g.event(Level::Warning, "+failover-end-for-timeout", at(&m.inst, None));
+        g.warn(m.name(), "+failover-end-for-timeout", at(&m.inst, None));
     }
     if not_reconfigured == 0 {
-        g.event(Level::Warning, "+failover-end", at(&m.inst, None));
+        g.warn(m.name(), "+failover-end", at(&m.inst, None));
         m.failover_state = FailoverState::UpdateConfig;
         m.failover_state_change_ms = now_ms;
     }
@@ -473,11 +498,8 @@ pub fn switch_to_promoted(g: &mut Global, m: &mut Master, now_ms: i64) {
     let new_addr =
         m.promoted.as_ref().and_then(|p| m.replicas.get(p)).map(|p| p.addr.clone()).unwrap_or(m.inst.addr.clone());
     let old = m.inst.addr.clone();
-    g.event(
-        Level::Warning,
-        "+switch-master",
-        format!("{} {} {} {} {}", m.name(), old.host, old.port, new_addr.host, new_addr.port),
-    );
+    let text = format!("{} {} {} {} {}", m.name(), old.host, old.port, new_addr.host, new_addr.port);
+    g.warn(m.name(), "+switch-master", text);
     g.counters.failovers_completed = g.counters.failovers_completed.saturating_add(1);
     g.fact("~switch", format!("{} {} {}:{}", m.name(), m.config_epoch, new_addr.host, new_addr.port));
     crate::fault::probe("sentinel.switch_master");
@@ -582,7 +604,7 @@ impl Sentinel {
         for m in self.masters.values_mut() {
             if crate::glob::glob_match(pattern, m.name().as_bytes(), false) {
                 reset_master(&mut self.g, m, false, now_ms);
-                self.g.event(Level::Warning, "+reset-master", at(&m.inst, None));
+                self.g.warn(m.name(), "+reset-master", at(&m.inst, None));
                 n = n.saturating_add(1);
             }
         }

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Action, InstanceId, LinkSpec, ReplyKind, HELLO_CHANNEL};
@@ -74,6 +74,8 @@ async fn timer(shared: Arc<Shared>) {
     // The instance set the links were last reconciled with: specs are only rebuilt when it
     // changed (every tick would allocate one per instance, with 50 masters a visible cost).
     let mut links_version: Option<(u64, usize)> = None;
+    // Running scripts' kill switches, by job.
+    let mut script_kills: BTreeMap<u64, oneshot::Sender<()>> = BTreeMap::new();
     loop {
         let due = tokio::time::Instant::now() >= next_tick;
         let (actions, specs, flush) = {
@@ -90,18 +92,17 @@ async fn timer(shared: Arc<Shared>) {
             let specs = (links_version != Some(version)).then(|| s.link_specs());
             links_version = Some(version);
             publish_events(&mut st, now_ms);
-            let flush = flush.then(|| config_text(&st)).flatten();
             (actions, specs, flush)
         };
         // The state reaches the disk before anything that depends on it leaves (a vote counted
         // for itself, an epoch): a sentinel that crashes and restarts never forgets a vote.
-        if let Some((path, text)) = flush {
-            flush_config(&shared, &path, &text).await;
+        if flush {
+            flush_config(&shared).await;
         }
         if let Some(specs) = specs {
             reconcile(&shared, &mut links, specs);
         }
-        route(&links, actions);
+        route(&shared, &links, &mut script_kills, actions);
         if due {
             let period_ms = 50u64.saturating_add(shared.env.rng.below(51));
             next_tick = crate::client::deadline_after(Duration::from_millis(period_ms));
@@ -118,6 +119,7 @@ async fn timer(shared: Arc<Shared>) {
 fn publish_events(st: &mut crate::server::State, now_ms: i64) {
     let Some(s) = st.sentinel.as_mut() else { return };
     let events = std::mem::take(&mut s.g.events);
+    s.schedule_notifications(&events);
     for e in events {
         match e.level {
             super::Level::Fact => {
@@ -148,13 +150,26 @@ fn config_text(st: &crate::server::State) -> Option<(std::path::PathBuf, String)
     Some((std::path::PathBuf::from(path), st.config.rewrite_with(Some(&lines))))
 }
 
-/// `sentinelFlushConfig`: written atomically and synced; a failure is logged, as in Redis.
-pub async fn flush_config(shared: &Shared, path: &std::path::Path, text: &str) -> bool {
-    match shared.env.disk.write_atomic(path, text.as_bytes()).await {
+/// `sentinelFlushConfig`: the state as it is now, written atomically and synced, one writer
+/// at a time (see `Shared::config_writes`); a failure is logged, as in Redis. False without a
+/// config file.
+pub async fn flush_config(shared: &Shared) -> bool {
+    let _writing = shared.config_writes.lock().await;
+    let Some((path, text)) = ({
+        let mut st = shared.lock();
+        if let Some(s) = st.sentinel.as_mut() {
+            // Whatever was pending is in this text.
+            s.g.flush_config = false;
+        }
+        config_text(&st)
+    }) else {
+        return false;
+    };
+    match shared.env.disk.write_atomic(&path, text.as_bytes()).await {
         Ok(()) => {
             tracing::info!("Sentinel new configuration saved on disk");
             if let Some(obs) = shared.lock().observer.clone() {
-                obs.sentinel_event("~config-saved", text);
+                obs.sentinel_event("~config-saved", &text);
             }
             true
         }
@@ -184,9 +199,26 @@ fn reconcile(shared: &Arc<Shared>, links: &mut BTreeMap<InstanceId, LinkHandle>,
     }
 }
 
-fn route(links: &BTreeMap<InstanceId, LinkHandle>, actions: Vec<Action>) {
+fn route(
+    shared: &Arc<Shared>,
+    links: &BTreeMap<InstanceId, LinkHandle>,
+    script_kills: &mut BTreeMap<u64, oneshot::Sender<()>>,
+    actions: Vec<Action>,
+) {
+    // A finished script's task dropped its receiver.
+    script_kills.retain(|_, tx| !tx.is_closed());
     for a in actions {
         match a {
+            Action::RunScript { job, argv } => {
+                let (tx, rx) = oneshot::channel();
+                script_kills.insert(job, tx);
+                tokio::spawn(run_script(shared.clone(), job, argv, rx));
+            }
+            Action::KillScript { job, .. } => {
+                if let Some(tx) = script_kills.remove(&job) {
+                    let _ = tx.send(());
+                }
+            }
             Action::Send { to, generation, commands } => {
                 if let Some(h) = links.get(&to).filter(|h| h.spec.generation == generation) {
                     let _ = h.cmd.try_send(LinkOp::Send(commands));
@@ -361,4 +393,51 @@ async fn pubsub_link(shared: Arc<Shared>, spec: LinkSpec, mut rx: mpsc::Receiver
             return;
         }
     }
+}
+
+/// Runs one script job to its end and reports how it ended; `kill` asks for SIGKILL (the
+/// exit is then reported as that signal). A script that cannot be started reports exit code
+/// 2, as Redis's forked child does when `execve` fails (not retried).
+#[cfg(not(madsim))]
+async fn run_script(shared: Arc<Shared>, job: u64, argv: Vec<String>, mut kill: oneshot::Receiver<()>) {
+    use super::scripts::Outcome;
+    use std::os::unix::process::ExitStatusExt;
+    let spawned = tokio::process::Command::new(&argv[0]).args(&argv[1..]).stdin(std::process::Stdio::null()).spawn();
+    let outcome = match spawned {
+        Ok(mut child) => {
+            let pid = child.id().unwrap_or(0);
+            report(&shared, |s, _| s.on_script_started(job, pid));
+            let status = tokio::select! {
+                biased;
+                status = child.wait() => status,
+                _ = &mut kill => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            match status {
+                Ok(status) => match status.signal() {
+                    Some(sig) => Outcome::Signaled(sig),
+                    None => Outcome::Exited(status.code().unwrap_or(2)),
+                },
+                Err(_) => Outcome::Exited(2),
+            }
+        }
+        Err(e) => {
+            tracing::warn!("Sentinel could not run script {}: {e}", argv[0]);
+            Outcome::Exited(2)
+        }
+    };
+    report(&shared, |s, now| s.on_script_exit(job, outcome, now));
+}
+
+/// Under the simulator no process runs: the script is recorded (for the checkers) and ends at
+/// once with exit code 0.
+#[cfg(madsim)]
+async fn run_script(shared: Arc<Shared>, job: u64, argv: Vec<String>, _kill: oneshot::Receiver<()>) {
+    if let Some(obs) = shared.lock().observer.clone() {
+        obs.sentinel_event("~script", &argv.join(" "));
+    }
+    report(&shared, |s, _| s.on_script_started(job, 1));
+    report(&shared, |s, now| s.on_script_exit(job, super::scripts::Outcome::Exited(0), now));
 }

@@ -17,13 +17,15 @@
 //! Module map: [`instance`] (what is known about each instance), [`monitor`] (links, PING,
 //! INFO, hello, SDOWN/ODOWN, TILT), [`failover`] (votes, the election, the failover state
 //! machine), [`config`] (the `sentinel` directives and the state written back to the file),
-//! [`link`] (the connections).
+//! [`scripts`] (the notification and client-reconfiguration script queue), [`link`] (the
+//! connections and the script processes).
 
 pub mod config;
 pub mod failover;
 pub mod instance;
 pub mod link;
 pub mod monitor;
+pub mod scripts;
 
 use std::collections::BTreeMap;
 
@@ -98,6 +100,9 @@ pub struct Event {
     pub level: Level,
     pub kind: String,
     pub text: String,
+    /// The master the event is about, if any: its `notification-script` runs for WARNING
+    /// events (Redis passes the instance to `sentinelEvent`; TILT events have none).
+    pub master: Option<String>,
 }
 
 /// Which instance an action or a link report is about.
@@ -128,6 +133,11 @@ pub enum Action {
     Send { to: InstanceId, generation: u64, commands: Vec<(Vec<String>, ReplyKind)> },
     /// Close one of the instance's connections (link recycling); it is reopened.
     Close { to: InstanceId, generation: u64, pubsub: bool },
+    /// Start a script process (`argv[0]` is its path); its end is reported to
+    /// [`Sentinel::on_script_exit`].
+    RunScript { job: u64, argv: Vec<String> },
+    /// SIGKILL a script that ran too long.
+    KillScript { job: u64, pid: u32 },
 }
 
 /// What the link layer needs to keep a connection to an instance.
@@ -179,6 +189,7 @@ pub struct Global {
     /// A change of state that must reach the config file (`sentinelFlushConfig`).
     pub flush_config: bool,
     pub counters: Counters,
+    pub scripts: scripts::Scripts,
     /// Source of link generations (see [`instance::Link::generation`]).
     next_generation: u64,
     rng: crate::env::Rng,
@@ -200,7 +211,33 @@ impl Global {
         if self.events.len() >= QUEUE_MAX {
             self.events.remove(0);
         }
-        self.events.push(Event { level, kind: kind.to_string(), text });
+        self.events.push(Event { level, kind: kind.to_string(), text, master: None });
+    }
+
+    /// A WARNING event about master `master` (or one of its instances): logged, published, and
+    /// passed to the master's notification script.
+    pub fn warn(&mut self, master: &str, kind: &str, text: String) {
+        self.event(Level::Warning, kind, text);
+        if let Some(e) = self.events.last_mut() {
+            e.master = Some(master.to_string());
+        }
+    }
+
+    /// `sentinelCallClientReconfScript`: a failover moved `master` from `from` to `to`.
+    pub fn client_reconfig(&mut self, m: &instance::Master, leader: bool, from: &Addr, to: &Addr) {
+        let Some(path) = m.client_reconfig_script.clone() else { return };
+        let role = if leader { "leader" } else { "observer" };
+        let argv = vec![
+            path,
+            m.name().to_string(),
+            role.to_string(),
+            "start".to_string(),
+            from.host.clone(),
+            from.port.to_string(),
+            to.host.clone(),
+            to.port.to_string(),
+        ];
+        self.scripts.schedule(argv);
     }
 
     /// A fact for the checkers: what the epoch of an election or a switch was, which the
@@ -285,6 +322,7 @@ impl Sentinel {
                 actions: Vec::new(),
                 flush_config: false,
                 counters: Counters::default(),
+                scripts: scripts::Scripts::default(),
                 next_generation: 1,
                 rng,
             },
@@ -308,7 +346,46 @@ impl Sentinel {
                 failover::switch_to_promoted(&mut self.g, m, now_ms);
             }
         }
+        self.run_scripts(now_ms);
         debug_assert!(self.masters.values().all(|m| m.promoted.is_none() || m.in_failover()));
+    }
+
+    /// Queues notification scripts for the WARNING events raised since the last call (the
+    /// shell calls this as it publishes them), while the masters' script paths are at hand.
+    pub fn schedule_notifications(&mut self, events: &[Event]) {
+        for e in events.iter().filter(|e| e.level == Level::Warning) {
+            let Some(m) = e.master.as_ref().and_then(|n| self.masters.get(n)) else { continue };
+            if let Some(path) = &m.notification_script {
+                self.g.scripts.schedule(vec![path.clone(), e.kind.clone(), e.text.clone()]);
+            }
+        }
+    }
+
+    /// Starts the scripts that are due and kills those that ran too long (the script part of
+    /// `sentinelTimer`).
+    fn run_scripts(&mut self, now_ms: i64) {
+        for (job, argv) in self.g.scripts.start_due(now_ms) {
+            self.g.send(Action::RunScript { job, argv });
+        }
+        let max_runtime_ms = self.g.timing.script_max_runtime_ms;
+        for (job, pid, path) in self.g.scripts.timed_out(now_ms, max_runtime_ms) {
+            self.g.event(Level::Warning, "-script-timeout", format!("{path} {pid}"));
+            self.g.send(Action::KillScript { job, pid });
+        }
+    }
+
+    /// The process of script job `job` started as `pid`.
+    pub fn on_script_started(&mut self, job: u64, pid: u32) {
+        self.g.scripts.on_started(job, pid);
+    }
+
+    /// A script process ended (or could not start: exit code 2, as Redis's child reports a
+    /// failed `execve`).
+    pub fn on_script_exit(&mut self, job: u64, outcome: scripts::Outcome, now_ms: i64) {
+        let retry_delay_ms = self.g.timing.script_retry_delay_ms;
+        if let Some(text) = self.g.scripts.on_exit(job, outcome, now_ms, retry_delay_ms) {
+            self.g.event(Level::Warning, "-script-error", text);
+        }
     }
 
     /// The connections the link layer should hold right now.
@@ -361,10 +438,13 @@ impl Sentinel {
 
     /// `+monitor` for every master (at start-up, `sentinelGenerateInitialMonitorEvents`).
     pub fn initial_monitor_events(&mut self) {
-        let lines: Vec<String> =
-            self.masters.values().map(|m| format!("{} quorum {}", at(&m.inst, None), m.quorum)).collect();
-        for text in lines {
-            self.g.event(Level::Warning, "+monitor", text);
+        let lines: Vec<(String, String)> = self
+            .masters
+            .values()
+            .map(|m| (m.name().to_string(), format!("{} quorum {}", at(&m.inst, None), m.quorum)))
+            .collect();
+        for (name, text) in lines {
+            self.g.warn(&name, "+monitor", text);
         }
     }
 }

@@ -77,54 +77,71 @@ pub fn inst_mut<'a>(m: &'a mut Master, kind: Kind, name: Option<&String>) -> Opt
     }
 }
 
+/// The same, read-only.
+pub fn inst_ref<'a>(m: &'a Master, kind: Kind, name: Option<&String>) -> Option<&'a Instance> {
+    match (kind, name) {
+        (Kind::Master, _) => Some(&m.inst),
+        (Kind::Replica, Some(n)) => m.replicas.get(n),
+        (Kind::Sentinel, Some(n)) => m.sentinels.get(n),
+        _ => None,
+    }
+}
+
 fn id_of(m: &Master, inst: &Instance) -> InstanceId {
     InstanceId { master: m.name().to_string(), kind: inst.kind, name: inst.name.clone() }
 }
 
-/// PING, INFO and hello when due (`sentinelSendPeriodicCommands`).
+/// PING, INFO and hello when due (`sentinelSendPeriodicCommands`). Called for every instance
+/// on every tick, and mostly nothing is due: what is due is decided first, and the commands'
+/// strings are built only then (with 50 masters this was most of the sentinel's idle CPU).
 fn send_periodic(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&String>, now_ms: i64) {
     let master_busy = m.inst.has(flag::O_DOWN | flag::FAILOVER_IN_PROGRESS);
-    let hello = hello_payload(g, m);
+    let (info_due, ping_due, hello_due) = {
+        let Some(inst) = inst_ref(m, kind, name) else { return };
+        if inst.disconnected() || inst.link.pending_commands >= PENDING_COMMANDS_MAX {
+            return;
+        }
+        let info_period_ms = if kind == Kind::Replica && (master_busy || inst.master_link_down_ms != 0) {
+            1000
+        } else {
+            g.timing.info_period_ms
+        };
+        let ping_period_ms = inst.down_after_ms.min(g.timing.ping_period_ms);
+        let info_due = kind != Kind::Sentinel
+            && (inst.info_refresh_ms == 0 || now_ms.saturating_sub(inst.info_refresh_ms) > info_period_ms);
+        let ping_due = now_ms.saturating_sub(inst.link.last_pong_ms) > ping_period_ms
+            && now_ms.saturating_sub(inst.link.last_ping_ms) > ping_period_ms / 2;
+        let hello_due =
+            now_ms.saturating_sub(inst.last_pub_ms) > g.timing.publish_period_ms && inst.link_local_ip.is_some();
+        (info_due, ping_due, hello_due)
+    };
+    if !(info_due || ping_due || hello_due) {
+        return;
+    }
     // Renamed commands apply to the master's group, not to other sentinels (Redis's
     // `sentinelInstanceMapCommand`).
     let mapped = |c: &str| if kind == Kind::Sentinel { c.to_string() } else { m.command_name(c) };
-    let (ping_cmd, info_cmd, publish_cmd) = (mapped("PING"), mapped("INFO"), mapped("PUBLISH"));
+    let mut commands = Vec::new();
+    if info_due {
+        commands.push((vec![mapped("INFO")], ReplyKind::Info));
+    }
+    let ping_cmd = ping_due.then(|| mapped("PING"));
+    let hello = hello_due.then(|| (mapped("PUBLISH"), hello_payload(g, m)));
     let master_name = m.name().to_string();
     let Some(inst) = inst_mut(m, kind, name) else { return };
-    if inst.disconnected() || inst.link.pending_commands >= PENDING_COMMANDS_MAX {
-        return;
-    }
-    let info_period_ms = if kind == Kind::Replica && (master_busy || inst.master_link_down_ms != 0) {
-        1000
-    } else {
-        g.timing.info_period_ms
-    };
-    let ping_period_ms = inst.down_after_ms.min(g.timing.ping_period_ms);
-    let mut commands = Vec::new();
-    if kind != Kind::Sentinel
-        && (inst.info_refresh_ms == 0 || now_ms.saturating_sub(inst.info_refresh_ms) > info_period_ms)
-    {
-        commands.push((vec![info_cmd], ReplyKind::Info));
-    }
-    if now_ms.saturating_sub(inst.link.last_pong_ms) > ping_period_ms
-        && now_ms.saturating_sub(inst.link.last_ping_ms) > ping_period_ms / 2
-    {
+    if let Some(ping_cmd) = ping_cmd {
         inst.link.last_ping_ms = now_ms;
         if inst.link.act_ping_ms == 0 {
             inst.link.act_ping_ms = now_ms;
         }
         commands.push((vec![ping_cmd], ReplyKind::Ping));
     }
-    if now_ms.saturating_sub(inst.last_pub_ms) > g.timing.publish_period_ms {
-        if let Some(local_ip) = inst.link_local_ip.clone() {
-            let (ip, port) = g.announce(&local_ip);
-            let payload = format!("{ip},{port},{hello}");
-            commands.push((vec![publish_cmd, HELLO_CHANNEL.to_string(), payload], ReplyKind::Publish));
-        }
+    if let (Some((publish_cmd, hello)), Some(local_ip)) = (hello, inst.link_local_ip.as_deref()) {
+        let (ip, port) = g.announce(local_ip);
+        let payload = format!("{ip},{port},{hello}");
+        commands.push((vec![publish_cmd, HELLO_CHANNEL.to_string(), payload], ReplyKind::Publish));
     }
-    if commands.is_empty() {
-        return;
-    }
+    debug_assert!(!commands.is_empty());
     inst.link.pending_commands = inst.link.pending_commands.saturating_add(commands.len() as u32);
     let to = InstanceId { master: master_name, kind, name: inst.name.clone() };
     g.send(Action::Send { to, generation: inst.link.generation, commands });
@@ -137,14 +154,13 @@ fn hello_payload(g: &Global, m: &Master) -> String {
     format!("{},{},{},{},{},{}", g.myid, g.current_epoch, m.name(), addr.host, addr.port, m.config_epoch)
 }
 
-/// SDOWN, and link recycling (`sentinelCheckSubjectivelyDown`).
+/// SDOWN, and link recycling (`sentinelCheckSubjectivelyDown`). Runs for every instance on
+/// every tick: it allocates only when it acts (closes a link, raises an event).
 fn check_sdown(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&String>, now_ms: i64) {
-    let master_inst = m.inst.clone();
     let reboot_period_ms = m.master_reboot_down_after_ms;
     let min_reconnect_ms = g.timing.min_link_reconnect_period_ms;
     let publish_period_ms = g.timing.publish_period_ms;
     let info_period_ms = g.timing.info_period_ms;
-    let master_name = m.name().to_string();
     let Some(inst) = inst_mut(m, kind, name) else { return };
     let link = &inst.link;
     let elapsed_ms = if link.act_ping_ms != 0 {
@@ -154,24 +170,21 @@ fn check_sdown(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&String>
     } else {
         0
     };
-    let id = InstanceId { master: master_name, kind, name: inst.name.clone() };
     let half_ms = inst.down_after_ms / 2;
-    if link.cmd_connected
+    let close_cmd = link.cmd_connected
         && now_ms.saturating_sub(link.cmd_conn_ms) > min_reconnect_ms
         && link.act_ping_ms != 0
         && now_ms.saturating_sub(link.act_ping_ms) > half_ms
-        && now_ms.saturating_sub(link.last_pong_ms) > half_ms
-    {
-        g.send(Action::Close { to: id.clone(), generation: link.generation, pubsub: false });
+        && now_ms.saturating_sub(link.last_pong_ms) > half_ms;
+    if close_cmd {
         inst.link.cmd_connected = false;
         inst.link.pending_commands = 0;
     }
     let link = &inst.link;
-    if link.pubsub_connected
+    let close_pubsub = link.pubsub_connected
         && now_ms.saturating_sub(link.pubsub_conn_ms) > min_reconnect_ms
-        && now_ms.saturating_sub(link.pubsub_last_activity_ms) > publish_period_ms.saturating_mul(3)
-    {
-        g.send(Action::Close { to: id, generation: link.generation, pubsub: true });
+        && now_ms.saturating_sub(link.pubsub_last_activity_ms) > publish_period_ms.saturating_mul(3);
+    if close_pubsub {
         inst.link.pubsub_connected = false;
     }
     let claims_replica = inst.kind == Kind::Master
@@ -181,16 +194,31 @@ fn check_sdown(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&String>
     let rebooted =
         inst.has(flag::MASTER_REBOOT) && now_ms.saturating_sub(inst.master_reboot_since_ms) > reboot_period_ms;
     let down = elapsed_ms > inst.down_after_ms || claims_replica || rebooted;
-    let master_ref = (inst.kind != Kind::Master).then_some(&master_inst);
-    if down && !inst.has(flag::S_DOWN) {
+    let event = if down && !inst.has(flag::S_DOWN) {
         inst.s_down_since_ms = now_ms;
         inst.flags |= flag::S_DOWN;
-        let text = at(inst, master_ref);
-        g.event(Level::Warning, "+sdown", text);
+        Some("+sdown")
     } else if !down && inst.has(flag::S_DOWN) {
         inst.flags &= !(flag::S_DOWN | flag::SCRIPT_KILL_SENT);
-        let text = at(inst, master_ref);
-        g.event(Level::Warning, "-sdown", text);
+        Some("-sdown")
+    } else {
+        None
+    };
+    if !close_cmd && !close_pubsub && event.is_none() {
+        return;
+    }
+    let Some(inst) = inst_ref(m, kind, name) else { return };
+    let to = InstanceId { master: m.name().to_string(), kind, name: inst.name.clone() };
+    let generation = inst.link.generation;
+    if close_cmd {
+        g.send(Action::Close { to: to.clone(), generation, pubsub: false });
+    }
+    if close_pubsub {
+        g.send(Action::Close { to: to.clone(), generation, pubsub: true });
+    }
+    if let Some(event) = event {
+        let text = at(inst, (kind != Kind::Master).then_some(&m.inst));
+        g.warn(&to.master, event, text);
     }
 }
 
@@ -206,11 +234,11 @@ fn check_odown(g: &mut Global, m: &mut Master, now_ms: i64) {
     if odown && !m.inst.has(flag::O_DOWN) {
         m.inst.flags |= flag::O_DOWN;
         m.inst.o_down_since_ms = now_ms;
-        g.event(Level::Warning, "+odown", format!("{} #quorum {}/{}", at(&m.inst, None), quorum, m.quorum));
+        g.warn(m.name(), "+odown", format!("{} #quorum {}/{}", at(&m.inst, None), quorum, m.quorum));
         crate::fault::probe("sentinel.odown");
     } else if !odown && m.inst.has(flag::O_DOWN) {
         m.inst.flags &= !flag::O_DOWN;
-        g.event(Level::Warning, "-odown", at(&m.inst, None));
+        g.warn(m.name(), "-odown", at(&m.inst, None));
     }
 }
 
@@ -218,7 +246,16 @@ fn check_odown(g: &mut Global, m: &mut Master, now_ms: i64) {
 /// request once a failover started (`sentinelAskMasterStateToOtherSentinels`).
 pub fn ask_master_state(g: &mut Global, m: &mut Master, forced: bool, now_ms: i64) {
     let ask_period_ms = g.timing.ask_period_ms;
-    let s_down = m.inst.has(flag::S_DOWN);
+    for s in m.sentinels.values_mut() {
+        if now_ms.saturating_sub(s.last_master_down_reply_ms) > ask_period_ms.saturating_mul(5) {
+            s.flags &= !flag::MASTER_DOWN;
+            s.leader = None;
+        }
+    }
+    // Asked only while the master is SDOWN: most ticks stop here, before any allocation.
+    if !m.inst.has(flag::S_DOWN) {
+        return;
+    }
     let runid = if m.failover_state > FailoverState::None { g.myid.clone() } else { "*".to_string() };
     let command = m.command_name("SENTINEL");
     let addr = m.inst.addr.clone();
@@ -226,11 +263,7 @@ pub fn ask_master_state(g: &mut Global, m: &mut Master, forced: bool, now_ms: i6
     let epoch = g.current_epoch;
     for s in m.sentinels.values_mut() {
         let elapsed_ms = now_ms.saturating_sub(s.last_master_down_reply_ms);
-        if elapsed_ms > ask_period_ms.saturating_mul(5) {
-            s.flags &= !flag::MASTER_DOWN;
-            s.leader = None;
-        }
-        if !s_down || s.disconnected() || (!forced && elapsed_ms < ask_period_ms) {
+        if s.disconnected() || (!forced && elapsed_ms < ask_period_ms) {
             continue;
         }
         let args = vec![
@@ -582,7 +615,7 @@ impl Sentinel {
         if current_epoch > self.g.current_epoch {
             self.g.current_epoch = current_epoch;
             self.g.flush_config = true;
-            self.g.event(Level::Warning, "+new-epoch", current_epoch.to_string());
+            self.g.warn(master_name, "+new-epoch", current_epoch.to_string());
         }
         let Some(m) = self.masters.get_mut(master_name) else { return };
         let Some(si) = m.sentinels.get(runid).cloned() else { return };
@@ -601,16 +634,16 @@ impl Sentinel {
             }
             if master_port != current.port || !current.host_is(master_ip) {
                 let g = &mut self.g;
-                g.event(Level::Warning, "+config-update-from", at(&si, Some(&m.inst)));
+                g.warn(m.name(), "+config-update-from", at(&si, Some(&m.inst)));
                 let old = m.inst.addr.clone();
-                g.event(
-                    Level::Warning,
-                    "+switch-master",
-                    format!("{} {} {} {} {}", m.name(), old.host, old.port, master_ip, master_port),
-                );
+                let name = m.name().to_string();
+                let text = format!("{name} {} {} {master_ip} {master_port}", old.host, old.port);
+                g.warn(&name, "+switch-master", text);
                 crate::fault::probe("sentinel.config_update_from_hello");
-                g.fact("~switch", format!("{} {} {}:{}", m.name(), master_config_epoch, master_ip, master_port));
-                failover::reset_and_change_address(g, m, &Addr::new(master_ip, master_port), now_ms);
+                g.fact("~switch", format!("{name} {master_config_epoch} {master_ip}:{master_port}"));
+                let new_addr = Addr::new(master_ip, master_port);
+                failover::reset_and_change_address(g, m, &new_addr, now_ms);
+                g.client_reconfig(m, false, &old, &new_addr);
             }
         }
         if let Some(s) = m.sentinels.get_mut(runid) {
