@@ -346,10 +346,6 @@ const MEMORY_RANGES: &[(&str, u64, u64)] = &[
 /// `PROTECTED_CONFIG`): together with SAVE they would let a client write a file anywhere.
 const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
-/// Why `appendonly yes` is refused (at start-up and by CONFIG SET) until the AOF exists.
-pub const APPENDONLY_UNSUPPORTED: &str =
-    "appendonly yes is not supported yet: this server persists with RDB snapshots only (use save points, or replicas)";
-
 /// How deep `include` may nest (an include cycle stops here with an error, not a stack overflow).
 pub const INCLUDE_DEPTH_MAX: usize = 16;
 
@@ -644,11 +640,6 @@ fn normalise(name: &'static str, args: &[String]) -> Result<String, String> {
         Kind::Bool => {
             let v = single()?;
             let b = parse_bool(v).ok_or_else(|| "argument must be 'yes' or 'no'".to_string())?;
-            // Refused rather than accepted and ignored: a user who asks for an append-only file
-            // must not believe their writes are logged when they are not.
-            if b && name == "appendonly" {
-                return Err(APPENDONLY_UNSUPPORTED.into());
-            }
             Ok(if b { "yes".into() } else { "no".into() })
         }
         Kind::Int(lo, hi) => {

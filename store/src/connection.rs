@@ -118,9 +118,12 @@ where
         let mut reply_mark = out.len();
         // This client's class of client-output-buffer-limit, as of its last command.
         let mut out_limit = OutputLimit::NONE;
+        // The AOF position this batch's writes reach: its replies wait for the AOF writer.
+        let mut aof_mark: Option<u64> = None;
         while !batch.is_empty() || bytes_in > 0 {
             let deferred = {
                 let mut st = shared.lock();
+                let aof_before = st.aof.fed;
                 st.stats.net_input_bytes = st.stats.net_input_bytes.saturating_add(bytes_in);
                 bytes_in = 0;
                 // Messages published before this batch go out before its replies, as in Redis,
@@ -171,6 +174,9 @@ where
                     batch.clear();
                 }
                 st.stats.net_output_bytes = st.stats.net_output_bytes.saturating_add(out.len() as u64);
+                if st.aof.fed > aof_before {
+                    aof_mark = Some(st.aof.fed);
+                }
                 if st.shutdown.is_some() {
                     shared.shutdown_notify.notify_one();
                 }
@@ -213,6 +219,12 @@ where
             tracing::debug!("Protocol error ({}) from client: id={} addr={}", e.0, session.id, session.addr);
             Reply::error(&mut out, &format!("ERR Protocol error: {}", e.0));
             session.close = true;
+        }
+        // Redis writes the AOF before replies go out (fsynced first with `appendfsync always`).
+        if let Some(mark) = aof_mark.take() {
+            if !crate::aof::wait_for(&shared, mark).await {
+                break 'conn;
+            }
         }
         if !out.is_empty() {
             if crate::fault::buggify("buggify.conn.delay_flush") {
@@ -479,6 +491,21 @@ async fn run_deferred(shared: &Arc<Shared>, d: Deferred, out: &mut BytesMut, ses
                 tracing::warn!("CONFIG REWRITE failed: {e}");
                 Reply::error(out, &format!("ERR Rewriting config file: {e}"))
             }
+        },
+        Deferred::Appendonly(on) => {
+            if !on {
+                crate::aof::turn_off(shared).await;
+                Reply::ok(out)
+            } else if let Err(e) = crate::aof::turn_on(shared) {
+                shared.lock().config.set("appendonly", "no").ok();
+                Reply::error(out, &format!("ERR CONFIG SET failed (possibly related to argument 'appendonly') - {e}"))
+            } else {
+                Reply::ok(out)
+            }
+        }
+        Deferred::BgRewriteAof => match crate::aof::rewrite::start(shared) {
+            Ok(status) => Reply::simple(out, status),
+            Err(e) => Reply::error(out, e),
         },
         Deferred::SentinelFlush { reply } => {
             let saved = crate::sentinel::link::flush_config(shared).await;

@@ -246,6 +246,54 @@ impl Disk {
         }
     }
 
+    /// Opens a file for appending, creating it if missing (the AOF's incr file).
+    pub async fn open_append(&self, path: &Path) -> io::Result<DiskFile> {
+        match self {
+            Disk::Real => {
+                let f = tokio::fs::OpenOptions::new().append(true).create(true).open(path).await?;
+                Ok(DiskFile::Real(f))
+            }
+            Disk::Sim(d) => {
+                if !d.exists(path) {
+                    d.create(path)?;
+                }
+                Ok(DiskFile::Sim { disk: d.clone(), path: path.to_path_buf() })
+            }
+        }
+    }
+
+    /// Cuts a file to `len` bytes and syncs it (a truncated AOF tail removed at load).
+    pub async fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        match self {
+            Disk::Real => {
+                let f = tokio::fs::OpenOptions::new().write(true).open(path).await?;
+                f.set_len(len).await?;
+                f.sync_all().await
+            }
+            Disk::Sim(d) => d.truncate(path, len),
+        }
+    }
+
+    /// Creates a directory (and its parents) if missing. The simulated disk is flat.
+    pub async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        match self {
+            Disk::Real => tokio::fs::create_dir_all(path).await,
+            Disk::Sim(_) => Ok(()),
+        }
+    }
+
+    /// A file's length, None if it does not exist.
+    pub async fn len(&self, path: &Path) -> io::Result<Option<u64>> {
+        match self {
+            Disk::Real => match tokio::fs::metadata(path).await {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            Disk::Sim(d) => Ok(d.read(path).ok().map(|b| b.len() as u64)),
+        }
+    }
+
     pub async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         match self {
             Disk::Real => tokio::fs::rename(from, to).await,
@@ -487,6 +535,16 @@ impl SimDisk {
             return Err(io::Error::other("Input/output error (simulated fsync failure)"));
         }
         let i = s.inode_of(path)?;
+        s.inodes[i].synced_len = s.inodes[i].data.len();
+        Ok(())
+    }
+
+    /// Cuts a file to `len` bytes, durably (as a truncate followed by fsync).
+    pub fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let mut s = self.lock();
+        let i = s.inode_of(path)?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        s.inodes[i].data.truncate(len);
         s.inodes[i].synced_len = s.inodes[i].data.len();
         Ok(())
     }

@@ -23,6 +23,7 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod alloc;
+pub mod aof;
 pub mod client;
 pub mod cmd;
 pub mod cmdgen;

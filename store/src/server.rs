@@ -218,6 +218,8 @@ pub struct State {
     pub observer: Option<crate::observe::Observer>,
     pub tracking: crate::observe::Tracking,
     pub save: crate::persistence::SaveState,
+    /// The append-only file: what is queued for its writer, its files and statistics.
+    pub aof: crate::aof::AofState,
     /// Woken at every replica ACK, so WAIT answers the moment its count is reached (Redis wakes
     /// its waiting clients from the ACK handler) rather than at its next poll.
     pub acks: Arc<Notify>,
@@ -258,6 +260,8 @@ impl Shared {
 pub struct Server {
     pub shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    /// The first AOF base, when the AOF is on and none existed (written once serving starts).
+    aof_job: Option<crate::aof::rewrite::Job>,
 }
 
 impl Server {
@@ -300,6 +304,7 @@ impl Server {
                     config_writes: tokio::sync::Mutex::new(()),
                 }),
                 listeners,
+                aof_job: None,
             });
         }
         state.config.check_no_sentinel_lines().map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -308,12 +313,36 @@ impl Server {
         if state.config.hot.replicaof.is_some() {
             state.ks.policy = crate::db::ExpirePolicy::HideOnly;
         }
-        let loaded = crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
-        if let Some(info) = loaded {
-            let expired = info.expired_keys.clone();
-            adopt_saved_replication(&mut state, info);
-            delete_expired_after_load(&mut state, &expired, now);
-        }
+        // The manifest is read whether or not the AOF is on, as Redis does.
+        let mut manifest = crate::aof::load::read_manifest(&state, &env.disk).await.map_err(std::io::Error::other)?;
+        let aof_job = if crate::aof::configured(&state) {
+            // With the AOF on, the RDB file is not read (Redis's rule: the AOF is the dataset).
+            crate::aof::load::upgrade_old_file(&state, &env.disk, &mut manifest)
+                .await
+                .map_err(std::io::Error::other)?;
+            let loaded = crate::aof::load::load(&mut state, &env, &manifest).await.map_err(std::io::Error::other)?;
+            if loaded.is_none() {
+                if let Some(obs) = &state.observer {
+                    obs.emit(crate::observe::Observation::Loaded { digest: [0; 3], keys: 0 });
+                }
+            }
+            state.aof.manifest = manifest;
+            if let Some(l) = &loaded {
+                tracing::info!("DB loaded from append only file: {} keys", l.keys);
+                state.aof.base_size = l.base_size;
+                state.aof.current_size = l.total_size;
+            }
+            crate::aof::open_on_start(&mut state, now)
+        } else {
+            state.aof.manifest = manifest;
+            let loaded = crate::persistence::load(&mut state, &env.disk, now).await.map_err(std::io::Error::other)?;
+            if let Some(info) = loaded {
+                let expired = info.expired_keys.clone();
+                adopt_saved_replication(&mut state, info);
+                delete_expired_after_load(&mut state, &expired, now);
+            }
+            None
+        };
         Ok(Server {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
@@ -322,6 +351,7 @@ impl Server {
                 config_writes: tokio::sync::Mutex::new(()),
             }),
             listeners,
+            aof_job,
         })
     }
 
@@ -346,6 +376,11 @@ impl Server {
             tasks.push(crate::sentinel::link::spawn(shared.clone()));
         } else {
             tasks.push(tokio::spawn(cron(shared.clone())));
+            tasks.push(crate::aof::writer::spawn(shared.clone()));
+            if let Some(job) = self.aof_job {
+                tracing::info!("Creating AOF base file on server start");
+                tasks.push(tokio::spawn(crate::aof::rewrite::run(shared.clone(), job)));
+            }
         }
         // `replicaof` in the configuration: follow that master from the start.
         let start_link = {
@@ -374,6 +409,12 @@ impl Server {
                     ShutdownMode::NoSave => false,
                     ShutdownMode::Default => !crate::persistence::save_points(&shared.lock()).is_empty(),
                 };
+                if !sentinel_mode && shared.lock().aof.target.is_some() {
+                    tracing::info!("Calling fsync() on the AOF file.");
+                    if !crate::aof::flush_and_sync(&shared).await {
+                        tracing::warn!("Fail to fsync the AOF file.");
+                    }
+                }
                 if must_save {
                     tracing::info!("Saving the final RDB snapshot before exiting.");
                     if let Err(e) = save_now(&shared, true).await {
@@ -443,6 +484,7 @@ impl State {
             tracking: Default::default(),
             acks: Arc::new(Notify::new()),
             save: Default::default(),
+            aof: crate::aof::AofState::new(),
             sentinel: None,
             sentinel_wake: Arc::new(Notify::new()),
             config,
@@ -597,6 +639,7 @@ async fn cron(shared: Arc<Shared>) {
         crate::replication::cron(&mut st, now);
         let due = crate::persistence::save_point_due(&st, now);
         drop(st);
+        crate::aof::rewrite::cron(&shared, now);
         if due {
             tracing::info!("Save point reached: background saving started");
             let _ = start_bgsave(&shared);

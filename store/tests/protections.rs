@@ -330,9 +330,6 @@ fn config_mistakes_stop_start_up() {
     let err = start_refused(&[&conf]);
     assert!(err.contains("No such file or directory"), "{err}");
 
-    let err = start_refused(&["--port", &port, "--appendonly", "yes"]);
-    assert!(err.contains("appendonly yes is not supported"), "{err}");
-
     let conf = write_conf("dbf.conf", &format!("port {port}\ndbfilename ../escaped.rdb\n"));
     let err = start_refused(&[&conf]);
     assert!(err.contains("dbfilename can't be a path, just a filename"), "{err}");

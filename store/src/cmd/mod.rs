@@ -236,6 +236,10 @@ pub struct Session {
 pub enum Deferred {
     /// CONFIG REWRITE: write the file through the disk seam.
     WriteConfig { path: std::path::PathBuf },
+    /// CONFIG SET appendonly yes|no: start or stop the AOF, then +OK (or Redis's error).
+    Appendonly(bool),
+    /// BGREWRITEAOF.
+    BgRewriteAof,
     /// DEBUG SLEEP: hold this client (not the server) for a while, then +OK.
     Sleep(std::time::Duration),
     /// SAVE: write a snapshot and answer when it is durable.
@@ -433,12 +437,17 @@ impl Ctx<'_> {
 /// Replaces this command in the replication stream (relative times made absolute, random
 /// choices made explicit), so that replicas and a reloaded stream reach the same data.
 pub fn rewrite_as(ctx: &mut Ctx, commands: Vec<Vec<Bytes>>) {
-    if replicating(ctx) {
+    if propagating(ctx) {
         ctx.st.repl.rewrite = Some(commands);
     }
 }
 
-/// Whether writes are being fed to a replication stream (only then are rewrites worth building).
+/// Whether writes are fed anywhere, replicas or the AOF (only then are rewrites worth building).
+pub fn propagating(ctx: &Ctx) -> bool {
+    replicating(ctx) || ctx.st.aof.recording()
+}
+
+/// Whether writes are being fed to a replication stream.
 pub fn replicating(ctx: &Ctx) -> bool {
     ctx.st.repl.backlog.is_some() && !ctx.st.repl.is_replica()
 }
@@ -706,6 +715,14 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         ctx.error(crate::persistence::MISCONF);
         return;
     }
+    if (spec.is_write() || spec.name == "ping") && !ctx.client.is_master {
+        if let Some(e) = crate::aof::refuses_writes(ctx.st) {
+            flag_multi_failed(ctx);
+            crate::fault::probe("aof.write_error_refused");
+            ctx.error(&e);
+            return;
+        }
+    }
     if spec.flags & DENYOOM != 0 && !ctx.client.is_master && over_maxmemory(ctx.st) {
         flag_multi_failed(ctx);
         ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
@@ -861,6 +878,21 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     if observed && ctx.st.dirty != dirty_before {
         observe_write(ctx, spec, args, &before, &expired_now);
     }
+    if ctx.st.dirty != dirty_before && spec.is_write() && ctx.st.aof.recording() {
+        // The AOF gets exactly what replicas get (Redis feeds both from one propagation).
+        let effect = match (&ctx.st.repl.rewrite, &frame) {
+            (Some(commands), _) => {
+                let mut out = bytes::BytesMut::new();
+                for c in commands {
+                    out.extend_from_slice(&crate::aof::encode(c));
+                }
+                out
+            }
+            (None, Some(f)) => bytes::BytesMut::from(&f[..]),
+            (None, None) => crate::aof::encode(args),
+        };
+        crate::aof::feed(ctx.st, ctx.client.db, &effect);
+    }
     if ctx.st.dirty != dirty_before && spec.is_write() && replicating(ctx) {
         let db = ctx.client.db;
         if crate::fault::planted("write-not-propagated") && spec.name == "incr" {
@@ -988,7 +1020,12 @@ pub fn propagate_expired(st: &mut State, verify: bool) {
             st.tracking.digest = crate::db::digest::xor(st.tracking.digest, digests[i]);
         }
         // Replicas never expire keys themselves: the master's DEL does it (Redis 7).
-        crate::replication::propagate(st, *db, &[vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]]);
+        let del = vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)];
+        if st.aof.recording() {
+            let bytes = crate::aof::encode(&del);
+            crate::aof::feed(st, *db, &bytes);
+        }
+        crate::replication::propagate(st, *db, &[del]);
     }
     if let Some(observer) = observer {
         if verify && observer.verify_every_write {

@@ -31,6 +31,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "debug", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: debug },
     CommandSpec { name: "save", arity: 1, flags: ADMIN | NO_MULTI, keys: (0, 0, 0), handler: save },
     CommandSpec { name: "bgsave", arity: -1, flags: ADMIN, keys: (0, 0, 0), handler: bgsave },
+    CommandSpec { name: "bgrewriteaof", arity: 1, flags: ADMIN, keys: (0, 0, 0), handler: bgrewriteaof },
     CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
     CommandSpec { name: "script", arity: -2, flags: STALE, keys: (0, 0, 0), handler: script },
 ];
@@ -116,7 +117,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
     if want("persistence") {
         let _ = write!(
             o,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n\r\n",
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\n{}\r\n",
             st.dirty,
             st.save.bgsave_in_progress as u8,
             st.lastsave_ms / 1000,
@@ -124,6 +125,7 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
             st.save.last_bgsave_duration_s,
             if st.save.bgsave_in_progress { now_ms.saturating_sub(st.save.bgsave_started_ms) / 1000 } else { -1 },
             st.save.saves_total,
+            crate::aof::info_fields(st, now_ms),
         );
     }
     if want("stats") {
@@ -257,9 +259,15 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) {
                 }
             }
             let backlog_size_before = ctx.st.config.hot.repl_backlog_size;
+            let aof_before = crate::aof::configured(ctx.st);
             ctx.st.config = next;
             apply_live_settings(ctx, backlog_size_before);
-            ctx.ok()
+            match (aof_before, crate::aof::configured(ctx.st)) {
+                // The AOF starts (a rewrite) or stops (a final fsync) before the reply.
+                (false, true) => ctx.defer(Deferred::Appendonly(true)),
+                (true, false) => ctx.defer(Deferred::Appendonly(false)),
+                _ => ctx.ok(),
+            }
         }
         "rewrite" if args.len() == 2 => {
             let Some(path) = ctx.st.config_file.clone() else {
@@ -568,6 +576,19 @@ fn bgsave(ctx: &mut Ctx, args: &[Bytes]) {
         _ => return ctx.error(SYNTAX),
     };
     ctx.defer(Deferred::BgSave { schedule });
+}
+
+/// BGREWRITEAOF: started at once (a deferred step, it spawns the rewrite), or scheduled inside
+/// a transaction, as Redis does.
+fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) {
+    if ctx.client.in_exec {
+        if ctx.st.aof.rewrite.in_progress {
+            return ctx.error(crate::aof::rewrite::ALREADY);
+        }
+        ctx.st.aof.rewrite.scheduled = true;
+        return Reply::simple(ctx.out, crate::aof::rewrite::SCHEDULED);
+    }
+    ctx.defer(Deferred::BgRewriteAof);
 }
 
 fn debug(ctx: &mut Ctx, args: &[Bytes]) {

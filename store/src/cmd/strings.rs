@@ -179,7 +179,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) {
         ctx.st.ks.dbs[db].set_expire(key, at);
     }
     // The stream carries the effect: SET with an absolute deadline (or KEEPTTL), no NX/XX/GET.
-    if replicating(ctx) && args.len() > 3 {
+    if propagating(ctx) && args.len() > 3 {
         let mut effect = vec![arg("SET"), key.clone(), args[2].clone()];
         match expiry {
             Expiry::At(at) => effect.extend([arg("PXAT"), arg(at.to_string())]),

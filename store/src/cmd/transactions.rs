@@ -84,6 +84,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) {
     }
     ctx.client.in_exec = false;
     crate::replication::end_exec(ctx.st);
+    crate::aof::end_exec(ctx.st);
 }
 
 fn discard(ctx: &mut Ctx, _args: &[Bytes]) {

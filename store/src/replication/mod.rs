@@ -125,8 +125,11 @@ pub struct ReplState {
     pub master_db: usize,
     /// client-output-buffer-limit for replicas (hard limit, bytes; 0 = none), from the config.
     pub obuf_limit: crate::server::OutputLimit,
-    /// When the master last pinged its replicas (repl-ping-replica-period).
-    pub last_ping_ms: i64,
+    /// When the master last PINGed (repl-ping-replica-period) its replicas its replicas, on the monotonic clock: Redis counts
+    /// replication cron runs for this, so a wall-clock jump never silences the heartbeat (with
+    /// the wall clock, a jump back stopped the PINGs for as long as the jump, and replicas
+    /// timed out and reconnected over and over: found by the sentinel failover check, seed 1035).
+    pub last_ping_at: Option<tokio::time::Instant>,
     /// Full syncs and partial resyncs served (INFO stats).
     pub sync_full: u64,
     pub sync_partial_ok: u64,
@@ -151,7 +154,7 @@ impl ReplState {
             multi_emitted: false,
             master_db: 0,
             obuf_limit: REPLICA_OUTPUT_LIMIT_DEFAULT,
-            last_ping_ms: 0,
+            last_ping_at: None,
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
@@ -309,8 +312,9 @@ pub fn cron(st: &mut State, now_ms: i64) {
         return;
     }
     let period_ms = st.config.hot.repl_ping_replica_period_ms;
-    if now_ms.saturating_sub(st.repl.last_ping_ms) >= period_ms {
-        st.repl.last_ping_ms = now_ms;
+    let period = std::time::Duration::from_millis(u64::try_from(period_ms).unwrap_or(0));
+    if st.repl.last_ping_at.is_none_or(|at| at.elapsed() >= period) {
+        st.repl.last_ping_at = Some(tokio::time::Instant::now());
         let mut out = BytesMut::new();
         encode_command(&mut out, &[b"PING"]);
         feed_raw(&mut st.repl, &st.clients, out.freeze(), now_ms);

@@ -277,6 +277,11 @@ async fn full_sync(
         });
     }
     crate::fault::probe("repl.replica_full_sync");
+    let aof_job = crate::aof::rewrite::restart_after_full_sync(&mut st, shared.env.clock.now_ms());
+    drop(st);
+    if let Some(job) = aof_job {
+        tokio::spawn(crate::aof::rewrite::run(shared.clone(), job));
+    }
     tracing::info!("MASTER <-> REPLICA sync: Finished with success ({} bytes)", payload.len());
     Ok(eof_mark.is_some())
 }

@@ -203,6 +203,17 @@ pub fn state_machine(g: &mut Global, m: &mut Master, now_ms: i64) {
         FailoverState::SendSlaveofNoone => send_slaveof_noone(g, m, now_ms),
         FailoverState::WaitPromotion => {
             if now_ms.saturating_sub(m.failover_state_change_ms) > m.failover_timeout_ms {
+                let why = m.promoted.as_ref().and_then(|p| m.replicas.get(p)).map(|r| {
+                    format!(
+                        "{} reported {:?} {} ms ago, INFO {} ms ago, link {:?}",
+                        r.name,
+                        r.role_reported,
+                        now_ms.saturating_sub(r.role_reported_ms),
+                        now_ms.saturating_sub(r.info_refresh_ms),
+                        r.link
+                    )
+                });
+                g.fact("~promotion-timeout", format!("{} {}", m.name(), why.unwrap_or_default()));
                 g.warn(m.name(), "-failover-abort-slave-timeout", at(&m.inst, None));
                 abort(g, m, now_ms);
             }
@@ -265,6 +276,8 @@ fn send_slaveof_noone(g: &mut Global, m: &mut Master, now_ms: i64) {
     let disconnected = m.replicas.get(&name).is_none_or(|r| r.disconnected());
     if disconnected {
         if now_ms.saturating_sub(m.failover_state_change_ms) > m.failover_timeout_ms {
+            let link = m.replicas.get(&name).map(|r| format!("{:?}", r.link)).unwrap_or_default();
+            g.fact("~promotion-unsent", format!("{} {name} link {link}", m.name()));
             g.warn(m.name(), "-failover-abort-slave-timeout", at(&m.inst, None));
             abort(g, m, now_ms);
         }

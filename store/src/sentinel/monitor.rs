@@ -108,11 +108,10 @@ fn send_periodic(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&Strin
         };
         let ping_period_ms = inst.down_after_ms.min(g.timing.ping_period_ms);
         let info_due = kind != Kind::Sentinel
-            && (inst.info_refresh_ms == 0 || now_ms.saturating_sub(inst.info_refresh_ms) > info_period_ms);
-        let ping_due = now_ms.saturating_sub(inst.link.last_pong_ms) > ping_period_ms
-            && now_ms.saturating_sub(inst.link.last_ping_ms) > ping_period_ms / 2;
-        let hello_due =
-            now_ms.saturating_sub(inst.last_pub_ms) > g.timing.publish_period_ms && inst.link_local_ip.is_some();
+            && (inst.info_refresh_ms == 0 || since(now_ms, inst.info_refresh_ms) > info_period_ms);
+        let ping_due = since(now_ms, inst.link.last_pong_ms) > ping_period_ms
+            && since(now_ms, inst.link.last_ping_ms) > ping_period_ms / 2;
+        let hello_due = since(now_ms, inst.last_pub_ms) > g.timing.publish_period_ms && inst.link_local_ip.is_some();
         (info_due, ping_due, hello_due)
     };
     if !(info_due || ping_due || hello_due) {
@@ -145,6 +144,20 @@ fn send_periodic(g: &mut Global, m: &mut Master, kind: Kind, name: Option<&Strin
     inst.link.pending_commands = inst.link.pending_commands.saturating_add(commands.len() as u32);
     let to = InstanceId { master: master_name, kind, name: inst.name.clone() };
     g.send(Action::Send { to, generation: inst.link.generation, commands });
+}
+
+/// Milliseconds since `then_ms`, for deciding whether a periodic command is due. A time in
+/// the future (the clock went back since it was taken) counts as long ago. A deliberate
+/// difference from Redis, which computes `now - then` and so sends no INFO (nor PING, nor
+/// hello) to an instance until the clock catches up with the time it last did: after a jump
+/// back of a minute, a promoted replica's INFO was not asked for, its promotion never seen,
+/// and every failover attempt timed out (simulator, seed 2165).
+fn since(now_ms: i64, then_ms: i64) -> i64 {
+    if then_ms > now_ms {
+        i64::MAX
+    } else {
+        now_ms.saturating_sub(then_ms)
+    }
 }
 
 /// The hello's part after this sentinel's address: `myid,current_epoch,master_name,master_ip,

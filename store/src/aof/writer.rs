@@ -1,0 +1,210 @@
+//! The AOF writer: the one task that touches AOF files, in queue order (see the module doc of
+//! [`super`]). It wakes when something is queued, and once a second for `everysec`'s fsync.
+//!
+//! Failures, as Redis handles them (`flushAppendOnlyFile`): with `always`, a write or fsync
+//! that fails stops the server (Redis exits: an acknowledged write must be durable); with
+//! `everysec` and `no`, the bytes stay queued and are retried, writes and PING are refused
+//! with `-MISCONF` until a write succeeds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Entry, Fsync};
+use crate::env::DiskFile;
+use crate::server::Shared;
+
+/// `everysec`: fsync at most this often.
+const EVERYSEC: Duration = Duration::from_secs(1);
+
+struct Open {
+    file: DiskFile,
+    /// Bytes written since the last fsync.
+    unsynced: u64,
+}
+
+pub fn spawn(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(shared))
+}
+
+async fn run(shared: Arc<Shared>) {
+    let wake = shared.lock().aof.writer_wake.clone();
+    let mut open: Option<Open> = None;
+    let mut last_fsync = tokio::time::Instant::now();
+    loop {
+        let (entries, fed, policy) = {
+            let mut st = shared.lock();
+            let policy = super::fsync_policy(&st);
+            let (entries, fed) = st.aof.take();
+            (entries, fed, policy)
+        };
+        let due = policy == Fsync::EverySec && last_fsync.elapsed() >= EVERYSEC;
+        if !entries.is_empty() || due {
+            let outcome = process(&shared, &mut open, entries, policy, &mut last_fsync).await;
+            report(&shared, outcome, fed, policy);
+        }
+        tokio::select! {
+            biased;
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(EVERYSEC) => {}
+        }
+    }
+}
+
+/// What one round achieved: bytes written, whether everything written is fsynced, the first
+/// error, and the entries left for a retry.
+struct Outcome {
+    written: u64,
+    synced_all: bool,
+    error: Option<String>,
+    left: Vec<Entry>,
+}
+
+async fn process(
+    shared: &Shared,
+    open: &mut Option<Open>,
+    entries: Vec<Entry>,
+    policy: Fsync,
+    last_fsync: &mut tokio::time::Instant,
+) -> Outcome {
+    let disk = shared.env.disk.clone();
+    let mut out = Outcome { written: 0, synced_all: false, error: None, left: Vec::new() };
+    let mut iter = entries.into_iter();
+    while let Some(e) = iter.next() {
+        let result = match e {
+            Entry::Bytes(b) => match open.as_mut() {
+                Some(o) => match o.file.write_all(&b).await {
+                    Ok(()) => {
+                        o.unsynced = o.unsynced.saturating_add(b.len() as u64);
+                        out.written = out.written.saturating_add(b.len() as u64);
+                        Ok(())
+                    }
+                    Err(err) => {
+                        // The bytes stay queued (a short write left nothing we count).
+                        out.left.push(Entry::Bytes(b));
+                        Err(err)
+                    }
+                },
+                None => Ok(()),
+            },
+            Entry::Switch { path, append, manifest } => switch(&disk, open, path, append, manifest).await,
+            Entry::Manifest { path, text, remove, done } => {
+                let r = disk.write_atomic(&path, text.as_bytes()).await;
+                if r.is_ok() {
+                    for p in remove {
+                        tracing::info!("Removing the history file {} in the background", super::show(&p));
+                        let _ = disk.remove(&p).await;
+                    }
+                }
+                let _ = done.send(r.is_ok());
+                Ok(())
+            }
+            Entry::Sync(done) => {
+                let r = sync(open).await;
+                *last_fsync = tokio::time::Instant::now();
+                let _ = done.send(r.is_ok());
+                r
+            }
+        };
+        if let Err(err) = result {
+            out.error = Some(crate::env::strerror(&err));
+            out.left.extend(iter);
+            return out;
+        }
+    }
+    let fsync_now = match policy {
+        Fsync::Always => true,
+        Fsync::EverySec => last_fsync.elapsed() >= EVERYSEC,
+        Fsync::No => false,
+    };
+    let skip = {
+        let st = shared.lock();
+        st.config.get("no-appendfsync-on-rewrite") == Some("yes")
+            && st.aof.rewrite.in_progress
+            && policy != Fsync::Always
+    };
+    if fsync_now && !skip {
+        if let Err(err) = sync(open).await {
+            out.error = Some(crate::env::strerror(&err));
+            return out;
+        }
+        *last_fsync = tokio::time::Instant::now();
+        out.synced_all = true;
+    }
+    out
+}
+
+/// Moves to another incr file, after making the manifest that names it durable.
+async fn switch(
+    disk: &crate::env::Disk,
+    open: &mut Option<Open>,
+    path: PathBuf,
+    append: bool,
+    manifest: Option<(PathBuf, String)>,
+) -> std::io::Result<()> {
+    if let Some(o) = open.as_mut() {
+        // The old file's last writes are made durable before it is left (Redis closes it
+        // with an fsync in the background).
+        o.file.sync().await?;
+    }
+    if let Some(dir) = path.parent() {
+        disk.create_dir_all(dir).await?;
+    }
+    let file = if append { disk.open_append(&path).await? } else { disk.create(&path).await? };
+    if let Some((mpath, text)) = manifest {
+        disk.write_atomic(&mpath, text.as_bytes()).await?;
+    } else {
+        disk.sync_dir_of(&path).await?;
+    }
+    tracing::info!("Opening AOF incr file {}", super::show(&path));
+    *open = Some(Open { file, unsynced: 0 });
+    Ok(())
+}
+
+async fn sync(open: &mut Option<Open>) -> std::io::Result<()> {
+    match open.as_mut() {
+        Some(o) if o.unsynced > 0 => {
+            o.file.sync().await?;
+            o.unsynced = 0;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Records the round under the lock and wakes waiting clients.
+fn report(shared: &Shared, out: Outcome, fed: u64, policy: Fsync) {
+    let mut st = shared.lock();
+    let a = &mut st.aof;
+    let left: u64 = out.left.iter().map(|e| if let Entry::Bytes(b) = e { b.len() as u64 } else { 0 }).sum();
+    a.put_back(out.left);
+    let reached = fed.saturating_sub(left);
+    a.attempted = a.attempted.max(fed);
+    a.written = a.written.max(reached);
+    a.current_size = a.current_size.saturating_add(out.written);
+    if out.synced_all {
+        a.synced = a.synced.max(reached);
+    }
+    match out.error {
+        Some(e) => {
+            if a.write_error.is_none() {
+                tracing::warn!("Error writing to the AOF file: {e}");
+            }
+            a.write_error = Some(e);
+            if policy == Fsync::Always {
+                tracing::warn!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+                a.fatal = true;
+                st.shutdown = Some(crate::server::ShutdownMode::NoSave);
+                shared.shutdown_notify.notify_one();
+            }
+        }
+        None => {
+            if a.write_error.take().is_some() {
+                tracing::warn!("AOF write error looks solved, Redis can write again.");
+            }
+        }
+    }
+    let progress = st.aof.progress.clone();
+    drop(st);
+    progress.notify_waiters();
+}
