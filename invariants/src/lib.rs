@@ -23,6 +23,7 @@
 //!
 //! # Modules
 //!
+//! - [`aof_durability`]: acknowledged writes survive crashes as `appendfsync` promises.
 //! - [`history`]: the recorded history (operations, outcomes, times) and its well-formedness.
 //! - [`linearizable`]: linearizability of a single-node history against a register/counter model.
 //! - [`epochs`]: splitting a history at server restarts, so each epoch is checked from the
@@ -61,6 +62,7 @@
 
 use std::fmt;
 
+pub mod aof_durability;
 pub mod epochs;
 pub mod history;
 pub mod linearizable;

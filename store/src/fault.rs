@@ -37,6 +37,8 @@ pub const PLANTED_BUGS: &[(&str, &str)] = &[
     ("sentinel-selects-lowest-offset", "replica selection prefers the lowest replication offset"),
     ("sentinel-ignores-newer-config", "a hello with a higher configuration epoch is not adopted"),
     ("sentinel-no-tilt", "the timer never enters TILT, whatever the clock does"),
+    ("aof-ack-before-fsync", "with appendfsync always, replies wait for the AOF write but not its fsync"),
+    ("aof-manifest-drops-incr", "the manifest written at the end of a rewrite omits the incr file opened at its start"),
     (
         "exec-drops-deferred-reply",
         "a deferred command's reply inside EXEC (BGSAVE, CONFIG REWRITE) is never spliced in",

@@ -2,6 +2,7 @@
 //! cluster, drives a workload, checks what it observed, and returns an error describing the
 //! first violation.
 
+pub mod aof;
 pub mod hazard;
 pub mod persist;
 pub mod register;
@@ -93,6 +94,22 @@ pub const ALL: &[Scenario] = &[
             "disk.full_returned",
         ],
         run: |seed, trace| Box::pin(persist::run(seed, trace)),
+    },
+    Scenario {
+        name: "aof",
+        about: "one server with appendonly yes (appendfsync always or everysec), BGREWRITEAOF and automatic rewrites, crashes landing in writes, fsyncs and rewrites; every restart loads, every acknowledged write survives (always) or is lost only within two seconds of a crash (everysec)",
+        default_seeds: 1000,
+        suite_seeds_max: None,
+        required_probes: &[
+            "aof.loaded",
+            "aof.rewrite_started",
+            "aof.rewrite_done",
+            "aof.bgrewriteaof_started",
+            "aof.always_checked",
+            "aof.everysec_checked",
+            "aof.truncated_tail_loaded",
+        ],
+        run: |seed, trace| Box::pin(aof::run(seed, trace)),
     },
     Scenario {
         name: "register",

@@ -275,7 +275,7 @@ pub async fn wait_for(shared: &Shared, mark: u64) -> bool {
                 return false;
             }
             let reached = match fsync_policy(&st) {
-                Fsync::Always => st.aof.synced,
+                Fsync::Always if !crate::fault::planted("aof-ack-before-fsync") => st.aof.synced,
                 _ => st.aof.attempted,
             };
             if reached >= mark || st.aof.status == Status::Off {
@@ -290,7 +290,7 @@ pub async fn wait_for(shared: &Shared, mark: u64) -> bool {
         {
             let st = shared.lock();
             let reached = match fsync_policy(&st) {
-                Fsync::Always => st.aof.synced,
+                Fsync::Always if !crate::fault::planted("aof-ack-before-fsync") => st.aof.synced,
                 _ => st.aof.attempted,
             };
             if st.aof.fatal || reached >= mark || st.aof.status == Status::Off {

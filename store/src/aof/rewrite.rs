@@ -208,7 +208,7 @@ async fn swap_manifest(shared: &Shared, job: &Job, base_size: u64) -> bool {
         let next = Manifest {
             base: Some(job.base.clone()),
             history: if gc { Vec::new() } else { history },
-            incrs: job.incr.iter().cloned().collect(),
+            incrs: job.incr.iter().filter(|_| !crate::fault::planted("aof-manifest-drops-incr")).cloned().collect(),
             base_seq: job.base.seq,
             incr_seq: job.incr.as_ref().map(|i| i.seq).unwrap_or(old.incr_seq).max(old.incr_seq),
         };

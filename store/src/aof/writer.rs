@@ -40,8 +40,16 @@ async fn run(shared: Arc<Shared>) {
         };
         let due = policy == Fsync::EverySec && last_fsync.elapsed() >= EVERYSEC;
         if !entries.is_empty() || due {
-            let outcome = process(&shared, &mut open, entries, policy, &mut last_fsync).await;
-            report(&shared, outcome, fed, policy);
+            // Written first (replies of `everysec` and `no` may go), then fsynced per policy
+            // (replies of `always` may go).
+            let mut outcome = process(&shared, &mut open, entries, &mut last_fsync).await;
+            let failed = outcome.error.is_some();
+            let left = std::mem::take(&mut outcome.left);
+            let reached = report(&shared, outcome, fed, left, policy);
+            if !failed {
+                let synced = fsync_per_policy(&shared, &mut open, policy, &mut last_fsync).await;
+                report_synced(&shared, synced, reached, policy);
+            }
         }
         tokio::select! {
             biased;
@@ -55,7 +63,6 @@ async fn run(shared: Arc<Shared>) {
 /// error, and the entries left for a retry.
 struct Outcome {
     written: u64,
-    synced_all: bool,
     error: Option<String>,
     left: Vec<Entry>,
 }
@@ -64,11 +71,10 @@ async fn process(
     shared: &Shared,
     open: &mut Option<Open>,
     entries: Vec<Entry>,
-    policy: Fsync,
     last_fsync: &mut tokio::time::Instant,
 ) -> Outcome {
     let disk = shared.env.disk.clone();
-    let mut out = Outcome { written: 0, synced_all: false, error: None, left: Vec::new() };
+    let mut out = Outcome { written: 0, error: None, left: Vec::new() };
     let mut iter = entries.into_iter();
     while let Some(e) = iter.next() {
         let result = match e {
@@ -112,6 +118,17 @@ async fn process(
             return out;
         }
     }
+    out
+}
+
+/// The fsync `appendfsync` asks for after a round of writes: Ok(true) if everything written
+/// is now durable.
+async fn fsync_per_policy(
+    shared: &Shared,
+    open: &mut Option<Open>,
+    policy: Fsync,
+    last_fsync: &mut tokio::time::Instant,
+) -> std::io::Result<bool> {
     let fsync_now = match policy {
         Fsync::Always => true,
         Fsync::EverySec => last_fsync.elapsed() >= EVERYSEC,
@@ -123,15 +140,12 @@ async fn process(
             && st.aof.rewrite.in_progress
             && policy != Fsync::Always
     };
-    if fsync_now && !skip {
-        if let Err(err) = sync(open).await {
-            out.error = Some(crate::env::strerror(&err));
-            return out;
-        }
-        *last_fsync = tokio::time::Instant::now();
-        out.synced_all = true;
+    if !fsync_now || skip {
+        return Ok(false);
     }
-    out
+    sync(open).await?;
+    *last_fsync = tokio::time::Instant::now();
+    Ok(true)
 }
 
 /// Moves to another incr file, after making the manifest that names it durable.
@@ -172,34 +186,21 @@ async fn sync(open: &mut Option<Open>) -> std::io::Result<()> {
     }
 }
 
-/// Records the round under the lock and wakes waiting clients.
-fn report(shared: &Shared, out: Outcome, fed: u64, policy: Fsync) {
+/// Records the writes under the lock and wakes waiting clients. Returns the AOF position
+/// now written.
+fn report(shared: &Shared, out: Outcome, fed: u64, left: Vec<Entry>, policy: Fsync) -> u64 {
     let mut st = shared.lock();
     let a = &mut st.aof;
-    let left: u64 = out.left.iter().map(|e| if let Entry::Bytes(b) = e { b.len() as u64 } else { 0 }).sum();
-    a.put_back(out.left);
-    let reached = fed.saturating_sub(left);
+    let left_bytes: u64 = left.iter().map(|e| if let Entry::Bytes(b) = e { b.len() as u64 } else { 0 }).sum();
+    a.put_back(left);
+    let reached = fed.saturating_sub(left_bytes);
     a.attempted = a.attempted.max(fed);
     a.written = a.written.max(reached);
     a.current_size = a.current_size.saturating_add(out.written);
-    if out.synced_all {
-        a.synced = a.synced.max(reached);
-    }
     match out.error {
-        Some(e) => {
-            if a.write_error.is_none() {
-                tracing::warn!("Error writing to the AOF file: {e}");
-            }
-            a.write_error = Some(e);
-            if policy == Fsync::Always {
-                tracing::warn!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
-                a.fatal = true;
-                st.shutdown = Some(crate::server::ShutdownMode::NoSave);
-                shared.shutdown_notify.notify_one();
-            }
-        }
+        Some(e) => record_error(shared, &mut st, e, policy),
         None => {
-            if a.write_error.take().is_some() {
+            if st.aof.write_error.take().is_some() {
                 tracing::warn!("AOF write error looks solved, Redis can write again.");
             }
         }
@@ -207,4 +208,33 @@ fn report(shared: &Shared, out: Outcome, fed: u64, policy: Fsync) {
     let progress = st.aof.progress.clone();
     drop(st);
     progress.notify_waiters();
+    reached
+}
+
+/// Records an fsync's outcome: everything up to `reached` is durable, or the error.
+fn report_synced(shared: &Shared, synced: std::io::Result<bool>, reached: u64, policy: Fsync) {
+    let mut st = shared.lock();
+    match synced {
+        Ok(true) => st.aof.synced = st.aof.synced.max(reached),
+        Ok(false) => return,
+        Err(e) => record_error(shared, &mut st, crate::env::strerror(&e), policy),
+    }
+    let progress = st.aof.progress.clone();
+    drop(st);
+    progress.notify_waiters();
+}
+
+/// A failed write or fsync: `-MISCONF` until one succeeds; with `always`, the server stops
+/// (Redis exits rather than acknowledge a write it could not make durable).
+fn record_error(shared: &Shared, st: &mut crate::server::State, e: String, policy: Fsync) {
+    if st.aof.write_error.is_none() {
+        tracing::warn!("Error writing to the AOF file: {e}");
+    }
+    st.aof.write_error = Some(e);
+    if policy == Fsync::Always {
+        tracing::warn!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+        st.aof.fatal = true;
+        st.shutdown = Some(crate::server::ShutdownMode::NoSave);
+        shared.shutdown_notify.notify_one();
+    }
 }
