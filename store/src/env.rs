@@ -196,12 +196,16 @@ pub enum DiskFile {
 }
 
 impl DiskFile {
-    /// Appends `data`.
+    /// Appends `data`. On return the bytes are in the operating system's hands (write(2) done),
+    /// so a killed process does not lose them: tokio's `File` completes writes in the
+    /// background, and its `write_all` may return first, so it is flushed here. (Found by the
+    /// AOF interop test: a write acknowledged under `everysec` was lost to `kill -9`.)
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             DiskFile::Real(f) => {
                 use tokio::io::AsyncWriteExt;
-                f.write_all(data).await
+                f.write_all(data).await?;
+                f.flush().await
             }
             DiskFile::Sim { disk, path } => {
                 // A crash may land between any two writes (and during the write's service time).
