@@ -178,6 +178,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         "sweep" => sweep(&a),
         "planted" => planted(&a),
+        "durability" => durability(&a),
         "list" => {
             for s in scenarios::ALL {
                 println!("{:<16} {}", s.name, s.about);
@@ -358,4 +359,69 @@ fn planted(a: &Args) -> i32 {
         eprintln!("planted bugs not caught: {escaped:?}");
         1
     }
+}
+
+/// `sim durability [--seeds N]`: the durability table (issue 14). Each `durability-*` scenario
+/// (and `sentinel`, persistence off) runs N seeds (default 200); per configuration: seeds,
+/// writes acknowledged, lost (count, share, the worst seed with its replay command), and the
+/// mean unavailability per seed (time without an acknowledged write, beyond one second per
+/// gap). A failing seed fails the command. Prints a Markdown table.
+fn durability(a: &Args) -> i32 {
+    let seeds = a.seeds.unwrap_or(200);
+    let start = a.start;
+    let mut rows = Vec::new();
+    let mut failed = false;
+    let names = std::iter::once("sentinel")
+        .chain(scenarios::ALL.iter().map(|s| s.name).filter(|n| n.starts_with("durability-")));
+    for name in names {
+        let Some(sc) = scenarios::find(name) else { continue };
+        let (mut acked, mut lost, mut unavailable_ms, mut worst) = (0u64, 0u64, 0u64, (0u64, start));
+        for seed in start..start.saturating_add(seeds) {
+            match run_seed(sc, seed, false, &a.planted) {
+                Ok(o) => {
+                    let get = |p: &str| o.probes.get(p).copied().unwrap_or(0);
+                    let l = get("sentinel.acked_writes_lost");
+                    acked += get("sentinel.acked_writes");
+                    lost += l;
+                    unavailable_ms += get("durability.unavailable_ms");
+                    if l > worst.0 {
+                        worst = (l, seed);
+                    }
+                }
+                Err(f) => {
+                    report_failure(name, seed, &a.planted, &f);
+                    failed = true;
+                }
+            }
+        }
+        let share = if acked == 0 { 0.0 } else { lost as f64 * 100.0 / acked as f64 };
+        let worst_cell = if worst.0 == 0 {
+            "none".to_string()
+        } else {
+            format!("{} lost: `{}`", worst.0, replay_command(name, worst.1, &a.planted))
+        };
+        let about = if name == "sentinel" {
+            scenarios::sentinel::NO_PERSISTENCE.name.to_string()
+        } else {
+            let i = scenarios::ALL
+                .iter()
+                .filter(|s| s.name.starts_with("durability-"))
+                .position(|s| s.name == name)
+                .unwrap_or(0);
+            scenarios::sentinel::PROFILES[i].name.to_string()
+        };
+        let mean_unavail = unavailable_ms as f64 / 1000.0 / seeds.max(1) as f64;
+        rows.push(format!(
+            "| {about} (`{name}`) | {seeds} | {acked} | {lost} ({share:.1}%) | {worst_cell} | {mean_unavail:.1} s |"
+        ));
+        eprintln!("durability: {name} done");
+    }
+    println!(
+        "| configuration | seeds | writes acknowledged | lost (share) | worst seed | unavailable per seed (mean) |"
+    );
+    println!("|---|---:|---:|---:|---|---:|");
+    for r in rows {
+        println!("{r}");
+    }
+    i32::from(failed)
 }

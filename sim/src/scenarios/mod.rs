@@ -30,6 +30,9 @@ pub struct Scenario {
     pub run: RunFn,
 }
 
+/// What every durability scenario must reach.
+const DURABILITY_PROBES: &[&str] = &["sentinel.promoted", "sentinel.converged", "sentinel.failover_after_kill"];
+
 pub const ALL: &[Scenario] = &[
     Scenario {
         name: "hazard-nopersist",
@@ -110,6 +113,54 @@ pub const ALL: &[Scenario] = &[
             "aof.truncated_tail_loaded",
         ],
         run: |seed, trace| Box::pin(aof::run(seed, trace)),
+    },
+    Scenario {
+        name: "durability-defaults",
+        about: "the sentinel scenario's cluster, faults and checks under one durability configuration (sentinel::PROFILES[0]); acknowledged writes lost and unavailability measured for `sim durability`",
+        default_seeds: 300,
+        suite_seeds_max: Some(300),
+        required_probes: DURABILITY_PROBES,
+        run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[0])),
+    },
+    Scenario {
+        name: "durability-aof-everysec",
+        about: "the sentinel scenario's cluster, faults and checks under one durability configuration (sentinel::PROFILES[1]); acknowledged writes lost and unavailability measured for `sim durability`",
+        default_seeds: 300,
+        suite_seeds_max: Some(300),
+        required_probes: DURABILITY_PROBES,
+        run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[1])),
+    },
+    Scenario {
+        name: "durability-aof-always",
+        about: "the sentinel scenario's cluster, faults and checks under one durability configuration (sentinel::PROFILES[2]); acknowledged writes lost and unavailability measured for `sim durability`",
+        default_seeds: 300,
+        suite_seeds_max: Some(300),
+        required_probes: DURABILITY_PROBES,
+        run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[2])),
+    },
+    Scenario {
+        name: "durability-min-replicas",
+        about: "the sentinel scenario's cluster, faults and checks under one durability configuration (sentinel::PROFILES[3]); acknowledged writes lost and unavailability measured for `sim durability`",
+        default_seeds: 300,
+        suite_seeds_max: Some(300),
+        required_probes: DURABILITY_PROBES,
+        run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[3])),
+    },
+    Scenario {
+        name: "durability-wait-1",
+        about: "the sentinel scenario's cluster, faults and checks under one durability configuration (sentinel::PROFILES[4]); acknowledged writes lost and unavailability measured for `sim durability`",
+        default_seeds: 300,
+        suite_seeds_max: Some(300),
+        required_probes: DURABILITY_PROBES,
+        run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[4])),
+    },
+    Scenario {
+        name: "durability-wait-all",
+        about: "the sentinel scenario's cluster, faults and checks under one durability configuration (sentinel::PROFILES[5]); acknowledged writes lost and unavailability measured for `sim durability`",
+        default_seeds: 300,
+        suite_seeds_max: Some(300),
+        required_probes: DURABILITY_PROBES,
+        run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[5])),
     },
     Scenario {
         name: "register",

@@ -55,14 +55,62 @@ const TILT_WAIT: Duration = Duration::from_millis(30_000 + 200);
 const DOWN_AFTER_MS: u64 = 2000;
 const FAILOVER_TIMEOUT_MS: u64 = 10_000;
 
+/// A durability configuration: what the servers run with and how the client writes. The
+/// `sentinel` scenario is `NO_PERSISTENCE`; the `durability-*` scenarios are the others.
+pub struct Profile {
+    pub name: &'static str,
+    /// Lines added to every server's config file.
+    pub server_lines: &'static str,
+    /// After each write, `WAIT n 1000`, and the write counts as acknowledged only if at least
+    /// n replicas confirmed it.
+    pub wait_replicas: Option<u32>,
+}
+
+/// Persistence off, nodes restarted at once by the harness (the supervisor of Redis's
+/// replication docs' hazard).
+pub const NO_PERSISTENCE: Profile =
+    Profile { name: "no persistence", server_lines: "save \"\"\n", wait_replicas: None };
+
+/// The durability family (issue 14): the same cluster, faults and checks, one configuration each.
+pub const PROFILES: &[Profile] = &[
+    Profile { name: "defaults (RDB save points, async replication)", server_lines: "", wait_replicas: None },
+    Profile {
+        name: "appendonly yes, appendfsync everysec",
+        server_lines: "save \"\"\nappendonly yes\nappendfsync everysec\n",
+        wait_replicas: None,
+    },
+    Profile {
+        name: "appendonly yes, appendfsync always",
+        server_lines: "save \"\"\nappendonly yes\nappendfsync always\n",
+        wait_replicas: None,
+    },
+    Profile {
+        name: "min-replicas-to-write 1, min-replicas-max-lag 10",
+        server_lines: "save \"\"\nmin-replicas-to-write 1\nmin-replicas-max-lag 10\n",
+        wait_replicas: None,
+    },
+    Profile { name: "every write followed by WAIT 1", server_lines: "save \"\"\n", wait_replicas: Some(1) },
+    Profile {
+        name: "every write followed by WAIT 2 (all replicas)",
+        server_lines: "save \"\"\n",
+        wait_replicas: Some(2),
+    },
+];
+
 pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
+    run_with(seed, trace, &NO_PERSISTENCE).await
+}
+
+pub async fn run_with(seed: u64, trace: Trace, profile: &'static Profile) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut cluster = Cluster::new(trace.clone());
-    let common =
-        "save \"\"\nrepl-diskless-sync yes\nrepl-diskless-sync-delay 0\nrepl-timeout 3\nrepl-ping-replica-period 1\n";
+    let common = format!(
+        "{}repl-diskless-sync yes\nrepl-diskless-sync-delay 0\nrepl-timeout 3\nrepl-ping-replica-period 1\n",
+        profile.server_lines
+    );
     // From config files, so the role a sentinel gives a server (SLAVEOF, then CONFIG REWRITE)
     // survives its restart, as in the tutorial's deployments.
-    cluster.add_server_with_config_file(common, seed);
+    cluster.add_server_with_config_file(&common, seed);
     for _ in 0..2 {
         cluster.add_server_with_config_file(&format!("{common}replicaof 10.0.0.1 6379\n"), seed);
     }
@@ -96,7 +144,9 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let node = cluster.client_node("writer");
     let (sa, a, s) = (sentinel_addrs.clone(), acked.clone(), rng.gen::<u64>());
-    let writer = node.spawn(async move { writer(sa, a, s, run_for).await });
+    let wait = profile.wait_replicas;
+    let start = cluster.start();
+    let writer = node.spawn(async move { writer(sa, a, s, run_for, wait, start).await });
     let mut nemesis = Nemesis::new(swarm, ChaCha8Rng::seed_from_u64(rng.gen()));
     nemesis.run(&cluster, run_for).await;
     // Faults end here: the heal puts every clock back, which sends sentinels into TILT.
@@ -138,12 +188,20 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
 
 /// Writes `w:<n>` = n to the master the sentinels name (asking them in turn), keeping the
 /// acknowledged ones.
-async fn writer(sentinels: Vec<String>, acked: Arc<Mutex<Vec<u64>>>, seed: u64, run_for: Duration) {
+async fn writer(
+    sentinels: Vec<String>,
+    acked: Arc<Mutex<Vec<u64>>>,
+    seed: u64,
+    run_for: Duration,
+    wait_replicas: Option<u32>,
+    start: madsim::time::Instant,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let end = madsim::time::Instant::now() + run_for;
     let mut conn: Option<Client> = None;
     let mut n: u64 = 0;
     let mut ask = 0usize;
+    let (mut last_ok, mut unavailable_ms) = (start, 0u64);
     while madsim::time::Instant::now() < end {
         madsim::time::sleep(Duration::from_millis(rng.gen_range(5..40))).await;
         if conn.is_none() {
@@ -155,11 +213,39 @@ async fn writer(sentinels: Vec<String>, acked: Arc<Mutex<Vec<u64>>>, seed: u64, 
         let Some(c) = conn.as_mut() else { continue };
         n += 1;
         let (k, v) = (format!("w:{n}"), n.to_string());
-        match c.call(&[b"SET", k.as_bytes(), v.as_bytes()]).await {
-            Ok(Resp::Simple(s)) if s == "OK" => acked.lock().expect("acked").push(n),
-            _ => conn = None,
+        let ok = match c.call(&[b"SET", k.as_bytes(), v.as_bytes()]).await {
+            Ok(Resp::Simple(s)) if s == "OK" => match wait_replicas {
+                None => true,
+                Some(want) => match c.cmd(&["WAIT", &want.to_string(), "1000"]).await {
+                    Ok(Resp::Int(got)) => got >= i64::from(want),
+                    _ => false,
+                },
+            },
+            // NOREPLICAS, MISCONF, READONLY (a demoted master): refused, not acknowledged.
+            Ok(Resp::Error(_)) => {
+                conn = None;
+                false
+            }
+            _ => {
+                conn = None;
+                false
+            }
+        };
+        if ok {
+            acked.lock().expect("acked").push(n);
+            let now = madsim::time::Instant::now();
+            unavailable_ms = unavailable_ms.saturating_add(gap_ms(last_ok, now));
+            last_ok = now;
         }
     }
+    unavailable_ms = unavailable_ms.saturating_add(gap_ms(last_ok, madsim::time::Instant::now()));
+    store::fault::probe_n("durability.unavailable_ms", unavailable_ms);
+}
+
+/// Unavailability between two acknowledged writes: the part of the gap beyond one second.
+fn gap_ms(from: madsim::time::Instant, to: madsim::time::Instant) -> u64 {
+    let gap = u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX);
+    gap.saturating_sub(1000)
 }
 
 /// The master a sentinel names, connected (with short timeouts: a partition stalls).
