@@ -179,7 +179,7 @@ pub async fn run_with(seed: u64, trace: Trace, profile: &'static Profile) -> Res
     check_logs(&cluster, sentinels, quorum, true)?;
     let acked = acked.lock().expect("acked").clone();
     measure_loss(&mut cluster, &master, &acked).await?;
-    let failover = failover_after_kill(&mut cluster, &master, server_addrs, sentinel_addrs, healed_ns).await;
+    let failover = failover_after_kill(&mut cluster, server_addrs, sentinel_addrs, healed_ns).await;
     // The failover just checked obeys the same safety rules (and a failed one is read from
     // these logs: SIM_DUMP_LOGS=1 prints them).
     check_logs(&cluster, sentinels, quorum, true)?;
@@ -435,7 +435,6 @@ async fn measure_loss(cluster: &mut Cluster, master: &str, acked: &[u64]) -> Res
 /// survivor's role and upstream, and the survivors' digests.
 async fn failover_after_kill(
     cluster: &mut Cluster,
-    master: &str,
     servers: Vec<String>,
     sentinels: Vec<String>,
     healed_ns: u128,
@@ -443,6 +442,10 @@ async fn failover_after_kill(
     let since_heal =
         Duration::from_nanos(u64::try_from(cluster.now_ns().saturating_sub(healed_ns)).unwrap_or(u64::MAX));
     madsim::time::sleep(TILT_WAIT.saturating_sub(since_heal)).await;
+    // The master agreed on now: a failover begun before the heal may have finished since the
+    // first convergence (seed 9116), and the victim must be the master of that moment.
+    let master = converge(cluster, servers.clone(), sentinels.clone()).await?;
+    let master = master.as_str();
     let victim = cluster.servers.iter().position(|s| s.addr == master).ok_or("converged master is not a server")?;
     let s = &cluster.servers[victim];
     cluster.handle.kill(s.node.id());
