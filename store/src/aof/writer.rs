@@ -93,7 +93,14 @@ async fn process(
                 },
                 None => Ok(()),
             },
-            Entry::Switch { path, append, manifest } => switch(&disk, open, path, append, manifest).await,
+            Entry::Switch { path, append, manifest } => {
+                let r = switch(&disk, open, &path, append, manifest.as_ref()).await;
+                if r.is_err() {
+                    // Retried with what follows it: nothing may go to the old file meanwhile.
+                    out.left.push(Entry::Switch { path, append, manifest });
+                }
+                r
+            }
             Entry::Manifest { path, text, remove, done } => {
                 let r = disk.write_atomic(&path, text.as_bytes()).await;
                 if r.is_ok() {
@@ -152,9 +159,9 @@ async fn fsync_per_policy(
 async fn switch(
     disk: &crate::env::Disk,
     open: &mut Option<Open>,
-    path: PathBuf,
+    path: &std::path::Path,
     append: bool,
-    manifest: Option<(PathBuf, String)>,
+    manifest: Option<&(PathBuf, String)>,
 ) -> std::io::Result<()> {
     if let Some(o) = open.as_mut() {
         // The old file's last writes are made durable before it is left (Redis closes it
@@ -164,13 +171,13 @@ async fn switch(
     if let Some(dir) = path.parent() {
         disk.create_dir_all(dir).await?;
     }
-    let file = if append { disk.open_append(&path).await? } else { disk.create(&path).await? };
+    let file = if append { disk.open_append(path).await? } else { disk.create(path).await? };
     if let Some((mpath, text)) = manifest {
-        disk.write_atomic(&mpath, text.as_bytes()).await?;
+        disk.write_atomic(mpath, text.as_bytes()).await?;
     } else {
-        disk.sync_dir_of(&path).await?;
+        disk.sync_dir_of(path).await?;
     }
-    tracing::info!("Opening AOF incr file {}", super::show(&path));
+    tracing::info!("Opening AOF incr file {}", super::show(path));
     *open = Some(Open { file, unsynced: 0 });
     Ok(())
 }
