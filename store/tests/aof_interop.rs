@@ -259,3 +259,46 @@ fn config_set_appendonly_yes_keeps_the_dataset() {
     assert_eq!(c.call(&["DBSIZE"]), ":201");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_commands_base_without_rdb_preamble_round_trips_with_redis() {
+    if !require_or_skip(redis_server_available(), "redis-server") {
+        return;
+    }
+    let extra = "appendfsync always\naof-use-rdb-preamble no\naof-timestamp-enabled yes\n";
+    // Ours writes `.base.aof` (commands, 64 items per command, a #TS: line first).
+    let d = dir("ours-resp");
+    let mut n = node(ours(), &d, extra);
+    let mut c = Conn::new(n.port);
+    write_dataset(&mut c, 0);
+    for i in 0..200 {
+        c.call(&["RPUSH", "long", &format!("{i}")]);
+    }
+    assert_eq!(c.call(&["BGREWRITEAOF"]), "+Background append only file rewriting started");
+    wait_for("rewrite done", || rewrite_done(n.port));
+    write_dataset(&mut c, 100);
+    let before = snapshot(n.port);
+    drop(c);
+    n.kill();
+    let base = std::fs::read(d.join("appendonlydir").join("appendonly.aof.2.base.aof")).expect("a commands base");
+    assert!(base.starts_with(b"#TS:"), "{:?}", String::from_utf8_lossy(&base[..40.min(base.len())]));
+    let report = check_aof(&d);
+    assert!(report.contains("Start to check BASE AOF (RESP format)"), "{report}");
+    let redis = node("redis-server", &d, extra);
+    assert_eq!(snapshot(redis.port), before, "redis-server loaded our commands base differently");
+    drop(redis);
+    // Redis's commands base loads into ours.
+    let d2 = dir("redis-resp");
+    let mut redis = node("redis-server", &d2, extra);
+    let mut c = Conn::new(redis.port);
+    write_dataset(&mut c, 0);
+    c.call(&["BGREWRITEAOF"]);
+    wait_for("redis rewrite done", || rewrite_done(redis.port));
+    let before = snapshot(redis.port);
+    drop(c);
+    redis.kill();
+    let n = node(ours(), &d2, extra);
+    assert_eq!(snapshot(n.port), before, "we loaded Redis's commands base differently");
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&d2);
+}

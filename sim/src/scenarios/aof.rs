@@ -35,9 +35,11 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let mut cluster = Cluster::new(trace.clone());
     let (policy, fsync) = if rng.gen_bool(0.5) { (Policy::Always, "always") } else { (Policy::EverySec, "everysec") };
     let rewrite_min = ["1mb", "16kb", "4kb"][rng.gen_range(0..3)];
+    // The base as an RDB image, or (aof-use-rdb-preamble no) as commands.
+    let preamble = if rng.gen_bool(0.7) { "yes" } else { "no" };
     cluster.add_server(
         &format!(
-            "dir {DATA_DIR}\nsave \"\"\nappendonly yes\nappendfsync {fsync}\nauto-aof-rewrite-min-size {rewrite_min}\nauto-aof-rewrite-percentage 50\n"
+            "dir {DATA_DIR}\nsave \"\"\nappendonly yes\nappendfsync {fsync}\nauto-aof-rewrite-min-size {rewrite_min}\nauto-aof-rewrite-percentage 50\naof-use-rdb-preamble {preamble}\n"
         ),
         seed,
     );
@@ -54,7 +56,7 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     store::fault::set_buggify(swarm.buggify);
     let run_for = Duration::from_millis(rng.gen_range(2_000..8_000));
     cluster.record(format!(
-        "aof: appendfsync {fsync}, rewrite min {rewrite_min}, {} ms; faults: {}",
+        "aof: appendfsync {fsync}, rdb preamble {preamble}, rewrite min {rewrite_min}, {} ms; faults: {}",
         run_for.as_millis(),
         swarm.describe()
     ));

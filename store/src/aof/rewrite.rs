@@ -62,6 +62,10 @@ pub struct Job {
     /// Bytes fed before the rewrite began (the new incr holds what follows).
     fed_at_start: u64,
     generation: u64,
+    /// Write the base as commands instead of an RDB image.
+    commands: bool,
+    /// `aof-timestamp-enabled`: a commands base starts with `#TS:<secs>`.
+    timestamp: Option<i64>,
 }
 
 pub const STARTED: &str = "Background append only file rewriting started";
@@ -99,7 +103,11 @@ pub fn begin(st: &mut State, now_ms: i64) -> Job {
         ..AuxFields::default()
     };
     let base_seq = st.aof.manifest.base_seq.saturating_add(1);
-    let base = AofFile { name: format!("{name}.{base_seq}.base.rdb"), seq: base_seq, kind: FileType::Base };
+    // `aof-use-rdb-preamble no`: the base is commands (`.base.aof`), as Redis writes it then.
+    let commands = st.config.get("aof-use-rdb-preamble") == Some("no");
+    let ext = if commands { "aof" } else { "rdb" };
+    let base = AofFile { name: format!("{name}.{base_seq}.base.{ext}"), seq: base_seq, kind: FileType::Base };
+    let timestamp = (st.config.get("aof-timestamp-enabled") == Some("yes")).then_some(now_ms / 1000);
     let incr = (st.aof.status != Status::Off).then(|| {
         let seq = st.aof.manifest.incr_seq.saturating_add(1);
         AofFile { name: format!("{name}.{seq}.incr.aof"), seq, kind: FileType::Incr }
@@ -126,7 +134,16 @@ pub fn begin(st: &mut State, now_ms: i64) -> Job {
     r.started_ms = now_ms;
     r.started = r.started.saturating_add(1);
     crate::fault::probe("aof.rewrite_started");
-    Job { snapshots, aux, base, incr, fed_at_start: st.aof.fed, generation: st.aof.rewrite.generation }
+    Job {
+        snapshots,
+        aux,
+        base,
+        incr,
+        fed_at_start: st.aof.fed,
+        generation: st.aof.rewrite.generation,
+        commands,
+        timestamp,
+    }
 }
 
 /// Steps 2 and 3, off the lock.
@@ -162,7 +179,11 @@ pub async fn run(shared: Arc<Shared>, job: Job) {
 
 /// Writes the new base durably; returns its size.
 async fn write_base(shared: &Shared, job: &Job) -> std::io::Result<u64> {
-    let image = crate::persistence::encode_off_thread(job.snapshots.clone(), job.aux.clone()).await?;
+    let image = if job.commands {
+        commands_base(&job.snapshots, job.timestamp)
+    } else {
+        crate::persistence::encode_off_thread(job.snapshots.clone(), job.aux.clone()).await?
+    };
     let (dir, tmp) = {
         let st = shared.lock();
         let dir = super::dir(&st);
@@ -292,4 +313,72 @@ pub fn restart_after_full_sync(st: &mut State, now_ms: i64) -> Option<Job> {
         return None;
     }
     Some(begin(st, now_ms))
+}
+
+/// Commands per key in a commands base (`AOF_REWRITE_ITEMS_PER_CMD`).
+const ITEMS_PER_COMMAND: usize = 64;
+
+/// A base of commands (`rewriteAppendOnlyFileRio`): per non-empty database a SELECT, per key
+/// SET, RPUSH, SADD, ZADD or HMSET (at most 64 items per command), then PEXPIREAT for a TTL.
+pub fn commands_base(snapshots: &[DbSnapshot], timestamp: Option<i64>) -> Vec<u8> {
+    use crate::db::Value;
+    let mut out = bytes::BytesMut::new();
+    if let Some(ts) = timestamp {
+        out.extend_from_slice(format!("#TS:{ts}\r\n").as_bytes());
+    }
+    let cmd = |out: &mut bytes::BytesMut, args: &[&[u8]]| crate::protocol::encode_command(out, args);
+    for (index, snap) in snapshots.iter().enumerate() {
+        let mut entries = snap.iter().peekable();
+        if entries.peek().is_none() {
+            continue;
+        }
+        let db = index.to_string();
+        cmd(&mut out, &[b"SELECT", db.as_bytes()]);
+        for (key, value, expire) in entries {
+            match value {
+                Value::Str(v) => cmd(&mut out, &[b"SET", key, v]),
+                Value::List(items) => {
+                    let items: Vec<&[u8]> = items.iter().map(|i| &i[..]).collect();
+                    batched(&mut out, b"RPUSH", key, &items);
+                }
+                Value::Set(members) => {
+                    let members: Vec<&[u8]> = members.iter().map(|m| &m[..]).collect();
+                    batched(&mut out, b"SADD", key, &members);
+                }
+                Value::ZSet(z) => {
+                    let scores: Vec<String> =
+                        z.ordered.iter().map(|(s, _)| crate::protocol::format_double(s.0)).collect();
+                    let pairs: Vec<&[u8]> =
+                        z.ordered.iter().zip(scores.iter()).flat_map(|((_, m), s)| [s.as_bytes(), &m[..]]).collect();
+                    batched_pairs(&mut out, b"ZADD", key, &pairs);
+                }
+                Value::Hash(h) => {
+                    let pairs: Vec<&[u8]> = h.iter().flat_map(|(f, v)| [&f[..], &v[..]]).collect();
+                    batched_pairs(&mut out, b"HMSET", key, &pairs);
+                }
+            }
+            if let Some(at) = expire {
+                let at = at.to_string();
+                cmd(&mut out, &[b"PEXPIREAT", key, at.as_bytes()]);
+            }
+        }
+    }
+    out.to_vec()
+}
+
+fn batched(out: &mut bytes::BytesMut, name: &[u8], key: &[u8], items: &[&[u8]]) {
+    for chunk in items.chunks(ITEMS_PER_COMMAND) {
+        let mut args: Vec<&[u8]> = vec![name, key];
+        args.extend_from_slice(chunk);
+        crate::protocol::encode_command(out, &args);
+    }
+}
+
+/// Items that come in pairs (score member, field value): 64 pairs per command.
+fn batched_pairs(out: &mut bytes::BytesMut, name: &[u8], key: &[u8], items: &[&[u8]]) {
+    for chunk in items.chunks(ITEMS_PER_COMMAND.saturating_mul(2)) {
+        let mut args: Vec<&[u8]> = vec![name, key];
+        args.extend_from_slice(chunk);
+        crate::protocol::encode_command(out, &args);
+    }
 }
