@@ -21,8 +21,10 @@
 //! - Loading ([`load`]) replays incr files through the normal command path as a client whose
 //!   replies are discarded, as Redis's fake AOF client does.
 //!
-//! Limits: the queue holds at most [`PENDING_BYTES_MAX`] bytes before writers wait for the
-//! disk; every size read from a file is checked against the file's length.
+//! Limits: while more than [`PENDING_BYTES_MAX`] bytes wait for the disk (it fails, or is far
+//! slower than the writes), client writes are refused with `-MISCONF` until it catches up (a
+//! replica's master stream is not refused: it is bounded by the master's output limit for
+//! replicas); every size read from a file is checked against the file's length.
 
 pub mod load;
 pub mod manifest;
@@ -301,12 +303,21 @@ pub async fn wait_for(shared: &Shared, mark: u64) -> bool {
     }
 }
 
-/// `-MISCONF` while the last AOF write or fsync failed (Redis refuses writes and PING).
+/// `-MISCONF` while the last AOF write or fsync failed (Redis refuses writes and PING), or
+/// while the queue for the disk is over its limit.
 pub fn refuses_writes(st: &State) -> Option<String> {
     if st.aof.status == Status::Off {
         return None;
     }
-    st.aof.write_error.as_ref().map(|e| format!("MISCONF Errors writing to the AOF file: {e}"))
+    if let Some(e) = &st.aof.write_error {
+        return Some(format!("MISCONF Errors writing to the AOF file: {e}"));
+    }
+    (st.aof.queued_bytes() > PENDING_BYTES_MAX).then(|| {
+        format!(
+            "MISCONF Errors writing to the AOF file: {} bytes wait for the disk (limit {PENDING_BYTES_MAX})",
+            st.aof.queued_bytes()
+        )
+    })
 }
 
 /// Writes and fsyncs everything queued (SHUTDOWN, `appendonly no`). False if it failed.
@@ -430,4 +441,31 @@ pub async fn turn_off(shared: &Shared) {
     st.aof.target = None;
     st.aof.selected_db = None;
     st.aof.rewrite.scheduled = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_refused_past_the_queue_limit_and_after_an_error() {
+        let env = crate::env::Env::production();
+        let mut st = State::new(crate::config::Config::new(), &env, 6390);
+        st.aof.status = Status::On;
+        st.aof.target = Some(PathBuf::from("x"));
+        assert_eq!(refuses_writes(&st), None);
+        feed(&mut st, 0, &vec![b'x'; PENDING_BYTES_MAX]);
+        assert_eq!(st.aof.fed, st.aof.queued_bytes() as u64, "SELECT and the bytes, counted once");
+        assert!(refuses_writes(&st).is_some_and(|e| e.starts_with("MISCONF ")));
+        let (entries, fed) = st.aof.take();
+        assert_eq!((entries.len(), fed), (1, st.aof.fed));
+        assert_eq!(refuses_writes(&st), None);
+        st.aof.write_error = Some("No space left on device".into());
+        assert_eq!(
+            refuses_writes(&st).as_deref(),
+            Some("MISCONF Errors writing to the AOF file: No space left on device")
+        );
+        st.aof.status = Status::Off;
+        assert_eq!(refuses_writes(&st), None);
+    }
 }
