@@ -120,7 +120,9 @@ where
         let mut out_limit = OutputLimit::NONE;
         // The AOF position this batch's writes reach: its replies wait for the AOF writer.
         let mut aof_mark: Option<u64> = None;
-        while !batch.is_empty() || bytes_in > 0 {
+        // A client pause holds the command at the front of `batch`: wait, then retry it.
+        let mut postponed = false;
+        while (!batch.is_empty() || bytes_in > 0) && !postponed {
             let deferred = {
                 let mut st = shared.lock();
                 let aof_before = st.aof.fed;
@@ -149,9 +151,16 @@ where
                     last_cmd = Some(args[0].clone());
                     reply_mark = out.len();
                     session.reply_skip = std::mem::take(&mut session.reply_skip_next);
+                    let frame_kept = frame.clone();
                     let mut ctx =
                         Ctx { st: &mut st, client: &mut session, out: &mut out, env: &shared.env, now_ms, frame };
                     execute(&mut ctx, args);
+                    if let Some(args) = session.postponed.take() {
+                        session.reply_skip_next = std::mem::take(&mut session.reply_skip);
+                        batch.push_front((Request::Command(args), frame_kept));
+                        postponed = true;
+                        break;
+                    }
                     if !session.deferred.is_empty() {
                         // Its reply comes after the deferred work: suppressed (or not) then.
                         break;
@@ -241,6 +250,10 @@ where
         }
         if session.close || kill.load(Ordering::Acquire) {
             break 'conn;
+        }
+        if postponed {
+            wait_for_unpause(&shared, &wake).await;
+            continue 'conn;
         }
         if inbuf.len() > query_buffer_limit {
             crate::fault::probe("conn.query_buffer_limit");
@@ -398,6 +411,18 @@ async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, inbuf: &mut BytesMut) -
         return Ok(n);
     }
     stream.read_buf(inbuf).await
+}
+
+/// A postponed client waits until a pause is lifted (woken at once), its connection is woken
+/// (a kill), or a short recheck period passes (a CLIENT PAUSE that simply ran out).
+async fn wait_for_unpause(shared: &Shared, wake: &Notify) {
+    let unpaused = shared.lock().unpaused.clone();
+    tokio::select! {
+        biased;
+        _ = wake.notified() => {}
+        _ = unpaused.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(crate::pause::RECHECK_MS_MAX)) => {}
+    }
 }
 
 async fn sleep_or_forever(limit: Option<Duration>) {

@@ -11,6 +11,7 @@
 //! - [`sentinel`]: Sentinel mode (monitoring, failure detection, elections, failover).
 //! - [`env`]: the seams to the world (clock, RNG, disk) that simulation replaces.
 //! - [`cmdgen`]: a seeded generator of commands from the command table (fuzzing, workloads).
+//! - [`pause`]: CLIENT PAUSE and the write pause of a coordinated FAILOVER.
 //! - [`pubsub`], [`watch`], [`glob`], [`sds`], [`alloc`], [`logging`]: supporting pieces.
 //!
 //! No arithmetic side effects anywhere in the library (issue 12): clients, peers and files
@@ -35,6 +36,7 @@ pub mod fault;
 pub mod glob;
 pub mod logging;
 pub mod observe;
+pub mod pause;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;

@@ -227,6 +227,12 @@ pub struct State {
     pub sentinel: Option<Box<crate::sentinel::Sentinel>>,
     /// Wakes the sentinel's timer when a reply or a command queued work for its links.
     pub sentinel_wake: Arc<Notify>,
+    /// CLIENT PAUSE and FAILOVER's write pause.
+    pub pause: crate::pause::ClientPause,
+    /// Woken when a pause is lifted, so postponed clients retry at once.
+    pub unpaused: Arc<Notify>,
+    /// A coordinated FAILOVER under way (replication/failover.rs).
+    pub failover: crate::replication::failover::Failover,
 }
 
 /// The state plus what is shared without the lock.
@@ -487,6 +493,9 @@ impl State {
             aof: crate::aof::AofState::new(),
             sentinel: None,
             sentinel_wake: Arc::new(Notify::new()),
+            pause: crate::pause::ClientPause::default(),
+            unpaused: Arc::new(Notify::new()),
+            failover: crate::replication::failover::Failover::default(),
             config,
         }
     }
@@ -629,6 +638,8 @@ async fn cron(shared: Arc<Shared>) {
         let now = shared.env.clock.now_ms();
         let mut st = shared.lock();
         st.now_ms = now;
+        // A CLIENT PAUSE that ran out lets expiry delete again (its clients retry on their own).
+        crate::pause::apply_expire_policy(&mut st, now);
         // Redis's fast cycle examines 20 keys per db per loop and repeats while >25% expired;
         // a fixed budget per tick bounds the time the lock is held.
         st.ks.active_expire(now, 200);
@@ -637,8 +648,12 @@ async fn cron(shared: Arc<Shared>) {
         }
         crate::cmd::propagate_expired(&mut st, true);
         crate::replication::cron(&mut st, now);
+        let hand_over = crate::replication::failover::tick(&mut st, &shared.env, now);
         let due = crate::persistence::save_point_due(&st, now);
         drop(st);
+        if let Some(generation) = hand_over {
+            crate::replication::replica::spawn_link(shared.clone(), generation);
+        }
         crate::aof::rewrite::cron(&shared, now);
         if due {
             tracing::info!("Save point reached: background saving started");

@@ -221,6 +221,14 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
         ("no-evict", 3) | ("no-touch", 3) if eq_ic(&args[2], "on") || eq_ic(&args[2], "off") => ctx.ok(),
         ("no-evict", 3) | ("no-touch", 3) => ctx.error(SYNTAX),
         ("reply", 3) => client_reply(ctx, &args[2]),
+        ("pause", 3 | 4) => client_pause(ctx, args),
+        ("unpause", 2) => {
+            ctx.st.pause.by_command = None;
+            let now_ms = ctx.now_ms;
+            crate::pause::apply_expire_policy(ctx.st, now_ms);
+            ctx.st.unpaused.notify_waiters();
+            ctx.ok()
+        }
         ("help", 2) => {
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -244,11 +252,40 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::simple(ctx.out, l);
             }
         }
-        ("getname" | "id" | "setname" | "info" | "setinfo" | "reply" | "no-evict" | "no-touch" | "help", _) => {
-            ctx.error(&format!("ERR wrong number of arguments for 'client|{sub}' command"))
-        }
+        (
+            "getname" | "id" | "setname" | "info" | "setinfo" | "reply" | "no-evict" | "no-touch" | "help" | "pause"
+            | "unpause",
+            _,
+        ) => ctx.error(&format!("ERR wrong number of arguments for 'client|{sub}' command")),
         _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&args[1]))),
     }
+}
+
+/// CLIENT PAUSE <ms> [WRITE|ALL]: Redis's checks in its order (the mode first, then the
+/// timeout); the end is an absolute clock time, and a pause already running is merged.
+fn client_pause(ctx: &mut Ctx, args: &[Bytes]) {
+    use crate::pause::PauseKind;
+    let kind = match args.get(3) {
+        None => PauseKind::All,
+        Some(m) if eq_ic(m, "write") => PauseKind::Write,
+        Some(m) if eq_ic(m, "all") => PauseKind::All,
+        Some(_) => return ctx.error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let Some(timeout_ms) = crate::protocol::parse_i64_strict(&args[2]) else {
+        return ctx.error("ERR timeout is not an integer or out of range");
+    };
+    if timeout_ms < 0 {
+        return ctx.error("ERR timeout is negative");
+    }
+    let now_ms = ctx.now_ms;
+    // As Redis: a zero timeout is an end time of 0, a pause that has already ended.
+    let end_ms = if timeout_ms == 0 { Some(0) } else { now_ms.checked_add(timeout_ms) };
+    let Some(end_ms) = end_ms else {
+        return ctx.error("ERR timeout is out of range");
+    };
+    ctx.st.pause.pause_by_command(kind, end_ms, now_ms);
+    crate::pause::apply_expire_policy(ctx.st, now_ms);
+    ctx.ok()
 }
 
 /// One CLIENT LIST line, with Redis's field names.

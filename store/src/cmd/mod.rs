@@ -54,6 +54,8 @@ pub const LOADING: u32 = 1 << 11;
 /// only read or left alone (DEL of a missing key, the sources of SINTERSTORE); without this flag
 /// `call` signals every key of a write that changed something.
 pub const SIGNALS_OWN_KEYS: u32 = 1 << 12;
+/// Not a write, but may propagate (PUBLISH): held by a write pause like a write.
+pub const MAY_REPLICATE: u32 = 1 << 13;
 
 pub type Handler = fn(&mut Ctx, &[Bytes]);
 
@@ -103,6 +105,7 @@ impl CommandSpec {
             (STALE, "stale"),
             (LOADING, "loading"),
             (FAST, "fast"),
+            (MAY_REPLICATE, "may_replicate"),
         ] {
             if self.flags & bit != 0 {
                 v.push(name);
@@ -229,6 +232,8 @@ pub struct Session {
     pub reply_skip_next: bool,
     /// ... which is this one's (set while it runs; CLIENT REPLY ON clears it).
     pub reply_skip: bool,
+    /// A command a client pause holds: the connection waits, then runs it again.
+    pub postponed: Option<Vec<Bytes>>,
 }
 
 /// Asynchronous work a command hands to its connection, performed after the lock is released;
@@ -274,6 +279,7 @@ impl Session {
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
             close: false,
+            postponed: None,
             addr,
             laddr,
             is_local,
@@ -728,6 +734,13 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
         return;
     }
+    // Redis's client pause: a normal client's command waits (the connection retries it when the
+    // pause lifts); replicas and the master's stream never wait.
+    if !ctx.client.is_replica && !ctx.client.is_master && ctx.st.pause.holds(ctx.now_ms, may_replicate(ctx, spec)) {
+        crate::fault::probe("pause.postponed");
+        ctx.client.postponed = Some(args);
+        return;
+    }
     // Queued only once every check above passed, as Redis's processCommand: a write refused
     // here (READONLY, NOREPLICAS, MISCONF, OOM) is refused inside MULTI too, and flags the
     // transaction, instead of being queued and run by EXEC past the checks.
@@ -748,6 +761,15 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         return;
     }
     call(ctx, spec, &args);
+}
+
+/// Redis's `is_may_replicate_command`: a write, PUBLISH, or an EXEC whose queue holds either.
+fn may_replicate(ctx: &Ctx, spec: &CommandSpec) -> bool {
+    let propagates = |s: &CommandSpec| s.is_write() || s.flags & MAY_REPLICATE != 0;
+    if spec.name == "exec" {
+        return ctx.client.multi.as_ref().is_some_and(|m| m.queue.iter().any(|(s, _)| propagates(s)));
+    }
+    propagates(spec)
 }
 
 /// min-replicas-to-write / min-replicas-max-lag, judged by the master's own view of its
@@ -796,9 +818,11 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("list", -2),
             ("no-evict", 3),
             ("no-touch", 3),
+            ("pause", -3),
             ("reply", 3),
             ("setinfo", 4),
             ("setname", 3),
+            ("unpause", 2),
         ],
     ),
     ("command", &[("count", 2), ("docs", -2), ("getkeys", -4), ("help", 2), ("info", -2), ("list", -2)]),

@@ -38,7 +38,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "publish",
         arity: 3,
-        flags: PUBSUB | FAST | STALE | LOADING,
+        flags: PUBSUB | FAST | STALE | LOADING | MAY_REPLICATE,
         keys: (0, 0, 0),
         handler: publish,
     },

@@ -1,5 +1,5 @@
-//! Replication commands: REPLICAOF/SLAVEOF, ROLE, WAIT, and the ones replicas send their
-//! master: REPLCONF, PSYNC, SYNC.
+//! Replication commands: REPLICAOF/SLAVEOF, ROLE, WAIT, FAILOVER, and the ones replicas send
+//! their master: REPLCONF, PSYNC, SYNC.
 
 use bytes::Bytes;
 
@@ -16,9 +16,90 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "replconf", arity: -1, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: replconf },
     CommandSpec { name: "psync", arity: -3, flags: ADMIN | NO_MULTI | STALE, keys: (0, 0, 0), handler: psync },
     CommandSpec { name: "sync", arity: 1, flags: ADMIN | NO_MULTI | STALE, keys: (0, 0, 0), handler: sync },
+    CommandSpec { name: "failover", arity: -1, flags: ADMIN | STALE, keys: (0, 0, 0), handler: failover },
 ];
 
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: parsed and checked in Redis's order;
+/// the handover itself runs from the cron (replication/failover.rs).
+fn failover(ctx: &mut Ctx, args: &[Bytes]) {
+    use crate::replication::failover::{Failover, Phase};
+    if args.len() == 2 && eq_ic(&args[1], "abort") {
+        if !ctx.st.failover.active() {
+            return ctx.error("ERR No failover in progress.");
+        }
+        let new_id = ctx.env.rng.hex_id();
+        crate::replication::failover::abort(ctx.st, "Failover manually aborted", new_id);
+        return ctx.ok();
+    }
+    let (mut timeout_ms, mut force, mut target) = (0i64, false, None::<(String, i64)>);
+    let mut j = 1;
+    while j < args.len() {
+        let (next, after) = (args.get(j.saturating_add(1)), args.get(j.saturating_add(2)));
+        if eq_ic(&args[j], "timeout") && next.is_some() && timeout_ms == 0 {
+            let Some(t) = next.and_then(|a| arg_i64(ctx, a)) else { return };
+            if t <= 0 {
+                return ctx.error("ERR FAILOVER timeout must be greater than 0");
+            }
+            timeout_ms = t;
+            j = j.saturating_add(2);
+        } else if let (true, Some(host), Some(port), None) = (eq_ic(&args[j], "to"), next, after, &target) {
+            let Some(port) = arg_i64(ctx, port) else { return };
+            target = Some((String::from_utf8_lossy(host).into_owned(), port));
+            j = j.saturating_add(3);
+        } else if eq_ic(&args[j], "force") && !force {
+            force = true;
+            j = j.saturating_add(1);
+        } else {
+            return ctx.error(SYNTAX);
+        }
+    }
+    if ctx.st.failover.active() {
+        return ctx.error("ERR FAILOVER already in progress.");
+    }
+    if ctx.st.repl.is_replica() {
+        return ctx.error("ERR FAILOVER is not valid when server is a replica.");
+    }
+    if ctx.st.repl.replicas.is_empty() {
+        return ctx.error("ERR FAILOVER requires connected replicas.");
+    }
+    if force && (timeout_ms == 0 || target.is_none()) {
+        return ctx.error("ERR FAILOVER with force option requires both a timeout and target HOST and IP.");
+    }
+    let target = match target {
+        None => None,
+        Some((host, port)) => {
+            let found = ctx
+                .st
+                .repl
+                .replicas
+                .values()
+                .find(|r| r.ip.eq_ignore_ascii_case(&host) && i64::from(r.listening_port) == port);
+            let Some(replica) = found else {
+                return ctx.error("ERR FAILOVER target HOST and PORT is not a replica.");
+            };
+            if replica.state != ReplicaState::Online {
+                return ctx.error("ERR FAILOVER target replica is not online.");
+            }
+            Some((host, replica.listening_port))
+        }
+    };
+    match &target {
+        Some((host, port)) => tracing::info!("FAILOVER requested to {host}:{port}."),
+        None => tracing::info!("FAILOVER requested to any replica."),
+    }
+    let end_ms = (timeout_ms > 0).then(|| ctx.now_ms.saturating_add(timeout_ms));
+    ctx.st.failover = Failover { phase: Phase::WaitForSync, target, end_ms, force };
+    ctx.st.pause.by_failover = true;
+    let now_ms = ctx.now_ms;
+    crate::pause::apply_expire_policy(ctx.st, now_ms);
+    crate::fault::probe("repl.failover_started");
+    ctx.ok()
+}
+
 fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
+    if ctx.st.failover.active() {
+        return ctx.error("ERR REPLICAOF not allowed while failing over.");
+    }
     if eq_ic(&args[1], "no") && eq_ic(&args[2], "one") {
         if ctx.st.repl.is_replica() {
             let new_id = ctx.env.rng.hex_id();
@@ -45,7 +126,8 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
 pub fn promote(st: &mut crate::server::State, new_id: String) {
     let backlog_size = st.config.hot.repl_backlog_size;
     st.repl.become_master(new_id, backlog_size);
-    st.ks.policy = crate::db::ExpirePolicy::Delete;
+    let now_ms = st.now_ms;
+    crate::pause::apply_expire_policy(st, now_ms);
     st.config.set_internal("replicaof", "");
     disconnect_replicas(st);
     crate::fault::probe("repl.promoted");
@@ -58,7 +140,7 @@ pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i6
     st.config.set_internal("replicaof", &format!("{host} {port}"));
     let generation = st.repl.become_replica(host, port, now_ms, offer_own_history);
     // Replicas never expire keys on their own: the master's DELs do it.
-    st.ks.policy = crate::db::ExpirePolicy::HideOnly;
+    crate::pause::apply_expire_policy(st, now_ms);
     disconnect_replicas(st);
     generation
 }
@@ -123,9 +205,12 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) {
     if ctx.client.in_exec || n <= 0 || acked as i64 >= n {
         return ctx.int(acked as i64);
     }
-    // Ask the replicas to acknowledge now rather than at their next periodic ACK.
-    let db = ctx.client.db;
-    crate::replication::propagate(ctx.st, db, &[vec![arg("REPLCONF"), arg("GETACK"), arg("*")]]);
+    // Ask the replicas to acknowledge now rather than at their next periodic ACK; not while
+    // clients are paused (a GETACK in the stream would move the offset a FAILOVER waits for).
+    if ctx.st.pause.kind(ctx.now_ms).is_none() {
+        let db = ctx.client.db;
+        crate::replication::propagate(ctx.st, db, &[vec![arg("REPLCONF"), arg("GETACK"), arg("*")]]);
+    }
     ctx.defer(Deferred::Wait { replicas: n as usize, offset: target, timeout_ms: timeout as u64 });
 }
 
@@ -187,6 +272,12 @@ fn psync(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error("ERR SYNC and PSYNC are invalid with pending output");
     }
     let replid = String::from_utf8_lossy(&args[1]).into_owned();
+    if args.len() > 3 && eq_ic(&args[3], "failover") && !accept_failover(ctx, &replid) {
+        return;
+    }
+    if ctx.st.failover.active() {
+        return ctx.error("NOMASTERLINK Can't SYNC while failing over");
+    }
     // `PSYNC ? -1` asks for a full sync; any other offset must be an integer (Redis replies with
     // the error rather than starting a full sync on garbage).
     let Some(offset) = arg_i64(ctx, &args[2]) else {
@@ -194,6 +285,27 @@ fn psync(ctx: &mut Ctx, args: &[Bytes]) {
     };
     list_waiting_replica(ctx, &replid, offset, false);
     ctx.defer(Deferred::Sync { replid, offset, legacy: false });
+}
+
+/// `PSYNC <replid> <offset> FAILOVER` from our master handing over: this replica becomes the
+/// master if its history is the sender's (the PSYNC then continues from it as from any
+/// master). False when refused (the error is the reply).
+fn accept_failover(ctx: &mut Ctx, replid: &str) -> bool {
+    tracing::warn!("Failover request received for replid {replid}.");
+    if !ctx.st.repl.is_replica() {
+        ctx.error("ERR PSYNC FAILOVER can't be sent to a master.");
+        return false;
+    }
+    if !replid.eq_ignore_ascii_case(&ctx.st.repl.replid) {
+        ctx.error("ERR PSYNC FAILOVER replid must match my replid.");
+        return false;
+    }
+    let new_id = ctx.env.rng.hex_id();
+    promote(ctx.st, new_id);
+    debug_assert!(!ctx.st.repl.is_replica());
+    tracing::info!("MASTER MODE enabled (failover request from '{}')", ctx.client.addr);
+    crate::fault::probe("repl.failover_target_promoted");
+    true
 }
 
 /// A replica that will need a full sync is listed at once (`state=wait_bgsave`), before the
@@ -220,6 +332,9 @@ fn list_waiting_replica(ctx: &mut Ctx, replid: &str, offset: i64, legacy: bool) 
 fn sync(ctx: &mut Ctx, _args: &[Bytes]) {
     if ctx.client.is_replica {
         return ctx.error("ERR SYNC and PSYNC are invalid with pending output");
+    }
+    if ctx.st.failover.active() {
+        return ctx.error("NOMASTERLINK Can't SYNC while failing over");
     }
     list_waiting_replica(ctx, "?", -1, true);
     ctx.defer(Deferred::Sync { replid: "?".into(), offset: -1, legacy: true });

@@ -20,6 +20,7 @@
 //!   instead of overflowing (issue 12). A real stream never gets near `i64::MAX` bytes.
 
 pub mod backlog;
+pub mod failover;
 pub mod master;
 pub mod replica;
 pub mod transitions;
@@ -313,7 +314,8 @@ pub fn cron(st: &mut State, now_ms: i64) {
     }
     let period_ms = st.config.hot.repl_ping_replica_period_ms;
     let period = std::time::Duration::from_millis(u64::try_from(period_ms).unwrap_or(0));
-    if st.repl.last_ping_at.is_none_or(|at| at.elapsed() >= period) {
+    // Not while a FAILOVER waits for a replica to reach the offset: a PING would move it.
+    if !st.failover.active() && st.repl.last_ping_at.is_none_or(|at| at.elapsed() >= period) {
         st.repl.last_ping_at = Some(tokio::time::Instant::now());
         let mut out = BytesMut::new();
         encode_command(&mut out, &[b"PING"]);
@@ -394,7 +396,6 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
                     info.ip, info.listening_port, info.ack_offset
                 );
             }
-            o.push_str("master_failover_state:no-failover\r\n");
         }
         Role::Replica { host, port } => {
             let l = &r.link;
@@ -441,6 +442,10 @@ pub fn info_section(st: &State, now_ms: i64) -> String {
             }
         }
     }
+    // Both roles: a master handing over is a replica until the target accepts.
+    o.push_str("master_failover_state:");
+    o.push_str(st.failover.state_name());
+    o.push_str("\r\n");
     let (active, first, histlen) = match &r.backlog {
         Some(b) => (1, b.first_offset(), b.histlen()),
         None => (0, 0, 0),

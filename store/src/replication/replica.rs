@@ -126,9 +126,25 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
     } else {
         tracing::info!("Trying a partial resynchronization (request {id}:{next}).");
     }
-    c.send(&[b"PSYNC", id.as_bytes(), next.to_string().as_bytes()]).await.map_err(|e| e.to_string())?;
+    // A master handing over (FAILOVER) asks its target to take its place as it resyncs.
+    let handing_over = shared.lock().failover.phase == super::failover::Phase::InProgress;
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", id.as_bytes()];
+    let next_text = next.to_string();
+    psync.push(next_text.as_bytes());
+    if handing_over {
+        psync.push(b"FAILOVER");
+    }
+    if let Err(e) = c.send(&psync).await {
+        if handing_over {
+            abort_failover(shared, generation, "Write error to failover target");
+        }
+        return Err(e.to_string());
+    }
     c.io_timeout = t.repl_timeout;
     let line = read_status(&mut c).await?;
+    if handing_over {
+        settle_failover(shared, generation, &line);
+    }
     let mut eager_acks = false;
     if let Some(rest) = line.strip_prefix("+FULLRESYNC ") {
         let Some((new_id, off)) = parse_fullresync(rest) else {
@@ -158,6 +174,29 @@ async fn attempt(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
         return Err(format!("unexpected reply to PSYNC: {line}"));
     }
     stream(shared, c, generation, t.repl_timeout, eager_acks).await
+}
+
+/// The target answered our PSYNC ... FAILOVER: the failover is over if it accepted (Redis
+/// expects +CONTINUE but takes a full resync too), aborted if it refused.
+fn settle_failover(shared: &Shared, generation: u64, line: &str) {
+    if line.starts_with("+FULLRESYNC") || line.starts_with("+CONTINUE") {
+        let mut st = shared.lock();
+        if st.repl.is_current(generation) && st.failover.phase == super::failover::Phase::InProgress {
+            tracing::info!("FAILOVER to the target succeeded: {line}");
+            super::failover::clear(&mut st);
+            crate::fault::probe("repl.failover_completed");
+        }
+    } else {
+        abort_failover(shared, generation, "Failover target rejected psync request");
+    }
+}
+
+fn abort_failover(shared: &Shared, generation: u64, why: &str) {
+    let new_id = shared.env.rng.hex_id();
+    let mut st = shared.lock();
+    if st.repl.is_current(generation) {
+        super::failover::abort(&mut st, why, new_id);
+    }
 }
 
 /// The replication id and offset of a `+FULLRESYNC <replid> <offset>` line (after the prefix).
