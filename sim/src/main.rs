@@ -20,6 +20,11 @@ fn main() {
     }
     #[cfg(madsim)]
     {
+        // SIM_SERVER_LOG=1: every node's log lines (Redis's wording) on stderr, for reading a
+        // failing seed's replay; not part of the trace.
+        if std::env::var("SIM_SERVER_LOG").is_ok() {
+            tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_target(false).with_ansi(false).init();
+        }
         std::process::exit(sim::runner::main(&args));
     }
 }

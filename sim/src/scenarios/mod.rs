@@ -32,6 +32,14 @@ pub struct Scenario {
 
 /// What every durability scenario must reach.
 const DURABILITY_PROBES: &[&str] = &["sentinel.promoted", "sentinel.converged", "sentinel.failover_after_kill"];
+/// The coordinated-failover profile must also see handovers complete (an effect on a server).
+const FAILOVER_PROBES: &[&str] = &[
+    "sentinel.promoted",
+    "sentinel.converged",
+    "sentinel.failover_after_kill",
+    "repl.failover_started",
+    "repl.failover_completed",
+];
 
 pub const ALL: &[Scenario] = &[
     Scenario {
@@ -161,6 +169,14 @@ pub const ALL: &[Scenario] = &[
         suite_seeds_max: Some(300),
         required_probes: DURABILITY_PROBES,
         run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[5])),
+    },
+    Scenario {
+        name: "durability-failover",
+        about: "the sentinel scenario's cluster, faults and checks under one durability configuration (sentinel::PROFILES[6]: an operator's FAILOVER every 2-5 s); acknowledged writes lost and unavailability measured for `sim durability`",
+        default_seeds: 300,
+        suite_seeds_max: Some(300),
+        required_probes: FAILOVER_PROBES,
+        run: |seed, trace| Box::pin(sentinel::run_with(seed, trace, &sentinel::PROFILES[6])),
     },
     Scenario {
         name: "register",

@@ -64,36 +64,59 @@ pub struct Profile {
     /// After each write, `WAIT n 1000`, and the write counts as acknowledged only if at least
     /// n replicas confirmed it.
     pub wait_replicas: Option<u32>,
+    /// An operator runs `FAILOVER TIMEOUT 5000` on the master the sentinels name every few
+    /// seconds (Redis 6.2's coordinated failover, under Sentinel and the same faults).
+    pub coordinated_failovers: bool,
 }
 
 /// Persistence off, nodes restarted at once by the harness (the supervisor of Redis's
 /// replication docs' hazard).
 pub const NO_PERSISTENCE: Profile =
-    Profile { name: "no persistence", server_lines: "save \"\"\n", wait_replicas: None };
+    Profile { name: "no persistence", server_lines: "save \"\"\n", wait_replicas: None, coordinated_failovers: false };
 
 /// The durability family (issue 14): the same cluster, faults and checks, one configuration each.
 pub const PROFILES: &[Profile] = &[
-    Profile { name: "defaults (RDB save points, async replication)", server_lines: "", wait_replicas: None },
+    Profile {
+        name: "defaults (RDB save points, async replication)",
+        server_lines: "",
+        wait_replicas: None,
+        coordinated_failovers: false,
+    },
     Profile {
         name: "appendonly yes, appendfsync everysec",
         server_lines: "save \"\"\nappendonly yes\nappendfsync everysec\n",
         wait_replicas: None,
+        coordinated_failovers: false,
     },
     Profile {
         name: "appendonly yes, appendfsync always",
         server_lines: "save \"\"\nappendonly yes\nappendfsync always\n",
         wait_replicas: None,
+        coordinated_failovers: false,
     },
     Profile {
         name: "min-replicas-to-write 1, min-replicas-max-lag 10",
         server_lines: "save \"\"\nmin-replicas-to-write 1\nmin-replicas-max-lag 10\n",
         wait_replicas: None,
+        coordinated_failovers: false,
     },
-    Profile { name: "every write followed by WAIT 1", server_lines: "save \"\"\n", wait_replicas: Some(1) },
+    Profile {
+        name: "every write followed by WAIT 1",
+        server_lines: "save \"\"\n",
+        wait_replicas: Some(1),
+        coordinated_failovers: false,
+    },
     Profile {
         name: "every write followed by WAIT 2 (all replicas)",
         server_lines: "save \"\"\n",
         wait_replicas: Some(2),
+        coordinated_failovers: false,
+    },
+    Profile {
+        name: "FAILOVER (coordinated) every 2-5 s",
+        server_lines: "save \"\"\n",
+        wait_replicas: None,
+        coordinated_failovers: true,
     },
 ];
 
@@ -147,11 +170,18 @@ pub async fn run_with(seed: u64, trace: Trace, profile: &'static Profile) -> Res
     let wait = profile.wait_replicas;
     let start = cluster.start();
     let writer = node.spawn(async move { writer(sa, a, s, run_for, wait, start).await });
+    let operator = profile.coordinated_failovers.then(|| {
+        let (sa, s) = (sentinel_addrs.clone(), rng.gen::<u64>());
+        cluster.client_node("operator").spawn(async move { operator(sa, s, run_for).await })
+    });
     let mut nemesis = Nemesis::new(swarm, ChaCha8Rng::seed_from_u64(rng.gen()));
     nemesis.run(&cluster, run_for).await;
     // Faults end here: the heal puts every clock back, which sends sentinels into TILT.
     let healed_ns = cluster.now_ns();
     writer.await.map_err(|e| format!("writer task failed: {e}"))?;
+    if let Some(op) = operator {
+        op.await.map_err(|e| format!("operator task failed: {e}"))?;
+    }
     store::fault::set_buggify(false);
     // Safety first (a liveness failure is easier to read once safety is known to hold); the
     // TILT check waits for the end, since the heal's own clock reset is still unanswered here.
@@ -159,7 +189,19 @@ pub async fn run_with(seed: u64, trace: Trace, profile: &'static Profile) -> Res
     let server_addrs: Vec<String> = cluster.servers[..3].iter().map(|s| s.addr.clone()).collect();
     let master = match converge(&mut cluster, server_addrs.clone(), sentinel_addrs.clone()).await {
         Ok(m) => m,
+        Err(e) if profile.coordinated_failovers && replication_cycle(&mut cluster, &server_addrs).await.is_some() => {
+            // Redis's hazard, measured rather than failed: a node that took over through
+            // FAILOVER crashed before its new role reached its config file, restarted as a
+            // replica of the node now replicating from it, and Sentinel never repairs a loop
+            // whose links have been down longer than its candidate rule allows.
+            let cycle = replication_cycle(&mut cluster, &server_addrs).await.unwrap_or_default();
+            cluster.record(format!("measured: stuck in a replication loop {cycle:?} after FAILOVER ({e})"));
+            store::fault::probe("durability.stuck_replication_loop");
+            return Ok(());
+        }
         Err(e) => {
+            // SIM_DUMP_LOGS=1 prints the sentinels' logs up to the failure.
+            let _ = check_logs(&cluster, sentinels, quorum, false);
             let refused: Vec<String> = cluster
                 .servers
                 .iter()
@@ -240,6 +282,53 @@ async fn writer(
     }
     unavailable_ms = unavailable_ms.saturating_add(gap_ms(last_ok, madsim::time::Instant::now()));
     store::fault::probe_n("durability.unavailable_ms", unavailable_ms);
+}
+
+/// Every 2-5 s, `FAILOVER TIMEOUT 5000` on the master the sentinels name (whatever the reply:
+/// a lagging or missing replica makes it fail, which is part of what is measured).
+async fn operator(sentinels: Vec<String>, seed: u64, run_for: Duration) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let end = madsim::time::Instant::now() + run_for;
+    let mut ask = 0usize;
+    loop {
+        madsim::time::sleep(Duration::from_millis(rng.gen_range(2000..5000))).await;
+        if madsim::time::Instant::now() >= end {
+            return;
+        }
+        ask += 1;
+        let Some(mut master) = master_from(&sentinels[ask % sentinels.len()]).await else { continue };
+        if let Ok(Resp::Simple(s)) = master.cmd(&["FAILOVER", "TIMEOUT", "5000"]).await {
+            if s == "OK" {
+                store::fault::probe("durability.coordinated_failover_requested");
+                persist_handover(&mut master).await;
+            }
+        }
+    }
+}
+
+/// What a careful operator does after FAILOVER: once the old master follows the new one, both
+/// write their role to their config files (Redis's FAILOVER, like REPLICAOF, changes only the
+/// running server; a crash before the rewrite restarts a node in its old role, which can leave
+/// two replicas of each other that Sentinel, like Redis's, never repairs: found on seed 8).
+async fn persist_handover(old_master: &mut Client) {
+    for _ in 0..50 {
+        madsim::time::sleep(Duration::from_millis(200)).await;
+        let Ok(role) = old_master.cmd(&["ROLE"]).await else { return };
+        let Some(items) = role.items() else { return };
+        let text = |i: usize| {
+            items.get(i).and_then(|r| r.as_text().or_else(|| r.as_int().map(|n| n.to_string()))).unwrap_or_default()
+        };
+        if text(0) != "slave" || text(3) != "connected" {
+            continue;
+        }
+        let new_master = format!("{}:{}", text(1), text(2));
+        let _ = old_master.cmd(&["CONFIG", "REWRITE"]).await;
+        if let Ok(mut c) = Client::connect(&new_master, Duration::from_millis(300)).await {
+            let _ = c.cmd(&["CONFIG", "REWRITE"]).await;
+        }
+        store::fault::probe("durability.coordinated_failover_persisted");
+        return;
+    }
 }
 
 /// Unavailability between two acknowledged writes: the part of the gap beyond one second.
@@ -357,6 +446,20 @@ async fn agreed(servers: &[String], sentinels: &[String]) -> Result<String, Stri
         let items = r.items().ok_or_else(|| format!("{s}: {}", r.render()))?;
         let (h, p) = (items[0].as_text().unwrap_or_default(), items[1].as_text().unwrap_or_default());
         named.push(format!("{h}:{p}"));
+        // A failover still reconfiguring replicas is not an agreement yet: the address above
+        // is already the promoted replica's, and if that one dies before the failover ends the
+        // sentinel waits for it forever (Redis's `sentinelFailoverDetectEnd`; seed 8 of
+        // durability-failover killed it there).
+        let r = c.cmd(&["SENTINEL", "MASTER", "mymaster"]).await.map_err(|e| e.to_string())?;
+        let fields = r.items().unwrap_or_default();
+        let flags = fields
+            .chunks(2)
+            .find(|kv| kv.first().and_then(|k| k.as_text()).as_deref() == Some("flags"))
+            .and_then(|kv| kv.get(1).and_then(|v| v.as_text()))
+            .unwrap_or_default();
+        if flags.contains("failover_in_progress") {
+            return Err(format!("{s}: failover in progress ({flags})"));
+        }
     }
     if named.iter().any(|n| *n != named[0]) {
         return Err(format!("sentinels disagree: {named:?}"));
@@ -401,6 +504,43 @@ async fn agreed(servers: &[String], sentinels: &[String]) -> Result<String, Stri
         return Err(format!("digests differ: {digests:?}"));
     }
     Ok(master)
+}
+
+/// A cycle of servers each replicating from the next (A -> B -> A), if there is one.
+async fn replication_cycle(cluster: &mut Cluster, servers: &[String]) -> Option<Vec<String>> {
+    let node = cluster.client_node("loop-checker");
+    let servers = servers.to_vec();
+    let upstream = node
+        .spawn(async move {
+            let mut up = BTreeMap::new();
+            for a in &servers {
+                let Ok(mut c) = Client::connect(a, Duration::from_millis(500)).await else { continue };
+                let Ok(info) = c.info("replication").await else { continue };
+                if info.get("role") == Some("slave") {
+                    let to =
+                        format!("{}:{}", info.get("master_host").unwrap_or(""), info.get("master_port").unwrap_or(""));
+                    up.insert(a.clone(), to);
+                }
+            }
+            up
+        })
+        .await
+        .ok()?;
+    for start in upstream.keys() {
+        let mut path = vec![start.clone()];
+        let mut at = start;
+        while let Some(next) = upstream.get(at) {
+            if next == start {
+                return Some(path);
+            }
+            if path.contains(next) {
+                break;
+            }
+            path.push(next.clone());
+            at = next;
+        }
+    }
+    None
 }
 
 /// Counts acknowledged writes missing from the converged master: the measured loss.
