@@ -23,6 +23,8 @@
 //!
 //! # Modules
 //!
+//! - [`acked_writes`]: acknowledged writes lost by a failover configuration (measured), from
+//!   a plain-text history that simulated and real runs both write.
 //! - [`aof_durability`]: acknowledged writes survive crashes as `appendfsync` promises.
 //! - [`history`]: the recorded history (operations, outcomes, times) and its well-formedness.
 //! - [`linearizable`]: linearizability of a single-node history against a register/counter model.
@@ -62,6 +64,7 @@
 
 use std::fmt;
 
+pub mod acked_writes;
 pub mod aof_durability;
 pub mod epochs;
 pub mod history;

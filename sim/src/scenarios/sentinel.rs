@@ -189,13 +189,19 @@ pub async fn run_with(seed: u64, trace: Trace, profile: &'static Profile) -> Res
     let server_addrs: Vec<String> = cluster.servers[..3].iter().map(|s| s.addr.clone()).collect();
     let master = match converge(&mut cluster, server_addrs.clone(), sentinel_addrs.clone()).await {
         Ok(m) => m,
-        Err(e) if profile.coordinated_failovers && replication_cycle(&mut cluster, &server_addrs).await.is_some() => {
-            // Redis's hazard, measured rather than failed: a node that took over through
+        Err(e)
+            if profile.coordinated_failovers
+                && stuck_after_failover(&mut cluster, &server_addrs, &sentinel_addrs).await.is_some() =>
+        {
+            // Redis's hazards, measured rather than failed: (1) a node that took over through
             // FAILOVER crashed before its new role reached its config file, restarted as a
             // replica of the node now replicating from it, and Sentinel never repairs a loop
-            // whose links have been down longer than its candidate rule allows.
-            let cycle = replication_cycle(&mut cluster, &server_addrs).await.unwrap_or_default();
-            cluster.record(format!("measured: stuck in a replication loop {cycle:?} after FAILOVER ({e})"));
+            // whose links have been down longer than its candidate rule allows; (2) a replica
+            // the sentinels had not yet discovered (they learn replicas only from the master's
+            // INFO, every 10 s) was handed the master role, so they never knew it and failed
+            // over to another: two masters for good.
+            let why = stuck_after_failover(&mut cluster, &server_addrs, &sentinel_addrs).await.unwrap_or_default();
+            cluster.record(format!("measured: stuck after FAILOVER: {why} ({e})"));
             store::fault::probe("durability.stuck_replication_loop");
             return Ok(());
         }
@@ -296,13 +302,29 @@ async fn operator(sentinels: Vec<String>, seed: u64, run_for: Duration) {
             return;
         }
         ask += 1;
-        let Some(mut master) = master_from(&sentinels[ask % sentinels.len()]).await else { continue };
+        let sentinel = &sentinels[ask % sentinels.len()];
+        // As a careful operator: only once the sentinel knows both replicas (it learns them
+        // from the master's INFO every 10 s; a replica handed the role before that is a
+        // master no sentinel ever hears of).
+        if !knows_replicas(sentinel, 2).await {
+            continue;
+        }
+        let Some(mut master) = master_from(sentinel).await else { continue };
         if let Ok(Resp::Simple(s)) = master.cmd(&["FAILOVER", "TIMEOUT", "5000"]).await {
             if s == "OK" {
                 store::fault::probe("durability.coordinated_failover_requested");
                 persist_handover(&mut master).await;
             }
         }
+    }
+}
+
+/// Whether a sentinel lists at least `n` replicas of mymaster.
+async fn knows_replicas(sentinel: &str, n: usize) -> bool {
+    let Ok(mut c) = Client::connect(sentinel, Duration::from_millis(300)).await else { return false };
+    match c.cmd(&["SENTINEL", "REPLICAS", "mymaster"]).await {
+        Ok(r) => r.items().is_some_and(|items| items.len() >= n),
+        Err(_) => false,
     }
 }
 
@@ -506,26 +528,73 @@ async fn agreed(servers: &[String], sentinels: &[String]) -> Result<String, Stri
     Ok(master)
 }
 
-/// A cycle of servers each replicating from the next (A -> B -> A), if there is one.
-async fn replication_cycle(cluster: &mut Cluster, servers: &[String]) -> Option<Vec<String>> {
-    let node = cluster.client_node("loop-checker");
+/// Why the group cannot converge after FAILOVER, if it is one of Redis's two hazards: a
+/// replication loop, or a second master that no sentinel knows at all.
+async fn stuck_after_failover(cluster: &mut Cluster, servers: &[String], sentinels: &[String]) -> Option<String> {
+    let (upstream, masters) = roles(cluster, servers).await?;
+    if masters.len() > 1 {
+        let known = known_to_sentinels(cluster, sentinels).await;
+        let unknown: Vec<&String> = masters.iter().filter(|m| !known.contains(*m)).collect();
+        return (!unknown.is_empty()).then(|| format!("masters {masters:?}, {unknown:?} unknown to every sentinel"));
+    }
+    replication_cycle(&upstream).map(|c| format!("a replication loop {c:?}"))
+}
+
+/// Every server address some sentinel names as the master or lists as a replica.
+async fn known_to_sentinels(cluster: &mut Cluster, sentinels: &[String]) -> Vec<String> {
+    let node = cluster.client_node("sentinel-asker");
+    let sentinels = sentinels.to_vec();
+    let ask = async move {
+        let mut known = Vec::new();
+        for s in &sentinels {
+            let Ok(mut c) = Client::connect(s, Duration::from_millis(500)).await else { continue };
+            if let Ok(r) = c.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]).await {
+                if let Some([h, p]) = r.items() {
+                    known.push(format!("{}:{}", h.as_text().unwrap_or_default(), p.as_text().unwrap_or_default()));
+                }
+            }
+            let Ok(r) = c.cmd(&["SENTINEL", "REPLICAS", "mymaster"]).await else { continue };
+            for replica in r.items().unwrap_or_default() {
+                let fields = replica.items().unwrap_or_default();
+                let name = fields
+                    .chunks(2)
+                    .find(|kv| kv.first().and_then(|k| k.as_text()).as_deref() == Some("name"))
+                    .and_then(|kv| kv.get(1).and_then(|v| v.as_text()));
+                known.extend(name);
+            }
+        }
+        known
+    };
+    node.spawn(ask).await.unwrap_or_default()
+}
+
+/// Each server's upstream (replicas only) and the masters, as their INFO says.
+async fn roles(cluster: &mut Cluster, servers: &[String]) -> Option<(BTreeMap<String, String>, Vec<String>)> {
+    let node = cluster.client_node("role-checker");
     let servers = servers.to_vec();
-    let upstream = node
-        .spawn(async move {
-            let mut up = BTreeMap::new();
-            for a in &servers {
-                let Ok(mut c) = Client::connect(a, Duration::from_millis(500)).await else { continue };
-                let Ok(info) = c.info("replication").await else { continue };
-                if info.get("role") == Some("slave") {
+    node.spawn(async move {
+        let (mut up, mut masters) = (BTreeMap::new(), Vec::new());
+        for a in &servers {
+            let Ok(mut c) = Client::connect(a, Duration::from_millis(500)).await else { continue };
+            let Ok(info) = c.info("replication").await else { continue };
+            match info.get("role") {
+                Some("slave") => {
                     let to =
                         format!("{}:{}", info.get("master_host").unwrap_or(""), info.get("master_port").unwrap_or(""));
                     up.insert(a.clone(), to);
                 }
+                Some("master") => masters.push(a.clone()),
+                _ => {}
             }
-            up
-        })
-        .await
-        .ok()?;
+        }
+        (up, masters)
+    })
+    .await
+    .ok()
+}
+
+/// A cycle of servers each replicating from the next (A -> B -> A), if there is one.
+fn replication_cycle(upstream: &BTreeMap<String, String>) -> Option<Vec<String>> {
     for start in upstream.keys() {
         let mut path = vec![start.clone()];
         let mut at = start;
@@ -547,26 +616,31 @@ async fn replication_cycle(cluster: &mut Cluster, servers: &[String]) -> Option<
 async fn measure_loss(cluster: &mut Cluster, master: &str, acked: &[u64]) -> Result<(), String> {
     let node = cluster.client_node("auditor");
     let (m, keys) = (master.to_string(), acked.to_vec());
-    let lost = node
+    let read_back = node
         .spawn(async move {
             let mut c = Client::connect(&m, Duration::from_millis(500)).await.map_err(|e| e.to_string())?;
-            let mut lost = 0u64;
+            let mut read_back = BTreeMap::new();
             for chunk in keys.chunks(500) {
                 let names: Vec<String> = chunk.iter().map(|n| format!("w:{n}")).collect();
                 let mut args: Vec<&[u8]> = vec![b"MGET"];
                 args.extend(names.iter().map(|n| n.as_bytes()));
                 let r = c.call(&args).await.map_err(|e| e.to_string())?;
                 let items = r.items().ok_or("MGET answered no array")?;
-                lost += items.iter().filter(|v| matches!(v, Resp::Bulk(None) | Resp::Null)).count() as u64;
+                for (n, v) in chunk.iter().zip(items) {
+                    read_back.insert(*n, v.as_text());
+                }
             }
-            Ok::<u64, String>(lost)
+            Ok::<_, String>(read_back)
         })
         .await
         .map_err(|e| format!("auditor failed: {e}"))??;
+    // The same checker that judges the real binaries' histories (ci/durability-real).
+    let history = invariants::acked_writes::History { acked: acked.to_vec(), read_back, ..Default::default() };
+    let loss = invariants::acked_writes::measure(&history).map_err(|v| v.to_string())?;
     // Summed by the sweep's coverage table: hits are writes, seeds are the runs with any.
-    store::fault::probe_n("sentinel.acked_writes", acked.len() as u64);
-    store::fault::probe_n("sentinel.acked_writes_lost", lost);
-    cluster.record(format!("measured: {} acknowledged writes, {lost} lost", acked.len()));
+    store::fault::probe_n("sentinel.acked_writes", loss.acked);
+    store::fault::probe_n("sentinel.acked_writes_lost", loss.lost);
+    cluster.record(format!("measured: {} acknowledged writes, {} lost", loss.acked, loss.lost));
     Ok(())
 }
 

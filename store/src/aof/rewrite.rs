@@ -246,10 +246,20 @@ async fn swap_manifest(shared: &Shared, job: &Job, base_size: u64) -> bool {
     st.aof.manifest = next;
     st.aof.base_size = base_size.saturating_add(since);
     st.aof.current_size = base_size.saturating_add(since);
+    // A full sync that replaced the dataset while the manifest was being written restarted
+    // the AOF (`restart_after_full_sync`): the manifest on disk is this rewrite's, but the AOF
+    // stays waiting for the next rewrite, which records the new dataset. Turning it on here
+    // would leave it "on" with no file to record into, and every write until that rewrite
+    // began would be missing from it.
+    if st.aof.rewrite.generation != job.generation {
+        tracing::warn!("Background AOF rewrite of a dataset since replaced: discarded");
+        return false;
+    }
     if st.aof.status == Status::WaitRewrite {
         st.aof.status = Status::On;
         tracing::info!("AOF rewrite finished: the append only file is now on");
     }
+    debug_assert!(st.aof.status != Status::On || st.aof.target.is_some());
     true
 }
 
