@@ -9,6 +9,7 @@
 //! once in [`call`], keyed on the command's flags and key positions, so a new command cannot
 //! forget it.
 
+pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
@@ -128,6 +129,7 @@ fn all_families() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(server::COMMANDS)
         .chain(keys::COMMANDS)
         .chain(strings::COMMANDS)
+        .chain(bitmaps::COMMANDS)
         .chain(lists::COMMANDS)
         .chain(hashes::COMMANDS)
         .chain(sets::COMMANDS)

@@ -650,9 +650,7 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) {
                 Reply::simple(ctx.out, l);
             }
         }
-        _ => ctx.error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
+        // Redis's `addReplySubcommandSyntaxError`: the name cut to 128 bytes.
+        _ => subcommand_syntax_error(ctx, args),
     }
 }
