@@ -45,14 +45,7 @@ fn bit_offset(ctx: &mut Ctx, arg: &[u8]) -> Option<u64> {
 
 /// The string at `key` (None if missing); a wrong type is answered and is Err.
 fn read_bytes(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, ()> {
-    match ctx.read(key) {
-        None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.to_vec())),
-        Some(_) => {
-            ctx.error(WRONGTYPE);
-            Err(())
-        }
-    }
+    super::strings::read_str(ctx, key).map(|s| s.map(|s| s.to_vec()))
 }
 
 fn bit_at(p: &[u8], pos: u64) -> bool {
@@ -207,12 +200,8 @@ fn bitpos(ctx: &mut Ctx, args: &[Bytes]) {
     };
     let Some(range) = range else { return ctx.int(-1) };
     let (from, to) = bit_range(range, in_bits);
-    let mut pos = from;
-    while pos <= to {
-        if bit_at(&p, pos) == want {
-            return ctx.int(pos as i64);
-        }
-        pos = pos.saturating_add(1);
+    if let Some(found) = first_bit(&p, from, to, want) {
+        return ctx.int(found as i64);
     }
     // Not found. A clear bit with no explicit end: the string is taken as padded with zeros,
     // so the answer is the first bit past the searched bytes (Redis's reply).
@@ -221,6 +210,26 @@ fn bitpos(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.int(past as i64);
     }
     ctx.int(-1)
+}
+
+/// The first bit equal to `want` in `from..=to`. Whole bytes that cannot hold it (0x00 when
+/// looking for a 1, 0xff for a 0) are skipped eight bits at a time: this runs under the server
+/// lock, over strings of up to proto-max-bulk-len bytes.
+fn first_bit(p: &[u8], from: u64, to: u64, want: bool) -> Option<u64> {
+    let skip = if want { 0x00u8 } else { 0xffu8 };
+    let mut pos = from;
+    while pos <= to {
+        let byte = usize::try_from(pos >> 3).ok().and_then(|i| p.get(i)).copied().unwrap_or(0);
+        if pos & 7 == 0 && to.saturating_sub(pos) >= 7 && byte == skip {
+            pos = pos.saturating_add(8);
+            continue;
+        }
+        if bit_at(p, pos) == want {
+            return Some(pos);
+        }
+        pos = pos.saturating_add(1);
+    }
+    None
 }
 
 fn bitop(ctx: &mut Ctx, args: &[Bytes]) {
@@ -294,5 +303,15 @@ mod tests {
         assert_eq!(count_ones(&p, 0, 15), 10);
         assert_eq!(count_ones(&p, 1, 6), 0);
         assert_eq!(count_ones(&p, 7, 9), 3);
+    }
+
+    #[test]
+    fn first_bit_skips_whole_bytes_and_respects_the_range() {
+        let p = [0x00u8, 0x00, 0x01, 0xff];
+        assert_eq!(first_bit(&p, 0, 31, true), Some(23));
+        assert_eq!(first_bit(&p, 0, 22, true), None);
+        assert_eq!(first_bit(&p, 24, 31, false), None);
+        assert_eq!(first_bit(&p, 3, 31, false), Some(3));
+        assert_eq!(first_bit(&[0xffu8, 0xfe], 0, 15, false), Some(15));
     }
 }

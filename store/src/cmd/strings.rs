@@ -31,7 +31,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Reads a string value: Ok(None) if missing, Err after replying WRONGTYPE.
-fn read_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Sds>, ()> {
+pub(super) fn read_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Sds>, ()> {
     match ctx.read(key) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s.clone())),
