@@ -122,7 +122,9 @@ where
         let mut aof_mark: Option<u64> = None;
         // A client pause holds the command at the front of `batch`: wait, then retry it.
         let mut postponed = false;
-        while (!batch.is_empty() || bytes_in > 0) && !postponed {
+        // The command just run blocked (BLPOP on empty keys): wait for its outcome first.
+        let mut blocked = false;
+        while (!batch.is_empty() || bytes_in > 0) && !postponed && !blocked {
             let deferred = {
                 let mut st = shared.lock();
                 let aof_before = st.aof.fed;
@@ -159,6 +161,11 @@ where
                         session.reply_skip_next = std::mem::take(&mut session.reply_skip);
                         batch.push_front((Request::Command(args), frame_kept));
                         postponed = true;
+                        break;
+                    }
+                    if std::mem::take(&mut session.blocked) {
+                        // Its reply comes when the wait ends; suppressed (or not) then.
+                        blocked = true;
                         break;
                     }
                     if !session.deferred.is_empty() {
@@ -255,6 +262,21 @@ where
             wait_for_unpause(&shared, &wake).await;
             continue 'conn;
         }
+        if blocked {
+            let wait = BlockedWait { shared: &shared, id: session.id, wake: &wake, kill: &kill, query_buffer_limit };
+            let Some(outcome) = wait.until_outcome(&mut stream, &mut inbuf, &mut bytes_in).await else {
+                break 'conn;
+            };
+            if !deliver_outcome(&shared, outcome, &mut out, &mut session).await {
+                break 'conn;
+            }
+            if session.close {
+                // Unblocked because the server became a replica: the reply, then the close.
+                batch.clear();
+                inbuf.clear();
+            }
+            continue 'conn;
+        }
         if inbuf.len() > query_buffer_limit {
             crate::fault::probe("conn.query_buffer_limit");
             tracing::warn!(
@@ -308,6 +330,7 @@ where
     st.pubsub.remove_client(id, &session.channels, &session.patterns);
     st.watches.unwatch_all(id, &session.watched);
     st.clients.remove(&id);
+    st.blocking.forget(id);
     if st.repl.replicas.remove(&id).is_some() {
         tracing::info!("Connection with replica {} lost.", session.addr);
     }
@@ -411,6 +434,93 @@ async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, inbuf: &mut BytesMut) -
         return Ok(n);
     }
     stream.read_buf(inbuf).await
+}
+
+/// A blocked client's connection, waiting for its command's outcome (see `blocking.rs`).
+struct BlockedWait<'a> {
+    shared: &'a Shared,
+    id: u64,
+    wake: &'a Notify,
+    kill: &'a AtomicBool,
+    query_buffer_limit: usize,
+}
+
+impl BlockedWait<'_> {
+    /// Waits until the client is served, unblocked or times out (by the node clock), and returns
+    /// how; None when the connection must close instead (the client went away or sent past its
+    /// query buffer limit, or was killed). The socket is read meanwhile, as Redis keeps reading
+    /// a blocked client: a client that disconnects stops waiting, and is never served an element
+    /// it would not receive.
+    async fn until_outcome<S: AsyncRead + Unpin>(
+        &self,
+        stream: &mut S,
+        inbuf: &mut BytesMut,
+        bytes_in: &mut u64,
+    ) -> Option<crate::blocking::Outcome> {
+        loop {
+            let nap = {
+                let mut st = self.shared.lock();
+                let now_ms = self.shared.env.clock.now_ms();
+                if let Some(outcome) = st.blocking.take_outcome(self.id, now_ms) {
+                    return Some(outcome);
+                }
+                // Re-read by the node clock, which may jump: at most RECHECK_MS_MAX between looks.
+                let recheck_ms = crate::blocking::RECHECK_MS_MAX as i64;
+                st.blocking.deadline_ms(self.id).map(|d| d.saturating_sub(now_ms).clamp(1, recheck_ms) as u64)
+            };
+            if self.kill.load(Ordering::Acquire) {
+                crate::fault::probe("blocking.killed");
+                return None;
+            }
+            tokio::select! {
+                biased;
+                _ = self.wake.notified() => {}
+                r = read_some(stream, inbuf) => match r {
+                    Ok(0) | Err(_) => {
+                        crate::fault::probe("blocking.client_left");
+                        return None;
+                    }
+                    Ok(n) => {
+                        *bytes_in = bytes_in.saturating_add(n as u64);
+                        if inbuf.len() > self.query_buffer_limit {
+                            return None;
+                        }
+                    }
+                },
+                _ = sleep_or_forever(nap.map(Duration::from_millis)) => {}
+            }
+        }
+    }
+}
+
+/// Writes a blocked command's reply into `out`, once its write is in the AOF as any write's
+/// reply waits for. False when the connection must close (the AOF failed).
+async fn deliver_outcome(
+    shared: &Shared,
+    outcome: crate::blocking::Outcome,
+    out: &mut BytesMut,
+    session: &mut Session,
+) -> bool {
+    use crate::blocking::Outcome;
+    let mut reply = BytesMut::new();
+    match outcome {
+        Outcome::Served { reply: served, aof_mark } => {
+            if !crate::aof::wait_for(shared, aof_mark).await {
+                return false;
+            }
+            reply = served;
+        }
+        Outcome::TimedOut => crate::blocking::timed_out_reply(&mut reply, session.proto),
+        Outcome::Error { message, close } => {
+            Reply::error(&mut reply, &message);
+            session.close |= close;
+        }
+    }
+    if !session.reply_suppressed() {
+        out.extend_from_slice(&reply);
+    }
+    session.reply_skip = false;
+    true
 }
 
 /// A postponed client waits until a pause is lifted (woken at once), its connection is woken

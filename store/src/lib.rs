@@ -11,6 +11,7 @@
 //! - [`sentinel`]: Sentinel mode (monitoring, failure detection, elections, failover).
 //! - [`env`]: the seams to the world (clock, RNG, disk) that simulation replaces.
 //! - [`cmdgen`]: a seeded generator of commands from the command table (fuzzing, workloads).
+//! - [`blocking`]: clients blocked in BLPOP and friends, served in order when a key is ready.
 //! - [`pause`]: CLIENT PAUSE and the write pause of a coordinated FAILOVER.
 //! - [`pubsub`], [`watch`], [`glob`], [`sds`], [`alloc`], [`logging`]: supporting pieces.
 //!
@@ -25,6 +26,7 @@
 
 pub mod alloc;
 pub mod aof;
+pub mod blocking;
 pub mod client;
 pub mod cmd;
 pub mod cmdgen;

@@ -233,6 +233,8 @@ pub struct State {
     pub unpaused: Arc<Notify>,
     /// A coordinated FAILOVER under way (replication/failover.rs).
     pub failover: crate::replication::failover::Failover,
+    /// Clients blocked in BLPOP and friends, and the keys made ready for them.
+    pub blocking: crate::blocking::Blocking,
 }
 
 /// The state plus what is shared without the lock.
@@ -496,6 +498,7 @@ impl State {
             pause: crate::pause::ClientPause::default(),
             unpaused: Arc::new(Notify::new()),
             failover: crate::replication::failover::Failover::default(),
+            blocking: crate::blocking::Blocking::new(),
             config,
         }
     }

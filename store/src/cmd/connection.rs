@@ -222,6 +222,8 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
         ("no-evict", 3) | ("no-touch", 3) => ctx.error(SYNTAX),
         ("reply", 3) => client_reply(ctx, &args[2]),
         ("pause", 3 | 4) => client_pause(ctx, args),
+        ("unblock", 3 | 4) => client_unblock(ctx, args),
+        ("unblock", _) => subcommand_syntax_error(ctx, args),
         ("unpause", 2) => {
             ctx.st.pause.by_command = None;
             let now_ms = ctx.now_ms;
@@ -259,6 +261,35 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) {
         ) => ctx.error(&format!("ERR wrong number of arguments for 'client|{sub}' command")),
         _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&args[1]))),
     }
+}
+
+/// CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: ends a blocked client's wait as a timeout (the
+/// default) or with an `-UNBLOCKED` error; 1 if that client was blocked, 0 otherwise.
+fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) {
+    let as_error = match args.get(3) {
+        None => false,
+        Some(r) if eq_ic(r, "timeout") => false,
+        Some(r) if eq_ic(r, "error") => true,
+        Some(_) => return ctx.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let Some(id) = arg_i64(ctx, &args[2]) else {
+        return;
+    };
+    let Ok(id) = u64::try_from(id) else {
+        return ctx.int(0);
+    };
+    if !ctx.st.blocking.is_blocked(id) {
+        return ctx.int(0);
+    }
+    let outcome = if as_error {
+        let message = "UNBLOCKED client unblocked via CLIENT UNBLOCK".to_string();
+        crate::blocking::Outcome::Error { message, close: false }
+    } else {
+        crate::blocking::Outcome::TimedOut
+    };
+    crate::fault::probe("blocking.client_unblock");
+    ctx.st.blocking.finish(id, outcome);
+    ctx.int(1)
 }
 
 /// CLIENT PAUSE <ms> [WRITE|ALL]: Redis's checks in its order (the mode first, then the
@@ -316,6 +347,8 @@ fn client_line(ctx: &mut Ctx, id: u64) -> String {
         "P"
     } else if multi >= 0 {
         "x"
+    } else if ctx.st.blocking.is_blocked(id) {
+        "b"
     } else {
         "N"
     };

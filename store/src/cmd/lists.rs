@@ -1,5 +1,6 @@
 //! List commands: LPUSH, RPUSH, LPUSHX, RPUSHX, LPOP, RPOP, LLEN, LINDEX, LSET, LRANGE, LTRIM,
-//! LREM, LINSERT, LPOS, RPOPLPUSH, LMOVE.
+//! LREM, LINSERT, LPOS, RPOPLPUSH, LMOVE, LMPOP, and the blocking BLPOP, BRPOP, BRPOPLPUSH,
+//! BLMOVE, BLMPOP (their waiting is `blocking.rs`'s; their handlers decide what to take).
 //!
 //! Design notes:
 //! - A list is a `VecDeque<Sds>` behind an `Arc` (see `db/value.rs`). Pushes and pops at both
@@ -38,6 +39,36 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "lpos", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: lpos },
     CommandSpec { name: "rpoplpush", arity: 3, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: rpoplpush },
     CommandSpec { name: "lmove", arity: 5, flags: WRITE | DENYOOM, keys: (1, 2, 1), handler: lmove },
+    CommandSpec { name: "lmpop", arity: -4, flags: WRITE | SIGNALS_OWN_KEYS, keys: (0, 0, 0), handler: lmpop },
+    CommandSpec {
+        name: "blpop",
+        arity: -3,
+        flags: WRITE | BLOCKING | SIGNALS_OWN_KEYS,
+        keys: (1, -2, 1),
+        handler: blpop,
+    },
+    CommandSpec {
+        name: "brpop",
+        arity: -3,
+        flags: WRITE | BLOCKING | SIGNALS_OWN_KEYS,
+        keys: (1, -2, 1),
+        handler: brpop,
+    },
+    CommandSpec {
+        name: "brpoplpush",
+        arity: 4,
+        flags: WRITE | DENYOOM | BLOCKING,
+        keys: (1, 2, 1),
+        handler: brpoplpush,
+    },
+    CommandSpec { name: "blmove", arity: 6, flags: WRITE | DENYOOM | BLOCKING, keys: (1, 2, 1), handler: blmove },
+    CommandSpec {
+        name: "blmpop",
+        arity: -5,
+        flags: WRITE | BLOCKING | SIGNALS_OWN_KEYS,
+        keys: (0, 0, 0),
+        handler: blmpop,
+    },
 ];
 
 /// Which end of a list.
@@ -543,6 +574,173 @@ fn lmove(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.error(SYNTAX);
     };
     lmove_generic(ctx, &args[1], &args[2], from, to)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-key and blocking pops (Redis's `blockingPopGenericCommand`, `mpopGenericCommand`).
+
+/// What a pop from several keys takes: one element (BLPOP's `[key, value]`) or up to `count`
+/// (LMPOP's `[key, [values]]`).
+#[derive(Clone, Copy)]
+enum Take {
+    One,
+    Up(i64),
+}
+
+/// Pops from the first of `keys` holding a list and replies; Some(()) if a reply was written
+/// (the pop, or WRONGTYPE), None if every key was missing.
+fn pop_first(ctx: &mut Ctx, keys: &[Bytes], end: End, take: Take) -> Option<()> {
+    let serving = ctx.client.serving.clone();
+    for key in keys {
+        // Serving a blocked client: only the key that became ready (Redis 7.0's order).
+        if serving.as_ref().is_some_and(|s| s.as_bytes() != &key[..]) {
+            continue;
+        }
+        let (popped, empty) = match write_list(ctx, key) {
+            Err(()) => {
+                ctx.error(WRONGTYPE);
+                return Some(());
+            }
+            Ok(None) => continue,
+            Ok(Some(l)) if l.is_empty() => continue,
+            Ok(Some(l)) => {
+                let n = match take {
+                    Take::One => 1,
+                    Take::Up(count) => (count as u64).min(l.len() as u64),
+                };
+                let popped: Vec<Sds> = (0..n).filter_map(|_| pop(l, end)).collect();
+                (popped, l.is_empty())
+            }
+        };
+        delete_if_empty(ctx, key, empty);
+        ctx.dirty(popped.len() as u64);
+        ctx.signal_modified(key);
+        let name = if end == End::Left { "LPOP" } else { "RPOP" };
+        match take {
+            Take::One => {
+                rewrite_as(ctx, vec![vec![arg(name), key.clone()]]);
+                ctx.array_len(2);
+                ctx.bulk(key);
+                ctx.bulk(&popped[0]);
+            }
+            Take::Up(_) => {
+                rewrite_as(ctx, vec![vec![arg(name), key.clone(), arg(popped.len().to_string())]]);
+                ctx.array_len(2);
+                ctx.bulk(key);
+                Reply::bulk_array(ctx.out, popped.iter());
+            }
+        }
+        return Some(());
+    }
+    None
+}
+
+/// BLPOP/BRPOP key [key ...] timeout.
+fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], end: End) {
+    let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[args.len() - 1]) else {
+        return;
+    };
+    let keys = &args[1..args.len() - 1];
+    if pop_first(ctx, keys, end, Take::One).is_none() {
+        crate::blocking::block_or_nil(ctx, args, keys, deadline, "list", true);
+    }
+}
+
+fn blpop(ctx: &mut Ctx, args: &[Bytes]) {
+    blocking_pop(ctx, args, End::Left)
+}
+
+fn brpop(ctx: &mut Ctx, args: &[Bytes]) {
+    blocking_pop(ctx, args, End::Right)
+}
+
+/// LMPOP/BLMPOP's arguments after `numkeys_at`: the keys, the end, the count (default 1).
+/// None after replying Redis's error.
+fn parse_mpop<'a>(ctx: &mut Ctx, args: &'a [Bytes], numkeys_at: usize) -> Option<(&'a [Bytes], End, i64)> {
+    let msg = "ERR numkeys should be greater than 0";
+    let numkeys = super::sets::range_arg_msg(ctx, &args[numkeys_at], 1, i64::MAX, msg)?;
+    let first = numkeys_at.saturating_add(1);
+    let rest = &args[first..];
+    if numkeys as u64 >= rest.len() as u64 {
+        ctx.error(SYNTAX);
+        return None;
+    }
+    let (keys, rest) = rest.split_at(numkeys as usize);
+    let Some(end) = parse_end(&rest[0]) else {
+        ctx.error(SYNTAX);
+        return None;
+    };
+    let mut count = None;
+    let mut opts = rest[1..].iter();
+    while let Some(opt) = opts.next() {
+        if count.is_none() && opts.len() > 0 && eq_ic(opt, "count") {
+            let msg = "ERR count should be greater than 0";
+            count = Some(super::sets::range_arg_msg(ctx, opts.next()?, 1, i64::MAX, msg)?);
+        } else {
+            ctx.error(SYNTAX);
+            return None;
+        }
+    }
+    Some((keys, end, count.unwrap_or(1)))
+}
+
+fn lmpop(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some((keys, end, count)) = parse_mpop(ctx, args, 1) else {
+        return;
+    };
+    if pop_first(ctx, keys, end, Take::Up(count)).is_none() {
+        ctx.null_array();
+    }
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
+fn blmpop(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some((keys, end, count)) = parse_mpop(ctx, args, 2) else {
+        return;
+    };
+    let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[1]) else {
+        return;
+    };
+    if pop_first(ctx, keys, end, Take::Up(count)).is_none() {
+        crate::blocking::block_or_nil(ctx, args, keys, deadline, "list", true);
+    }
+}
+
+/// BLMOVE/BRPOPLPUSH: LMOVE when the source holds a list, else wait for it. Propagated as the
+/// non-blocking command, which is what ran.
+fn blocking_move(ctx: &mut Ctx, args: &[Bytes], from: End, to: End, deadline: Option<i64>) {
+    let (src, dst) = (&args[1], &args[2]);
+    match type_of(ctx, src) {
+        Some("list") => {}
+        Some(_) => return ctx.error(WRONGTYPE),
+        None => return crate::blocking::block_or_nil(ctx, args, &args[1..2], deadline, "list", false),
+    }
+    let dirty_before = ctx.st.dirty;
+    lmove_generic(ctx, src, dst, from, to);
+    if ctx.st.dirty != dirty_before {
+        let side = |e: End| arg(if e == End::Left { "LEFT" } else { "RIGHT" });
+        let effect = if eq_ic(&args[0], "brpoplpush") {
+            vec![arg("RPOPLPUSH"), src.clone(), dst.clone()]
+        } else {
+            vec![arg("LMOVE"), src.clone(), dst.clone(), side(from), side(to)]
+        };
+        rewrite_as(ctx, vec![effect]);
+    }
+}
+
+fn blmove(ctx: &mut Ctx, args: &[Bytes]) {
+    let (Some(from), Some(to)) = (parse_end(&args[3]), parse_end(&args[4])) else {
+        return ctx.error(SYNTAX);
+    };
+    if let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[5]) {
+        blocking_move(ctx, args, from, to, deadline)
+    }
+}
+
+fn brpoplpush(ctx: &mut Ctx, args: &[Bytes]) {
+    if let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[3]) {
+        blocking_move(ctx, args, End::Right, End::Left, deadline)
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ pub const LOADING: u32 = 1 << 11;
 pub const SIGNALS_OWN_KEYS: u32 = 1 << 12;
 /// Not a write, but may propagate (PUBLISH): held by a write pause like a write.
 pub const MAY_REPLICATE: u32 = 1 << 13;
+/// May block the client (BLPOP...): COMMAND INFO's `blocking`.
+pub const BLOCKING: u32 = 1 << 14;
 
 pub type Handler = fn(&mut Ctx, &[Bytes]);
 
@@ -78,6 +80,9 @@ impl CommandSpec {
 
     /// The keys this invocation touches.
     pub fn key_args<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        if let Some(keys) = movable_keys(self.name, args) {
+            return keys;
+        }
         let (first, last, step) = self.keys;
         let (Ok(first), Ok(step)) = (usize::try_from(first), usize::try_from(step)) else {
             return Vec::new();
@@ -107,6 +112,7 @@ impl CommandSpec {
             (LOADING, "loading"),
             (FAST, "fast"),
             (MAY_REPLICATE, "may_replicate"),
+            (BLOCKING, "blocking"),
         ] {
             if self.flags & bit != 0 {
                 v.push(name);
@@ -114,6 +120,29 @@ impl CommandSpec {
         }
         v
     }
+}
+
+/// The keys of a command whose key count is an argument (Redis's "movable keys": LMPOP,
+/// BZMPOP, ZUNIONSTORE...): the destination if any, then `numkeys` keys after the count. None
+/// for other commands; no keys when the count is not a positive integer that fits.
+pub fn movable_keys<'a>(name: &str, args: &'a [Bytes]) -> Option<Vec<&'a Bytes>> {
+    let (numkeys_at, destination) = match name {
+        "lmpop" | "zmpop" | "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" => (1, false),
+        "blmpop" | "bzmpop" => (2, false),
+        "zunionstore" | "zinterstore" | "zdiffstore" => (2, true),
+        _ => return None,
+    };
+    let numkeys = args.get(numkeys_at).and_then(|a| parse_i64_strict(a)).and_then(|n| usize::try_from(n).ok());
+    let keys = numkeys.filter(|&n| n > 0).and_then(|n| args.get(numkeys_at.saturating_add(1)..)?.get(..n));
+    let Some(keys) = keys else {
+        return Some(Vec::new());
+    };
+    let mut out: Vec<&Bytes> = Vec::with_capacity(keys.len().saturating_add(1));
+    if destination {
+        out.extend(args.get(1));
+    }
+    out.extend(keys.iter());
+    Some(out)
 }
 
 /// Name lookup over all command families, honouring `rename-command`.
@@ -236,6 +265,13 @@ pub struct Session {
     pub reply_skip: bool,
     /// A command a client pause holds: the connection waits, then runs it again.
     pub postponed: Option<Vec<Bytes>>,
+    /// The command just run blocked (BLPOP on empty keys): the connection waits for its outcome
+    /// (see `blocking.rs`) before running anything else.
+    pub blocked: bool,
+    /// This session re-runs a blocked client's command because this key became ready.
+    pub serving: Option<Sds>,
+    /// ... and the key held nothing for it after all: the client stays blocked.
+    pub still_blocked: bool,
 }
 
 /// Asynchronous work a command hands to its connection, performed after the lock is released;
@@ -282,6 +318,9 @@ impl Session {
             patterns: BTreeSet::new(),
             close: false,
             postponed: None,
+            blocked: false,
+            serving: None,
+            still_blocked: false,
             addr,
             laddr,
             is_local,
@@ -763,6 +802,11 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
         return;
     }
     call(ctx, spec, &args);
+    // Redis's `handleClientsBlockedOnKeys`: after a command, a transaction or a write of the
+    // master's stream, before any other client's command.
+    if !ctx.st.blocking.is_empty() {
+        crate::blocking::serve_ready(ctx.st, ctx.env, ctx.now_ms);
+    }
 }
 
 /// Redis's `is_may_replicate_command`: a write, PUBLISH, or an EXEC whose queue holds either.
@@ -824,6 +868,7 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("reply", 3),
             ("setinfo", 4),
             ("setname", 3),
+            ("unblock", -3),
             ("unpause", 2),
         ],
     ),
@@ -944,6 +989,12 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
             ctx.st.watches.touch(db, k);
         }
     }
+    if ctx.st.dirty != dirty_before && spec.is_write() && !ctx.st.blocking.is_empty() {
+        let db = ctx.client.db;
+        for k in spec.key_args(args) {
+            ctx.st.blocking.signal(db, k);
+        }
+    }
     propagate_expired(ctx.st, true);
 }
 
@@ -990,7 +1041,7 @@ fn observe_write(
     // keys may be among them: its "before" already counted it, so it is zeroed below.
     // Expiry deletions were already folded in by `propagate_expired`.
     let mut d = digest::xor(st.tracking.digest, std::mem::take(&mut st.ks.expired_digest));
-    if spec.keys.0 <= 0 {
+    if spec.keys.0 <= 0 && movable_keys(spec.name, args).is_none() {
         // Keyless writes (FLUSHDB, FLUSHALL) may change any key: recompute.
         d = digest::digest_all(&st.ks.dbs);
     } else {

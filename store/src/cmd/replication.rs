@@ -138,6 +138,9 @@ pub fn promote(st: &mut crate::server::State, new_id: String) {
 /// master (PSYNC2); at start-up only an RDB's replication id gives history.
 pub fn demote(st: &mut crate::server::State, host: String, port: u16, now_ms: i64, offer_own_history: bool) -> u64 {
     st.config.set_internal("replicaof", &format!("{host} {port}"));
+    // Clients blocked on this node's keys would wait for writes that now come only from the
+    // master (Redis's `disconnectAllBlockedClients`).
+    st.blocking.disconnect_all();
     let generation = st.repl.become_replica(host, port, now_ms, offer_own_history);
     // Replicas never expire keys on their own: the master's DELs do it.
     crate::pause::apply_expire_policy(st, now_ms);

@@ -92,10 +92,12 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         let pubsub = st.clients.values().filter(|c| c.sub > 0 || c.psub > 0).count();
         let _ = write!(
             o,
-            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\npubsub_clients:{}\r\nclients_in_timeout_table:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\nclients_in_timeout_table:{}\r\n\r\n",
             st.clients.len(),
             st.config.hot.maxclients,
-            pubsub
+            st.blocking.len(),
+            pubsub,
+            st.blocking.with_deadline()
         );
     }
     if want("memory") {

@@ -1,7 +1,8 @@
 //! Sorted-set commands: ZADD (NX XX GT LT CH INCR), ZINCRBY, ZREM, ZSCORE, ZMSCORE, ZCARD, ZCOUNT,
 //! ZLEXCOUNT, ZRANK, ZREVRANK, ZRANGE (rank, BYSCORE, BYLEX, REV, LIMIT, WITHSCORES), ZREVRANGE,
 //! ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX, ZRANGESTORE, ZREMRANGEBYRANK,
-//! ZREMRANGEBYSCORE, ZREMRANGEBYLEX, ZPOPMIN, ZPOPMAX, ZRANDMEMBER, ZSCAN.
+//! ZREMRANGEBYSCORE, ZREMRANGEBYLEX, ZPOPMIN, ZPOPMAX, ZMPOP, the blocking BZPOPMIN, BZPOPMAX
+//! and BZMPOP (their waiting is `blocking.rs`'s), ZRANDMEMBER, ZSCAN.
 //!
 //! Design notes and trade-offs:
 //! - `ZSet` (db/value.rs) is a member -> score map plus a `BTreeSet<(Score, member)>`. Score and
@@ -67,6 +68,28 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "zremrangebylex", arity: 4, flags: WRITE, keys: (1, 1, 1), handler: zremrangebylex },
     CommandSpec { name: "zpopmin", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmin },
     CommandSpec { name: "zpopmax", arity: -2, flags: WRITE | FAST, keys: (1, 1, 1), handler: zpopmax },
+    CommandSpec { name: "zmpop", arity: -4, flags: WRITE | SIGNALS_OWN_KEYS, keys: (0, 0, 0), handler: zmpop },
+    CommandSpec {
+        name: "bzpopmin",
+        arity: -3,
+        flags: WRITE | FAST | BLOCKING | SIGNALS_OWN_KEYS,
+        keys: (1, -2, 1),
+        handler: bzpopmin,
+    },
+    CommandSpec {
+        name: "bzpopmax",
+        arity: -3,
+        flags: WRITE | FAST | BLOCKING | SIGNALS_OWN_KEYS,
+        keys: (1, -2, 1),
+        handler: bzpopmax,
+    },
+    CommandSpec {
+        name: "bzmpop",
+        arity: -5,
+        flags: WRITE | BLOCKING | SIGNALS_OWN_KEYS,
+        keys: (0, 0, 0),
+        handler: bzmpop,
+    },
     CommandSpec { name: "zrandmember", arity: -2, flags: READONLY, keys: (1, 1, 1), handler: zrandmember },
     CommandSpec { name: "zscan", arity: -3, flags: READONLY, keys: (1, 1, 1), handler: zscan },
 ];
@@ -936,6 +959,139 @@ fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) {
     zpop_generic(ctx, args, true)
+}
+
+/// Pops from the first of `keys` holding a sorted set (Redis's `genericZpopCommand` with a key):
+/// one entry as BZPOPMIN's flat `[key, member, score]`, or (`count`) up to that many as ZMPOP's
+/// `[key, [[member, score]...]]`. Some(()) once it replied (or WRONGTYPE), None if all missing.
+fn zpop_first(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: Option<i64>) -> Option<()> {
+    let serving = ctx.client.serving.clone();
+    for key in keys {
+        // Serving a blocked client: only the key that became ready (Redis 7.0's order).
+        if serving.as_ref().is_some_and(|s| s.as_bytes() != &key[..]) {
+            continue;
+        }
+        let (popped, empty) = match write_zset(ctx, key) {
+            Err(()) => {
+                ctx.error(WRONGTYPE);
+                return Some(());
+            }
+            Ok(None) => continue,
+            Ok(Some(z)) if z.is_empty() => continue,
+            Ok(Some(z)) => {
+                let n = (count.unwrap_or(1) as u64).min(z.len() as u64);
+                let mut popped = Vec::new();
+                for _ in 0..n {
+                    let e = if max { z.ordered.last() } else { z.ordered.first() };
+                    let Some((s, m)) = e.cloned() else { break };
+                    z.remove(&m);
+                    popped.push((m, s.0));
+                }
+                (popped, z.is_empty())
+            }
+        };
+        delete_if_empty(ctx, key, empty);
+        ctx.dirty(popped.len() as u64);
+        ctx.signal_modified(key);
+        let name = arg(if max { "ZPOPMAX" } else { "ZPOPMIN" });
+        match count {
+            None => {
+                rewrite_as(ctx, vec![vec![name, key.clone()]]);
+                ctx.array_len(popped.len().saturating_mul(2).saturating_add(1));
+                ctx.bulk(key);
+                for (m, s) in &popped {
+                    Reply::bulk(ctx.out, m);
+                    reply_score(ctx, *s);
+                }
+            }
+            Some(_) => {
+                rewrite_as(ctx, vec![vec![name, key.clone(), arg(popped.len().to_string())]]);
+                ctx.array_len(2);
+                ctx.bulk(key);
+                ctx.array_len(popped.len());
+                for (m, s) in &popped {
+                    ctx.array_len(2);
+                    Reply::bulk(ctx.out, m);
+                    reply_score(ctx, *s);
+                }
+            }
+        }
+        return Some(());
+    }
+    None
+}
+
+/// BZPOPMIN/BZPOPMAX key [key ...] timeout.
+fn bzpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
+    let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[args.len() - 1]) else {
+        return;
+    };
+    let keys = &args[1..args.len() - 1];
+    if zpop_first(ctx, keys, max, None).is_none() {
+        crate::blocking::block_or_nil(ctx, args, keys, deadline, "zset", true);
+    }
+}
+
+fn bzpopmin(ctx: &mut Ctx, args: &[Bytes]) {
+    bzpop_generic(ctx, args, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) {
+    bzpop_generic(ctx, args, true)
+}
+
+/// ZMPOP/BZMPOP's arguments after `numkeys_at`: the keys, MIN|MAX (true for MAX), the count
+/// (default 1). None after replying Redis's error.
+fn parse_zmpop<'a>(ctx: &mut Ctx, args: &'a [Bytes], numkeys_at: usize) -> Option<(&'a [Bytes], bool, i64)> {
+    let numkeys = range_arg_msg(ctx, &args[numkeys_at], 1, i64::MAX, "ERR numkeys should be greater than 0")?;
+    let rest = &args[numkeys_at.saturating_add(1)..];
+    if numkeys as u64 >= rest.len() as u64 {
+        ctx.error(SYNTAX);
+        return None;
+    }
+    let (keys, rest) = rest.split_at(numkeys as usize);
+    let max = if eq_ic(&rest[0], "min") {
+        false
+    } else if eq_ic(&rest[0], "max") {
+        true
+    } else {
+        ctx.error(SYNTAX);
+        return None;
+    };
+    let mut count = None;
+    let mut opts = rest[1..].iter();
+    while let Some(opt) = opts.next() {
+        if count.is_none() && opts.len() > 0 && eq_ic(opt, "count") {
+            let msg = "ERR count should be greater than 0";
+            count = Some(range_arg_msg(ctx, opts.next()?, 1, i64::MAX, msg)?);
+        } else {
+            ctx.error(SYNTAX);
+            return None;
+        }
+    }
+    Some((keys, max, count.unwrap_or(1)))
+}
+
+fn zmpop(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some((keys, max, count)) = parse_zmpop(ctx, args, 1) else {
+        return;
+    };
+    if zpop_first(ctx, keys, max, Some(count)).is_none() {
+        ctx.null_array();
+    }
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
+fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some((keys, max, count)) = parse_zmpop(ctx, args, 2) else {
+        return;
+    };
+    let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[1]) else {
+        return;
+    };
+    if zpop_first(ctx, keys, max, Some(count)).is_none() {
+        crate::blocking::block_or_nil(ctx, args, keys, deadline, "zset", true);
+    }
 }
 
 fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
