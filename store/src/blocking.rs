@@ -58,7 +58,6 @@ pub struct Blocked {
 }
 
 /// Every blocked client, and the keys made ready since the last serving pass.
-#[derive(Default)]
 pub struct Blocking {
     /// By client id (ordered: CLIENT LIST and INFO walk it deterministically).
     clients: BTreeMap<u64, Blocked>,
@@ -75,12 +74,14 @@ pub const RECHECK_MS_MAX: u64 = 100;
 
 impl Blocking {
     pub fn new() -> Blocking {
-        // Fixed seeds: the maps are never iterated in an order that matters, and their hashing
-        // must not draw from an unseeded RNG.
+        // Fixed seeds, and no `Default` (whose `RandomState::new()` would seed itself from the
+        // process's randomness the first time: under madsim, a draw from the simulation's RNG
+        // in the first run of a seed and not in its replay, which the determinism check caught).
         Blocking {
+            clients: BTreeMap::new(),
             by_key: HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
+            ready: Vec::new(),
             ready_set: HashSet::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
-            ..Default::default()
         }
     }
 

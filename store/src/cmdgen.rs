@@ -162,7 +162,9 @@ fn words(name: &str) -> &'static [&'static str] {
         "hrandfield" => &["WITHVALUES"],
         "lpos" => &["RANK", "COUNT", "MAXLEN"],
         "linsert" => &["BEFORE", "AFTER"],
-        "lmove" => &["LEFT", "RIGHT"],
+        "lmove" | "blmove" => &["LEFT", "RIGHT"],
+        "lmpop" | "blmpop" => &["LEFT", "RIGHT", "COUNT"],
+        "zmpop" | "bzmpop" => &["MIN", "MAX", "COUNT"],
         "scan" => &["MATCH", "COUNT", "TYPE", "string", "list", "set", "zset", "hash", "k*"],
         "sscan" | "hscan" | "zscan" => &["MATCH", "COUNT", "*", "a*"],
         "sintercard" => &["LIMIT"],
@@ -191,7 +193,7 @@ fn words(name: &str) -> &'static [&'static str] {
         "psync" => &["?", "-1"],
         "client" => &[
             "TYPE", "normal", "pubsub", "master", "ID", "ADDR", "LADDR", "SKIPME", "USER", "MAXAGE", "yes", "no", "ON",
-            "OFF", "SKIP",
+            "OFF", "SKIP", "TIMEOUT", "ERROR",
         ],
         "config" => CONFIG_WORDS,
         _ => &[],
@@ -214,6 +216,7 @@ fn subcommands(name: &str) -> &'static [(&'static str, &'static str)] {
             ("reply", "w"),
             ("no-evict", "w"),
             ("no-touch", "w"),
+            ("unblock", "v w*"),
             ("help", ""),
         ],
         "command" => {
@@ -240,8 +243,30 @@ fn subcommands(name: &str) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// Commands whose first argument counts the keys that follow it.
-const NUMKEYS: &[&str] = &["sintercard"];
+/// Commands with an argument that counts the keys following it, and that argument's position.
+const NUMKEYS: &[(&str, usize)] = &[("sintercard", 1), ("lmpop", 1), ("zmpop", 1), ("blmpop", 2), ("bzmpop", 2)];
+
+/// Where a blocking command's timeout is: its last argument, or a fixed position.
+fn timeout_position(name: &str, argc: usize) -> Option<usize> {
+    match name {
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => argc.checked_sub(1),
+        "blmpop" | "bzmpop" => Some(1),
+        "brpoplpush" => Some(3),
+        "blmove" => Some(5),
+        _ => None,
+    }
+}
+
+/// A blocking command's valid timeout becomes 10 ms: with one client nothing would ever wake
+/// it, and timeout 0 waits for ever. Invalid ones stay, for the error paths.
+fn tame_blocking_timeout(args: &mut [Vec<u8>]) {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let Some(at) = timeout_position(&name, args.len()) else { return };
+    let Some(t) = args.get(at).and_then(|a| crate::cmd::parse_f64(a)) else { return };
+    if (0.0..1e12).contains(&t) {
+        args[at] = b"0.01".to_vec();
+    }
+}
 
 /// Draws commands: see the module comment.
 pub struct CommandGen {
@@ -309,6 +334,7 @@ impl CommandGen {
             self.tame_times(&mut args);
         }
         tame_bit_offset(&mut args);
+        tame_blocking_timeout(&mut args);
         args[0] = self.spell(spec.name);
         args
     }
@@ -359,15 +385,21 @@ impl CommandGen {
         let words = words(spec.name);
         let family = family_keys(spec.name);
         let mut args = vec![spec.name.as_bytes().to_vec()];
-        let numkeys = NUMKEYS.contains(&spec.name) && argc > 2;
+        let numkeys_at = NUMKEYS.iter().find(|(n, _)| *n == spec.name).map(|&(_, at)| at);
+        let numkeys_at = numkeys_at.filter(|&at| argc > at.saturating_add(1));
         let mut key_positions = 0..0;
-        if numkeys {
+        if let Some(at) = numkeys_at {
+            // Values before the count (BLMPOP's timeout).
+            while args.len() < at {
+                args.push(self.value(words));
+            }
             // Mostly a count that matches the keys that follow; sometimes any value.
-            // `argc > 2`: from 1 to `argc - 2` keys, from position 2 on, all before `argc`.
+            // `argc > at + 1`: from 1 to `argc - at - 1` keys, from position `at + 1` on, all
+            // before `argc` (positions and counts are small).
             #[allow(clippy::arithmetic_side_effects)]
             let (n, keys) = {
-                let n = self.rng.gen_range(1..argc - 1);
-                (n, 2..2 + n)
+                let n = self.rng.gen_range(1..argc - at);
+                (n, at + 1..at + 1 + n)
             };
             args.push(if self.rng.gen_ratio(4, 5) { n.to_string().into_bytes() } else { self.value(&[]) });
             key_positions = keys;
@@ -375,7 +407,8 @@ impl CommandGen {
         let required = spec.arity.unsigned_abs() as usize;
         while args.len() < argc {
             let i = args.len();
-            let is_key = if numkeys { key_positions.contains(&i) } else { is_key_position(spec.keys, i, argc) };
+            let is_key =
+                if numkeys_at.is_some() { key_positions.contains(&i) } else { is_key_position(spec.keys, i, argc) };
             let a = if is_key {
                 self.key(family)
             } else if i >= required && !words.is_empty() && self.rng.gen_bool(0.4) {

@@ -637,10 +637,14 @@ fn pop_first(ctx: &mut Ctx, keys: &[Bytes], end: End, take: Take) -> Option<()> 
 
 /// BLPOP/BRPOP key [key ...] timeout.
 fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], end: End) {
-    let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[args.len() - 1]) else {
+    // Arity -3: at least one key before the timeout.
+    let (Some((timeout, rest)), Some(_)) = (args.split_last(), args.get(2)) else {
+        return ctx.error(SYNTAX);
+    };
+    let Some(deadline) = crate::blocking::parse_timeout(ctx, timeout) else {
         return;
     };
-    let keys = &args[1..args.len() - 1];
+    let keys = &rest[1..];
     if pop_first(ctx, keys, end, Take::One).is_none() {
         crate::blocking::block_or_nil(ctx, args, keys, deadline, "list", true);
     }

@@ -518,27 +518,23 @@ fn command_list(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 /// COMMAND GETKEYS <command> <args...>: the keys, by the command's key positions (or its
-/// numkeys argument: SINTERCARD), with Redis's errors for a wrong arity or bad arguments.
+/// numkeys argument: SINTERCARD, LMPOP...), with Redis's errors for a wrong arity or bad arguments.
 fn command_getkeys(ctx: &mut Ctx, full: &[Bytes]) {
     let Some(spec) = ctx.st.commands.lookup(&full[0]).filter(|s| super::known_subcommand(s, full)) else {
         return ctx.error("ERR Invalid command specified");
     };
-    if spec.keys.0 <= 0 && spec.name != "sintercard" {
+    let movable = super::movable_keys(spec.name, full).map(|keys| keys.into_iter().cloned().collect::<Vec<_>>());
+    if spec.keys.0 <= 0 && movable.is_none() {
         return ctx.error("ERR The command has no key arguments");
     }
     if !super::arity_ok(spec.arity, full.len()) {
         return ctx.error("ERR Invalid number of arguments specified for command");
     }
-    let keys: Vec<Bytes> = if spec.name == "sintercard" {
-        // `numkeys` (positive) keys after it, all present.
-        let numkeys =
-            crate::protocol::parse_i64_strict(&full[1]).filter(|&n| n > 0).and_then(|n| usize::try_from(n).ok());
-        match numkeys.and_then(|n| full.get(2..)?.get(..n)) {
-            Some(keys) => keys.to_vec(),
-            None => return ctx.error("ERR Invalid arguments specified for command"),
-        }
-    } else {
-        spec.key_args(full).into_iter().cloned().collect()
+    let keys: Vec<Bytes> = match movable {
+        // A `numkeys` that is not a positive count of the arguments present.
+        Some(keys) if keys.is_empty() => return ctx.error("ERR Invalid arguments specified for command"),
+        Some(keys) => keys,
+        None => spec.key_args(full).into_iter().cloned().collect(),
     };
     if keys.is_empty() {
         return ctx.error("ERR The command has no key arguments");

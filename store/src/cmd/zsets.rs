@@ -1023,10 +1023,14 @@ fn zpop_first(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: Option<i64>) -> O
 
 /// BZPOPMIN/BZPOPMAX key [key ...] timeout.
 fn bzpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
-    let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[args.len() - 1]) else {
+    // Arity -3: at least one key before the timeout.
+    let (Some((timeout, rest)), Some(_)) = (args.split_last(), args.get(2)) else {
+        return ctx.error(SYNTAX);
+    };
+    let Some(deadline) = crate::blocking::parse_timeout(ctx, timeout) else {
         return;
     };
-    let keys = &args[1..args.len() - 1];
+    let keys = &rest[1..];
     if zpop_first(ctx, keys, max, None).is_none() {
         crate::blocking::block_or_nil(ctx, args, keys, deadline, "zset", true);
     }
