@@ -287,6 +287,82 @@ def pubsub_while_subscribed():
     p.close()
 
 
+def job_queue():
+    """A job queue as Sidekiq/RQ-style workers run one: workers block on BRPOPLPUSH (the reliable
+    pattern: the job moves to a processing list, removed when done) and BLMOVE, a producer
+    pushes while they wait. Every job is done exactly once and nothing is left behind."""
+    jobs = [f"job-{i}" for i in range(300)]
+    done, errors = [], []
+    lock = threading.Lock()
+
+    def worker(i):
+        c = client(decode_responses=True)
+        try:
+            while True:
+                if i % 2:
+                    job = c.brpoplpush("queue", f"processing:{i}", timeout=1)
+                else:
+                    job = c.blmove("queue", f"processing:{i}", 1, "RIGHT", "LEFT")
+                if job is None:
+                    return
+                if job == "stop":
+                    c.lrem(f"processing:{i}", 1, job)
+                    return
+                with lock:
+                    done.append(job)
+                assert c.lrem(f"processing:{i}", 1, job) == 1
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            c.close()
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in workers:
+        t.start()
+    time.sleep(0.2)  # the workers are blocked before the first job arrives
+    for start in range(0, len(jobs), 50):
+        r.lpush("queue", *jobs[start:start + 50])
+        time.sleep(0.01)
+    r.lpush("queue", *["stop"] * len(workers))
+    for t in workers:
+        t.join(timeout=20)
+    assert not errors, errors
+    assert sorted(done) == sorted(jobs), (len(done), len(set(done)))
+    assert r.exists("queue") == 0
+    assert [k for k in r.scan_iter("processing:*")] == []
+    # Timeouts and the other blocking pops, through redis-py's own methods.
+    started = time.monotonic()
+    assert r.blpop(["nothing"], timeout=0.2) is None
+    assert time.monotonic() - started >= 0.2
+    r.rpush("a", "x", "y")
+    assert list(r.blpop(["none", "a"], timeout=1)) == ["a", "x"]
+    assert list(r.brpop(["a"], timeout=1)) == ["a", "y"]
+    r.rpush("m", 1, 2, 3)
+    assert r.blmpop(1, 2, "none", "m", direction="LEFT", count=2) == ["m", ["1", "2"]]
+    assert r.lmpop(1, "m", direction="RIGHT") == ["m", ["3"]]
+    r.zadd("z", {"low": 1, "high": 2})
+    assert list(r.bzpopmax(["z"], timeout=1)) == ["z", "high", 2.0]
+    key, items = r.zmpop(1, ["z"], min=True)
+    assert (key, [[m, float(s)] for m, s in items]) == ("z", [["low", 1.0]])
+    # A worker woken by another client's push, and CLIENT UNBLOCK.
+    waiter = client(decode_responses=True)
+    waiter_id = waiter.client_id()
+    result = {}
+    t = threading.Thread(target=lambda: result.update(v=waiter.blpop(["wake"], timeout=5)))
+    t.start()
+    time.sleep(0.2)
+    assert r.client_unblock(waiter_id) == 1
+    t.join()
+    assert result["v"] is None
+    t = threading.Thread(target=lambda: result.update(v=waiter.blpop(["wake"], timeout=5)))
+    t.start()
+    time.sleep(0.2)
+    r.rpush("wake", "up")
+    t.join()
+    assert list(result["v"]) == ["wake", "up"]
+    waiter.close()
+
+
 RUNS = [("default protocol (RESP3)", {}), ("protocol=2", {"protocol": 2})]
 TESTS = [
     ("strings", strings),
@@ -301,6 +377,7 @@ TESTS = [
     ("replies_of_every_shape", replies_of_every_shape),
     ("protocol_switching", protocol_switching),
     ("pubsub_while_subscribed", pubsub_while_subscribed),
+    ("job_queue", job_queue),
 ]
 for label, options in RUNS:
     print(f"== {label}")
