@@ -74,7 +74,7 @@ const WORDS: &[&str] = &["a", "b", "c", "foo", "bar", "k1", "k2", "set1", "x", "
 /// Keys a family's commands prefer, so that each type also builds up data of its own rather
 /// than mostly meeting WRONGTYPE on the shared keys.
 fn family_keys(name: &str) -> &'static [&'static str] {
-    use crate::cmd::{hashes, lists, sets, strings, zsets};
+    use crate::cmd::{hashes, lists, sets, strings, zset_algebra, zsets};
     let member = |table: &[CommandSpec]| table.iter().any(|s| s.name == name);
     if member(strings::COMMANDS) {
         &["str1", "str2"]
@@ -84,7 +84,7 @@ fn family_keys(name: &str) -> &'static [&'static str] {
         &["hash1", "hash2"]
     } else if member(sets::COMMANDS) {
         &["set1", "set2"]
-    } else if member(zsets::COMMANDS) {
+    } else if member(zsets::COMMANDS) || member(zset_algebra::COMMANDS) {
         &["zset1", "zset2"]
     } else {
         &["str1", "list1", "hash1", "set1", "zset1"]
@@ -167,7 +167,11 @@ fn words(name: &str) -> &'static [&'static str] {
         "zmpop" | "bzmpop" => &["MIN", "MAX", "COUNT"],
         "scan" => &["MATCH", "COUNT", "TYPE", "string", "list", "set", "zset", "hash", "k*"],
         "sscan" | "hscan" | "zscan" => &["MATCH", "COUNT", "*", "a*"],
-        "sintercard" => &["LIMIT"],
+        "sintercard" | "zintercard" => &["LIMIT"],
+        "zunion" | "zinter" | "zunionstore" | "zinterstore" => {
+            &["WEIGHTS", "AGGREGATE", "SUM", "MIN", "MAX", "WITHSCORES", "inf", "-inf"]
+        }
+        "zdiff" | "zdiffstore" => &["WITHSCORES"],
         "flushall" | "flushdb" => &["ASYNC", "SYNC"],
         "bitop" => &["AND", "OR", "XOR", "NOT"],
         "bitcount" | "bitpos" => &["BIT", "BYTE"],
@@ -389,9 +393,10 @@ impl CommandGen {
         let numkeys_at = numkeys_at.filter(|&at| argc > at.saturating_add(1));
         let mut key_positions = 0..0;
         if let Some(at) = numkeys_at {
-            // Values before the count (BLMPOP's timeout).
+            // Arguments before the count: BLMPOP's timeout, ZUNIONSTORE's destination.
             while args.len() < at {
-                args.push(self.value(words));
+                let a = if is_key_position(spec.keys, args.len(), argc) { self.key(family) } else { self.value(words) };
+                args.push(a);
             }
             // Mostly a count that matches the keys that follow; sometimes any value.
             // `argc > at + 1`: from 1 to `argc - at - 1` keys, from position `at + 1` on, all

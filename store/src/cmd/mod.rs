@@ -21,6 +21,7 @@ pub mod server;
 pub mod sets;
 pub mod strings;
 pub mod transactions;
+pub mod zset_algebra;
 pub mod zsets;
 
 use std::collections::{BTreeSet, HashMap};
@@ -163,6 +164,7 @@ fn all_families() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(hashes::COMMANDS)
         .chain(sets::COMMANDS)
         .chain(zsets::COMMANDS)
+        .chain(zset_algebra::COMMANDS)
         .chain(pubsub::COMMANDS)
         .chain(transactions::COMMANDS)
         .chain(replication::COMMANDS)

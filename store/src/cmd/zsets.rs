@@ -130,13 +130,13 @@ fn reply_score(ctx: &mut Ctx, v: f64) {
 /// does for ZRANGE and ZRANDMEMBER (and ZPOPMIN/ZPOPMAX with a count). `n` is at most the
 /// set's size or `RANDOM_REPLY_MAX`, so twice it fits.
 #[allow(clippy::arithmetic_side_effects)]
-fn reply_entries_len(ctx: &mut Ctx, n: usize, withscores: bool) {
+pub(super) fn reply_entries_len(ctx: &mut Ctx, n: usize, withscores: bool) {
     let per = if withscores && !ctx.proto().is_resp3() { 2 } else { 1 };
     ctx.array_len(n * per)
 }
 
 /// The entries announced by [`reply_entries_len`].
-fn reply_entries<'a>(ctx: &mut Ctx, items: impl Iterator<Item = (&'a [u8], f64)>, withscores: bool) {
+pub(super) fn reply_entries<'a>(ctx: &mut Ctx, items: impl Iterator<Item = (&'a [u8], f64)>, withscores: bool) {
     let nested = withscores && ctx.proto().is_resp3();
     for (m, s) in items {
         if nested {
@@ -156,7 +156,7 @@ fn is_c_space(b: u8) -> bool {
 
 /// Parses a score argument like Redis's `getDoubleFromObject`: no spaces, no NaN, and `strtod`
 /// range errors (overflow to infinity, underflow to zero) are rejected.
-fn parse_score(arg: &[u8]) -> Option<f64> {
+pub(super) fn parse_score(arg: &[u8]) -> Option<f64> {
     let v = parse_f64(arg)?;
     let lower = arg.to_ascii_lowercase();
     // The digits before the exponent (`e`, or `p` for a hexadecimal float).
@@ -744,7 +744,7 @@ fn parse_spec(ctx: &mut Ctx, rt: RangeType, min: &[u8], max: &[u8]) -> Option<Ra
 }
 
 /// Stores a ZRANGESTORE result: a non-empty set replaces `dst`, an empty one deletes it.
-fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet) {
+pub(super) fn store_result(ctx: &mut Ctx, dst: &[u8], z: ZSet) {
     let n = z.len();
     // Only the destination is modified (the source is read): signalled when written or
     // deleted, as Redis does.
