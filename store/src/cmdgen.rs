@@ -146,6 +146,27 @@ const CONFIG_WORDS: &[&str] = &[
     "no",
 ];
 
+/// Script bodies for EVAL (and shas of some of them for EVALSHA): reads, writes, errors, a
+/// shebang, and results of each reply type.
+const SCRIPTS: &[&str] = &[
+    "return 1",
+    "return redis.call('get', KEYS[1])",
+    "return redis.call('set', KEYS[1], ARGV[1])",
+    "return redis.call('incr', KEYS[1])",
+    "return redis.pcall('incr', KEYS[1])",
+    "return redis.call('lpush', KEYS[1], ARGV[1], ARGV[2])",
+    "redis.call('del', KEYS[1]); return redis.call('exists', KEYS[1])",
+    "return {KEYS[1], ARGV[1], 3.5, false, {ok='fine'}}",
+    "error('boom')",
+    "return redis.error_reply('MY error')",
+    "x = 1",
+    "return math.random(100)",
+    "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])",
+    "#!lua\nreturn redis.call('set', KEYS[1], 'v')",
+    "return redis.call('hgetall', KEYS[1])",
+    "e0d5e6d0c0f3e1a1b5a7b0b2f0f7f2d5b1c7b6a4",
+];
+
 /// Option keywords and arguments a command parses beyond keys and plain values.
 fn words(name: &str) -> &'static [&'static str] {
     match name {
@@ -176,7 +197,8 @@ fn words(name: &str) -> &'static [&'static str] {
         "bitop" => &["AND", "OR", "XOR", "NOT"],
         "bitcount" | "bitpos" => &["BIT", "BYTE"],
         "bgsave" => &["SCHEDULE"],
-        "script" => &["SYNC", "ASYNC"],
+        "script" => &["SYNC", "ASYNC", "return 1", "return redis.call('get', KEYS[1])"],
+        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" => SCRIPTS,
         "shutdown" => &["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"],
         "hello" => &["2", "3", "AUTH", "default", "SETNAME"],
         "auth" => &["default", "nopass"],

@@ -12,6 +12,7 @@
 //! - [`env`]: the seams to the world (clock, RNG, disk) that simulation replaces.
 //! - [`cmdgen`]: a seeded generator of commands from the command table (fuzzing, workloads).
 //! - [`blocking`]: clients blocked in BLPOP and friends, served in order when a key is ready.
+//! - [`scripting`]: EVAL and its Lua 5.1 engine (the `redis` API, Redis's reply conversions).
 //! - [`pause`]: CLIENT PAUSE and the write pause of a coordinated FAILOVER.
 //! - [`pubsub`], [`watch`], [`glob`], [`sds`], [`alloc`], [`logging`]: supporting pieces.
 //!
@@ -44,6 +45,7 @@ pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
 pub mod replication;
+pub mod scripting;
 pub mod sds;
 pub mod sentinel;
 pub mod server;

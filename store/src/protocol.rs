@@ -499,6 +499,42 @@ impl Reply {
         }
     }
 
+    /// A boolean: RESP3 `#t`/`#f`, RESP2 `:1`/`:0` (Redis's `addReplyBool`).
+    pub fn boolean(out: &mut BytesMut, proto: Proto, v: bool) {
+        match (proto.is_resp3(), v) {
+            (true, true) => out.put_slice(b"#t\r\n"),
+            (true, false) => out.put_slice(b"#f\r\n"),
+            (false, v) => Reply::int(out, i64::from(v)),
+        }
+    }
+
+    /// A big number given as its digits: RESP3 `(`, a bulk string in RESP2.
+    pub fn big_number(out: &mut BytesMut, proto: Proto, digits: &str) {
+        if !proto.is_resp3() {
+            return Reply::bulk(out, digits.as_bytes());
+        }
+        out.put_u8(b'(');
+        out.put_slice(digits.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+
+    /// A verbatim string of a three-letter `format` (cut or padded as Redis's
+    /// `addReplyVerbatim`), a bulk string in RESP2.
+    pub fn verbatim_format(out: &mut BytesMut, proto: Proto, format: &str, text: &[u8]) {
+        if !proto.is_resp3() {
+            return Reply::bulk(out, text);
+        }
+        let mut f: Vec<u8> = format.bytes().take(3).collect();
+        f.resize(3, b' ');
+        out.put_u8(b'=');
+        put_decimal(out, (text.len() as i64).saturating_add(4));
+        out.put_slice(b"\r\n");
+        out.put_slice(&f);
+        out.put_u8(b':');
+        out.put_slice(text);
+        out.put_slice(b"\r\n");
+    }
+
     /// Human-readable text (INFO, CLIENT LIST): a RESP3 verbatim string of format `txt`, a bulk
     /// string in RESP2.
     pub fn verbatim(out: &mut BytesMut, proto: Proto, text: &[u8]) {

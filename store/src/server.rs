@@ -235,6 +235,8 @@ pub struct State {
     pub failover: crate::replication::failover::Failover,
     /// Clients blocked in BLPOP and friends, and the keys made ready for them.
     pub blocking: crate::blocking::Blocking,
+    /// The Lua engine and script cache (None only while a script runs: see `scripting`).
+    pub scripting: Option<crate::scripting::Engine>,
 }
 
 /// The state plus what is shared without the lock.
@@ -499,6 +501,7 @@ impl State {
             unpaused: Arc::new(Notify::new()),
             failover: crate::replication::failover::Failover::default(),
             blocking: crate::blocking::Blocking::new(),
+            scripting: Some(crate::scripting::Engine::new()),
             config,
         }
     }

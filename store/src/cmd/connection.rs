@@ -8,16 +8,28 @@ use crate::protocol::{Proto, Reply};
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "ping", arity: -1, flags: FAST | SUB_OK | STALE, keys: (0, 0, 0), handler: ping },
     CommandSpec { name: "echo", arity: 2, flags: FAST, keys: (0, 0, 0), handler: echo },
-    CommandSpec { name: "auth", arity: -2, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: auth },
+    CommandSpec {
+        name: "auth",
+        arity: -2,
+        flags: NO_SCRIPT | FAST | NO_AUTH | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: auth,
+    },
     CommandSpec { name: "select", arity: 2, flags: FAST | LOADING | STALE, keys: (0, 0, 0), handler: select },
     CommandSpec {
         name: "quit",
         arity: -1,
-        flags: FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING,
+        flags: NO_SCRIPT | FAST | NO_AUTH | SUB_OK | NO_QUEUE | STALE | LOADING,
         keys: (0, 0, 0),
         handler: quit,
     },
-    CommandSpec { name: "hello", arity: -1, flags: FAST | NO_AUTH | STALE | LOADING, keys: (0, 0, 0), handler: hello },
+    CommandSpec {
+        name: "hello",
+        arity: -1,
+        flags: NO_SCRIPT | FAST | NO_AUTH | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: hello,
+    },
     CommandSpec {
         name: "reset",
         arity: 1,
@@ -25,7 +37,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         keys: (0, 0, 0),
         handler: reset,
     },
-    CommandSpec { name: "client", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: client },
+    CommandSpec {
+        name: "client",
+        arity: -2,
+        flags: NO_SCRIPT | ADMIN | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: client,
+    },
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) {

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lists;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod sentinel;
 pub mod server;
 pub mod sets;
@@ -60,6 +61,14 @@ pub const SIGNALS_OWN_KEYS: u32 = 1 << 12;
 pub const MAY_REPLICATE: u32 = 1 << 13;
 /// May block the client (BLPOP...): COMMAND INFO's `blocking`.
 pub const BLOCKING: u32 = 1 << 14;
+/// Refused from scripts (`redis.call('multi')`): COMMAND INFO's `noscript`.
+pub const NO_SCRIPT: u32 = 1 << 15;
+
+/// `redis.set_repl` flags: where a script's writes are propagated (Redis's PROPAGATE_AOF and
+/// PROPAGATE_REPL).
+pub const SCRIPT_REPL_AOF: u8 = 1;
+pub const SCRIPT_REPL_REPLICA: u8 = 2;
+pub const SCRIPT_REPL_ALL: u8 = 3;
 
 pub type Handler = fn(&mut Ctx, &[Bytes]);
 
@@ -102,18 +111,20 @@ impl CommandSpec {
 
     pub fn flag_names(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
+        // Redis's order (`addReplyCommandFlags`).
         for (bit, name) in [
             (WRITE, "write"),
             (READONLY, "readonly"),
             (DENYOOM, "denyoom"),
             (ADMIN, "admin"),
             (PUBSUB, "pubsub"),
-            (NO_AUTH, "no_auth"),
-            (STALE, "stale"),
-            (LOADING, "loading"),
-            (FAST, "fast"),
-            (MAY_REPLICATE, "may_replicate"),
+            (NO_SCRIPT, "noscript"),
             (BLOCKING, "blocking"),
+            (LOADING, "loading"),
+            (STALE, "stale"),
+            (FAST, "fast"),
+            (NO_AUTH, "no_auth"),
+            (MAY_REPLICATE, "may_replicate"),
         ] {
             if self.flags & bit != 0 {
                 v.push(name);
@@ -129,7 +140,7 @@ impl CommandSpec {
 pub fn movable_keys<'a>(name: &str, args: &'a [Bytes]) -> Option<Vec<&'a Bytes>> {
     let (numkeys_at, destination) = match name {
         "lmpop" | "zmpop" | "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" => (1, false),
-        "blmpop" | "bzmpop" => (2, false),
+        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => (2, false),
         "zunionstore" | "zinterstore" | "zdiffstore" => (2, true),
         _ => return None,
     };
@@ -168,6 +179,7 @@ fn all_families() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(pubsub::COMMANDS)
         .chain(transactions::COMMANDS)
         .chain(replication::COMMANDS)
+        .chain(scripting::COMMANDS)
 }
 
 impl CommandTable {
@@ -274,6 +286,9 @@ pub struct Session {
     pub serving: Option<Sds>,
     /// ... and the key held nothing for it after all: the client stays blocked.
     pub still_blocked: bool,
+    /// Where this session's writes propagate while a script runs (`redis.set_repl`); all of
+    /// them otherwise.
+    pub script_repl: u8,
 }
 
 /// Asynchronous work a command hands to its connection, performed after the lock is released;
@@ -323,6 +338,7 @@ impl Session {
             blocked: false,
             serving: None,
             still_blocked: false,
+            script_repl: SCRIPT_REPL_ALL,
             addr,
             laddr,
             is_local,
@@ -811,6 +827,27 @@ pub fn execute(ctx: &mut Ctx, args: Vec<Bytes>) {
     }
 }
 
+/// Whether a write may run now, for a script's `redis.call` (Redis's
+/// `scriptVerifyWriteCommandAllow`): Err is the error reply's text, as `execute` would send it.
+pub fn may_write(ctx: &Ctx) -> Result<(), String> {
+    if ctx.client.is_master {
+        return Ok(());
+    }
+    if ctx.st.repl.is_replica() && ctx.st.config.hot.replica_read_only {
+        return Err("READONLY You can't write against a read only replica.".into());
+    }
+    if !ctx.st.repl.is_replica() && !gate_writes(ctx) {
+        return Err("NOREPLICAS Not enough good replicas to write.".into());
+    }
+    if crate::persistence::writes_refused(ctx.st) {
+        return Err(crate::persistence::MISCONF.into());
+    }
+    if let Some(e) = crate::aof::refuses_writes(ctx.st) {
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Redis's `is_may_replicate_command`: a write, PUBLISH, or an EXEC whose queue holds either.
 fn may_replicate(ctx: &Ctx, spec: &CommandSpec) -> bool {
     let propagates = |s: &CommandSpec| s.is_write() || s.flags & MAY_REPLICATE != 0;
@@ -822,7 +859,7 @@ fn may_replicate(ctx: &Ctx, spec: &CommandSpec) -> bool {
 
 /// min-replicas-to-write / min-replicas-max-lag, judged by the master's own view of its
 /// replicas; the decision and the view it was made on are reported to the observer.
-fn gate_writes(ctx: &Ctx) -> bool {
+pub(crate) fn gate_writes(ctx: &Ctx) -> bool {
     let min = ctx.st.config.hot.min_replicas_to_write;
     let max_lag = ctx.st.config.hot.min_replicas_max_lag;
     if min <= 0 || max_lag <= 0 {
@@ -951,7 +988,8 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
     if observed && ctx.st.dirty != dirty_before {
         observe_write(ctx, spec, args, &before, &expired_now);
     }
-    if ctx.st.dirty != dirty_before && spec.is_write() && ctx.st.aof.recording() {
+    let script_repl = ctx.client.script_repl;
+    if ctx.st.dirty != dirty_before && spec.is_write() && ctx.st.aof.recording() && script_repl & SCRIPT_REPL_AOF != 0 {
         // The AOF gets exactly what replicas get (Redis feeds both from one propagation).
         let effect = match (&ctx.st.repl.rewrite, &frame) {
             (Some(commands), _) => {
@@ -966,7 +1004,7 @@ pub fn call(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) {
         };
         crate::aof::feed(ctx.st, ctx.client.db, &effect);
     }
-    if ctx.st.dirty != dirty_before && spec.is_write() && replicating(ctx) {
+    if ctx.st.dirty != dirty_before && spec.is_write() && replicating(ctx) && script_repl & SCRIPT_REPL_REPLICA != 0 {
         let db = ctx.client.db;
         if crate::fault::planted("write-not-propagated") && spec.name == "incr" {
             // The planted bug: this write never reaches the replicas.

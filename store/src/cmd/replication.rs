@@ -9,14 +9,26 @@ use crate::replication::{ReplicaState, Role};
 
 pub const COMMANDS: &[CommandSpec] = &[
     // Queued inside MULTI, as in Redis: a sentinel promotes and re-points inside a transaction.
-    CommandSpec { name: "replicaof", arity: 3, flags: ADMIN | STALE, keys: (0, 0, 0), handler: replicaof },
-    CommandSpec { name: "slaveof", arity: 3, flags: ADMIN | STALE, keys: (0, 0, 0), handler: replicaof },
-    CommandSpec { name: "role", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: role },
-    CommandSpec { name: "wait", arity: 3, flags: 0, keys: (0, 0, 0), handler: wait },
-    CommandSpec { name: "replconf", arity: -1, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: replconf },
-    CommandSpec { name: "psync", arity: -3, flags: ADMIN | NO_MULTI | STALE, keys: (0, 0, 0), handler: psync },
-    CommandSpec { name: "sync", arity: 1, flags: ADMIN | NO_MULTI | STALE, keys: (0, 0, 0), handler: sync },
-    CommandSpec { name: "failover", arity: -1, flags: ADMIN | STALE, keys: (0, 0, 0), handler: failover },
+    CommandSpec { name: "replicaof", arity: 3, flags: NO_SCRIPT | ADMIN | STALE, keys: (0, 0, 0), handler: replicaof },
+    CommandSpec { name: "slaveof", arity: 3, flags: NO_SCRIPT | ADMIN | STALE, keys: (0, 0, 0), handler: replicaof },
+    CommandSpec { name: "role", arity: 1, flags: NO_SCRIPT | FAST | STALE | LOADING, keys: (0, 0, 0), handler: role },
+    CommandSpec { name: "wait", arity: 3, flags: NO_SCRIPT | 0, keys: (0, 0, 0), handler: wait },
+    CommandSpec {
+        name: "replconf",
+        arity: -1,
+        flags: NO_SCRIPT | ADMIN | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: replconf,
+    },
+    CommandSpec {
+        name: "psync",
+        arity: -3,
+        flags: NO_SCRIPT | ADMIN | NO_MULTI | STALE,
+        keys: (0, 0, 0),
+        handler: psync,
+    },
+    CommandSpec { name: "sync", arity: 1, flags: NO_SCRIPT | ADMIN | NO_MULTI | STALE, keys: (0, 0, 0), handler: sync },
+    CommandSpec { name: "failover", arity: -1, flags: NO_SCRIPT | ADMIN | STALE, keys: (0, 0, 0), handler: failover },
 ];
 
 /// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: parsed and checked in Redis's order;

@@ -15,7 +15,13 @@ use crate::server::ShutdownMode;
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "info", arity: -1, flags: STALE | LOADING, keys: (0, 0, 0), handler: info },
-    CommandSpec { name: "config", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: config },
+    CommandSpec {
+        name: "config",
+        arity: -2,
+        flags: NO_SCRIPT | ADMIN | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: config,
+    },
     CommandSpec { name: "dbsize", arity: 1, flags: READONLY | FAST, keys: (0, 0, 0), handler: dbsize },
     CommandSpec { name: "flushdb", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushdb },
     CommandSpec { name: "flushall", arity: -1, flags: WRITE, keys: (0, 0, 0), handler: flushall },
@@ -24,16 +30,21 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "shutdown",
         arity: -1,
-        flags: ADMIN | NO_MULTI | STALE | LOADING,
+        flags: NO_SCRIPT | ADMIN | NO_MULTI | STALE | LOADING,
         keys: (0, 0, 0),
         handler: shutdown,
     },
-    CommandSpec { name: "debug", arity: -2, flags: ADMIN | STALE | LOADING, keys: (0, 0, 0), handler: debug },
-    CommandSpec { name: "save", arity: 1, flags: ADMIN | NO_MULTI, keys: (0, 0, 0), handler: save },
-    CommandSpec { name: "bgsave", arity: -1, flags: ADMIN, keys: (0, 0, 0), handler: bgsave },
-    CommandSpec { name: "bgrewriteaof", arity: 1, flags: ADMIN, keys: (0, 0, 0), handler: bgrewriteaof },
+    CommandSpec {
+        name: "debug",
+        arity: -2,
+        flags: NO_SCRIPT | ADMIN | STALE | LOADING,
+        keys: (0, 0, 0),
+        handler: debug,
+    },
+    CommandSpec { name: "save", arity: 1, flags: NO_SCRIPT | ADMIN | NO_MULTI, keys: (0, 0, 0), handler: save },
+    CommandSpec { name: "bgsave", arity: -1, flags: NO_SCRIPT | ADMIN, keys: (0, 0, 0), handler: bgsave },
+    CommandSpec { name: "bgrewriteaof", arity: 1, flags: NO_SCRIPT | ADMIN, keys: (0, 0, 0), handler: bgrewriteaof },
     CommandSpec { name: "lastsave", arity: 1, flags: FAST | STALE | LOADING, keys: (0, 0, 0), handler: lastsave },
-    CommandSpec { name: "script", arity: -2, flags: STALE, keys: (0, 0, 0), handler: script },
 ];
 
 fn human_bytes(n: u64) -> String {
@@ -360,48 +371,6 @@ fn time(ctx: &mut Ctx, _args: &[Bytes]) {
 /// SCRIPT, without a script engine yet (issue: scripting): no script ever runs and none is
 /// cached, so KILL answers NOTBUSY (what a sentinel sends to an instance it saw -BUSY), FLUSH
 /// has nothing to drop and EXISTS finds nothing; LOAD says scripting is not available.
-fn script(ctx: &mut Ctx, args: &[Bytes]) {
-    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    match (sub.as_str(), args.len()) {
-        ("kill", 2) => ctx.error("NOTBUSY No scripts in execution right now."),
-        ("flush", 2) => ctx.ok(),
-        ("flush", 3) if eq_ic(&args[2], "sync") || eq_ic(&args[2], "async") => ctx.ok(),
-        ("flush", _) => ctx.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
-        ("exists", n) if n >= 3 => {
-            let shas = &args[2..];
-            ctx.array_len(shas.len());
-            for _ in shas {
-                ctx.int(0);
-            }
-        }
-        ("load", 3) => ctx.error("ERR scripting is not available in this server yet"),
-        ("help", 2) => super::reply_help(
-            ctx,
-            args,
-            &[
-                "DEBUG (YES|SYNC|NO)",
-                "    Set the debug mode for subsequent scripts executed.",
-                "EXISTS <sha1> [<sha1> ...]",
-                "    Return information about the existence of the scripts in the script cache.",
-                "FLUSH [ASYNC|SYNC]",
-                "    Flush the Lua scripts cache. Very dangerous on replicas.",
-                "    When called without the optional mode argument, the behavior is determined by the",
-                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
-                "    * ASYNC: Asynchronously flush the scripts cache.",
-                "    * SYNC: Synchronously flush the scripts cache.",
-                "KILL",
-                "    Kill the currently executing Lua script.",
-                "LOAD <script>",
-                "    Load a script into the scripts cache without executing it.",
-            ],
-        ),
-        ("kill" | "exists" | "load" | "help", _) => {
-            ctx.error(&format!("ERR wrong number of arguments for 'script|{sub}' command"))
-        }
-        _ => ctx.error(&format!("ERR unknown subcommand '{}'. Try SCRIPT HELP.", String::from_utf8_lossy(&args[1]))),
-    }
-}
-
 fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) {
     let t = ctx.st.lastsave_ms / 1000;
     ctx.int(t)
@@ -531,7 +500,9 @@ fn command_getkeys(ctx: &mut Ctx, full: &[Bytes]) {
         return ctx.error("ERR Invalid number of arguments specified for command");
     }
     let keys: Vec<Bytes> = match movable {
-        // A `numkeys` that is not a positive count of the arguments present.
+        // No keys: fine for the scripts (Redis's `no_mandatory_keys`); else a `numkeys` that
+        // is not a positive count of the arguments present.
+        Some(keys) if keys.is_empty() && spec.name.starts_with("eval") => return ctx.array_len(0),
         Some(keys) if keys.is_empty() => return ctx.error("ERR Invalid arguments specified for command"),
         Some(keys) => keys,
         None => spec.key_args(full).into_iter().cloned().collect(),

@@ -10,23 +10,41 @@ use super::*;
 use crate::protocol::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "multi", arity: 1, flags: FAST | NO_QUEUE | LOADING | STALE, keys: (0, 0, 0), handler: multi },
-    CommandSpec { name: "exec", arity: 1, flags: NO_QUEUE | LOADING | STALE, keys: (0, 0, 0), handler: exec },
+    CommandSpec {
+        name: "multi",
+        arity: 1,
+        flags: NO_SCRIPT | FAST | NO_QUEUE | LOADING | STALE,
+        keys: (0, 0, 0),
+        handler: multi,
+    },
+    CommandSpec {
+        name: "exec",
+        arity: 1,
+        flags: NO_SCRIPT | NO_QUEUE | LOADING | STALE,
+        keys: (0, 0, 0),
+        handler: exec,
+    },
     CommandSpec {
         name: "discard",
         arity: 1,
-        flags: FAST | NO_QUEUE | LOADING | STALE,
+        flags: NO_SCRIPT | FAST | NO_QUEUE | LOADING | STALE,
         keys: (0, 0, 0),
         handler: discard,
     },
     CommandSpec {
         name: "watch",
         arity: -2,
-        flags: FAST | NO_QUEUE | LOADING | STALE,
+        flags: NO_SCRIPT | FAST | NO_QUEUE | LOADING | STALE,
         keys: (1, -1, 1),
         handler: watch,
     },
-    CommandSpec { name: "unwatch", arity: 1, flags: FAST | LOADING | STALE, keys: (0, 0, 0), handler: unwatch },
+    CommandSpec {
+        name: "unwatch",
+        arity: 1,
+        flags: NO_SCRIPT | FAST | LOADING | STALE,
+        keys: (0, 0, 0),
+        handler: unwatch,
+    },
 ];
 
 fn multi(ctx: &mut Ctx, _args: &[Bytes]) {

@@ -72,14 +72,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "bzpopmin",
         arity: -3,
-        flags: WRITE | FAST | BLOCKING | SIGNALS_OWN_KEYS,
+        flags: NO_SCRIPT | WRITE | FAST | BLOCKING | SIGNALS_OWN_KEYS,
         keys: (1, -2, 1),
         handler: bzpopmin,
     },
     CommandSpec {
         name: "bzpopmax",
         arity: -3,
-        flags: WRITE | FAST | BLOCKING | SIGNALS_OWN_KEYS,
+        flags: NO_SCRIPT | WRITE | FAST | BLOCKING | SIGNALS_OWN_KEYS,
         keys: (1, -2, 1),
         handler: bzpopmax,
     },
