@@ -88,3 +88,43 @@ fn we_replicate_from_real_redis() {
     assert_eq!(r.call(&["REPLICAOF", "NO", "ONE"]), "+OK");
     assert_eq!(r.call(&["SET", "x", "1"]), "+OK");
 }
+
+/// A script's writes reach a replica as their effects (wrapped in MULTI/EXEC, expiry made
+/// absolute, SELECT inside the script honoured), never as the script: in both directions,
+/// ours to Redis and Redis to ours. A script that writes and then fails keeps its writes.
+#[test]
+fn script_effects_replicate_both_ways() {
+    if !require_or_skip(redis_server_available(), "redis-server") {
+        return;
+    }
+    for ours_is_master in [true, false] {
+        let (master, replica) = if ours_is_master {
+            (start_store(&[]), start_redis())
+        } else {
+            (start_redis(), start_store(&[]))
+        };
+        let mut m = Conn::new(master.port);
+        let mut r = Conn::new(replica.port);
+        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "+OK");
+        wait_for("the replica to sync", || info_field(&mut r, "master_link_status") == "up");
+        let script = "redis.call('set', KEYS[1], ARGV[1], 'EX', 100) \
+                      redis.call('incrbyfloat', KEYS[2], '1.5') \
+                      redis.call('rpush', KEYS[3], math.random(1000), 'b') \
+                      local l = redis.call('lrange', KEYS[3], 0, -1) \
+                      redis.call('select', 5) redis.call('set', 'in5', 'x') \
+                      return l";
+        let reply = m.call(&["EVAL", script, "3", "s", "f", "l", "v"]);
+        assert!(reply.starts_with('['), "{reply}");
+        assert!(m.call(&["EVAL", "redis.call('set', 'kept', '1') error('after a write')", "0"]).starts_with("-ERR"));
+        assert_eq!(m.call(&["WAIT", "1", "5000"]), ":1");
+        for key in ["s", "f", "kept"] {
+            assert_eq!(r.call(&["GET", key]), m.call(&["GET", key]), "{key}");
+        }
+        assert_eq!(r.call(&["LRANGE", "l", "0", "-1"]), reply, "the random element is the master's");
+        let ttl: i64 = r.call(&["TTL", "s"]).trim_start_matches(':').parse().unwrap();
+        assert!((90..=100).contains(&ttl), "ttl {ttl}");
+        r.call(&["SELECT", "5"]);
+        assert_eq!(r.call(&["GET", "in5"]), "\"x\"");
+        assert_eq!(r.call(&["SCRIPT", "EXISTS", &store::scripting::sha1_hex(script.as_bytes())]), "[:0]");
+    }
+}

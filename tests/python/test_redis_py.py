@@ -363,6 +363,45 @@ def job_queue():
     waiter.close()
 
 
+def scripts():
+    """What applications run as Lua: redis-py's Lock (acquire, extend and release are scripts
+    run by EVALSHA), a fixed-window rate limiter, and register_script's EVALSHA-then-EVAL."""
+    lock = r.lock("resource", timeout=5, blocking_timeout=1)
+    assert lock.acquire()
+    other = r.lock("resource", timeout=5, blocking_timeout=0.2)
+    assert not other.acquire()
+    assert lock.extend(5)
+    assert 5000 < r.pttl("resource") <= 10000
+    lock.release()
+    assert other.acquire()
+    other.release()
+    assert r.exists("resource") == 0
+    try:
+        lock.release()
+        raise AssertionError("released a lock it no longer holds")
+    except redis.exceptions.LockError:
+        pass
+    limiter = r.register_script("""
+        local n = redis.call('INCR', KEYS[1])
+        if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if n > tonumber(ARGV[1]) then return {0, n} end
+        return {1, n}
+    """)
+    results = [limiter(keys=["rate:user1"], args=[3, 60000]) for _ in range(5)]
+    assert [allowed for allowed, _ in results] == [1, 1, 1, 0, 0], results
+    assert r.ttl("rate:user1") > 0
+    r.script_flush()
+    assert limiter(keys=["rate:user2"], args=[3, 60000]) == [1, 1]  # NOSCRIPT, then EVAL again
+    assert r.eval("return {KEYS[1], ARGV[1], 3.7, true, false}", 1, "k", "a") == ["k", "a", 3, 1, None]
+    assert r.eval_ro("return redis.call('get', KEYS[1])", 1, "nothing") is None
+    try:
+        r.eval_ro("return redis.call('set', KEYS[1], 'x')", 1, "k")
+        raise AssertionError("EVAL_RO wrote")
+    except redis.exceptions.ResponseError as e:
+        assert "Write commands are not allowed from read-only scripts" in str(e), e
+    assert r.script_exists(limiter.sha) == [True]
+
+
 RUNS = [("default protocol (RESP3)", {}), ("protocol=2", {"protocol": 2})]
 TESTS = [
     ("strings", strings),
@@ -378,6 +417,7 @@ TESTS = [
     ("protocol_switching", protocol_switching),
     ("pubsub_while_subscribed", pubsub_while_subscribed),
     ("job_queue", job_queue),
+    ("scripts", scripts),
 ]
 for label, options in RUNS:
     print(f"== {label}")
