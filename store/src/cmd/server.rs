@@ -116,12 +116,17 @@ pub fn info_text(st: &State, now_ms: i64, sections: &[String]) -> String {
         let peak = crate::alloc::peak_memory() as u64;
         let rss = rss_bytes();
         let max = st.config.hot.maxmemory;
+        // While a script runs (INFO from the script itself) its engine is out of the state.
+        let lua = st.scripting.as_ref().map_or(0, |e| e.memory_bytes()) as u64;
+        let scripts = st.scripting.as_ref().map_or(0, |e| e.len());
         let _ = write!(
             o,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:libc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nused_memory_vm_total:{lua}\r\nused_memory_vm_total_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:libc\r\n\r\n",
             human_bytes(used),
             human_bytes(rss),
             human_bytes(peak),
+            human_bytes(lua),
+            human_bytes(lua),
             human_bytes(max),
             st.config.hot.maxmemory_policy,
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },

@@ -16,8 +16,12 @@
 //!   the state mutably); scripts cannot run scripts (EVAL is `noscript`), so it is never missing
 //!   when a script starts.
 //! - Limits: Lua's memory is capped ([`LUA_MEMORY_MAX`]); replies converted from Lua nest at most
-//!   [`REPLY_DEPTH_MAX`] deep (a table may contain itself). A script that never ends holds the
-//!   server (Redis answers others with -BUSY and offers SCRIPT KILL; not yet here).
+//!   [`REPLY_DEPTH_MAX`] deep (a table may contain itself).
+//! - Not yet: a script that never ends holds the server. Redis answers other clients -BUSY past
+//!   `busy-reply-threshold` and lets SCRIPT KILL stop the script; here the script holds the state
+//!   lock on the runtime's thread, and so does every task that takes the lock meanwhile (cron,
+//!   replication, admission), so nothing could answer. It needs the script run off the runtime
+//!   thread and every lock taker to wait without blocking while a script runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
