@@ -98,11 +98,8 @@ fn script_effects_replicate_both_ways() {
         return;
     }
     for ours_is_master in [true, false] {
-        let (master, replica) = if ours_is_master {
-            (start_store(&[]), start_redis())
-        } else {
-            (start_redis(), start_store(&[]))
-        };
+        let (master, replica) =
+            if ours_is_master { (start_store(&[]), start_redis()) } else { (start_redis(), start_store(&[])) };
         let mut m = Conn::new(master.port);
         let mut r = Conn::new(replica.port);
         assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "+OK");

@@ -232,6 +232,7 @@ fn build_state(rand: &Arc<Mutex<rand48::Rand48>>) -> mlua::Result<(Lua, Table, T
     install_random(&lua, &rt, rand)?;
     rt.raw_set("resp", 2)?;
     rt.raw_set("repl", 3)?;
+    rt.raw_set("raw", lua.create_function(raw_call)?)?;
     rt.raw_set("sha1hex", lua.create_function(sha1hex)?)?;
     rt.raw_set("log", lua.create_function(log)?)?;
     rt.raw_set("set_repl", lua.create_function(set_repl)?)?;
@@ -592,7 +593,6 @@ pub fn run(ctx: &mut Ctx, sha: &str, keys: &[Bytes], argv: &[Bytes], flags: RunF
         crate::aof::end_exec(ctx.st);
     }
     let script_resp = engine.rt.raw_get::<i64>("resp").unwrap_or(2);
-    let _ = engine.rt.raw_set("raw", Value::Nil);
     ctx.st.scripting = Some(engine);
     match result {
         Ok(Outcome::Ok(v)) => lua_to_reply(ctx, &v, script_resp == 3, 0),
@@ -627,29 +627,51 @@ fn run_in_scope(
     )?;
     engine.rt.raw_set("resp", 2)?;
     engine.rt.raw_set("repl", 3)?;
-    let mut wrote = false;
-    let outcome = lua.scope(|scope| {
-        let raw = scope.create_function_mut(|lua, args: Variadic<Value>| {
-            let resp = engine.rt.raw_get::<i64>("resp").unwrap_or(2);
-            let repl = engine.rt.raw_get::<i64>("repl").unwrap_or(3);
-            let words: Vec<Value> = args.into_iter().collect();
-            match redis_call(ctx, lua, &words, resp == 3, repl, flags, &mut wrote) {
-                Ok(v) => Ok((true, v)),
-                Err(message) => Ok((false, Value::Table(err_table(lua, &message)?))),
-            }
-        })?;
-        engine.rt.raw_set("raw", raw)?;
-        let run: Function = engine.rt.raw_get("run")?;
-        let mut results = run.call::<MultiValue>(f)?.into_iter();
-        let ok = matches!(results.next(), Some(Value::Boolean(true)));
-        let value = results.next().unwrap_or(Value::Nil);
-        engine.rt.raw_set("raw", Value::Nil)?;
-        if ok {
-            return Ok(Outcome::Ok(value));
-        }
-        Ok(error_outcome(&value))
-    })?;
-    Ok(outcome)
+    // `raw` (built once, in `build_state`) finds the client through this while the script runs.
+    let running = Running { ctx: (ctx as *mut Ctx).cast(), flags, wrote: false };
+    lua.set_app_data(running);
+    let run: Function = engine.rt.raw_get("run")?;
+    let results = run.call::<MultiValue>(f);
+    lua.remove_app_data::<Running>();
+    let mut results = results?.into_iter();
+    let ok = matches!(results.next(), Some(Value::Boolean(true)));
+    let value = results.next().unwrap_or(Value::Nil);
+    if ok {
+        return Ok(Outcome::Ok(value));
+    }
+    Ok(error_outcome(&value))
+}
+
+/// The running script's client, for `raw` (redis.call's Rust side). A raw pointer because the
+/// function is built once per Lua state (building a scoped callback per run cost a third of an
+/// EVALSHA's time); it is set just before the script starts and removed as soon as it ends, and
+/// Lua runs nothing of ours in between but this script.
+struct Running {
+    ctx: *mut std::ffi::c_void,
+    flags: RunFlags,
+    wrote: bool,
+}
+
+// SAFETY: the pointer is only used on the thread running the script, during the run.
+unsafe impl Send for Running {}
+
+/// `raw`: runs one redis.call / redis.pcall for the running script; (ok, value).
+fn raw_call(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
+    let rt: Table = lua.named_registry_value(RT_REGISTRY_KEY)?;
+    let resp = rt.raw_get::<i64>("resp").unwrap_or(2);
+    let repl = rt.raw_get::<i64>("repl").unwrap_or(3);
+    let Some(mut running) = lua.app_data_mut::<Running>() else {
+        let message = "ERR redis.call/pcall can only be called inside a script invocation";
+        return Ok((false, Value::Table(err_table(lua, message)?)));
+    };
+    let flags = running.flags;
+    // SAFETY: see `Running`: set by `run_in_scope` from its `&mut Ctx`, which outlives the run
+    // and is not otherwise used until the run ends.
+    let ctx = unsafe { &mut *running.ctx.cast::<Ctx>() };
+    match redis_call(ctx, lua, &args, resp == 3, repl, flags, &mut running.wrote) {
+        Ok(v) => Ok((true, v)),
+        Err(message) => Ok((false, Value::Table(err_table(lua, &message)?))),
+    }
 }
 
 /// The error table the handler built: message, source and line.
