@@ -553,6 +553,11 @@ impl Reply {
 /// Formats a double as Redis 7.0's replies do: C's `%.17g` (`inf`/`-inf` spelled out).
 /// So 1 is "1", 0.1 is "0.10000000000000001" and 1e20 is "1e+20", exactly as redis-server.
 pub fn format_double(v: f64) -> String {
+    format_g(v, 17)
+}
+
+/// C's `%.<precision>g` (`inf`/`-inf`/`nan` spelled out); precision is 1 to 17.
+pub fn format_g(v: f64, precision: i32) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }
@@ -562,19 +567,19 @@ pub fn format_double(v: f64) -> String {
     if v == 0.0 {
         return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    const P: i32 = 17;
-    // Scientific form with P significant digits gives the decimal exponent after rounding.
-    let sci = format!("{:.*e}", (P - 1) as usize, v);
+    let p = precision.clamp(1, 17);
+    // Scientific form with p significant digits gives the decimal exponent after rounding.
+    let sci = format!("{:.*e}", p.saturating_sub(1) as usize, v);
     let (mantissa, exp) = sci.split_once('e').expect("scientific format");
     let exp: i32 = exp.parse().expect("exponent");
-    if exp < -4 || exp >= P {
+    if exp < -4 || exp >= p {
         let m = trim_fraction(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         return format!("{m}e{sign}{:02}", exp.abs());
     }
-    // `-4 <= exp < P` here: 0 to 20 decimals.
+    // `-4 <= exp < p <= 17` here: 0 to 20 decimals.
     #[allow(clippy::arithmetic_side_effects)]
-    let decimals = (P - 1 - exp).max(0) as usize;
+    let decimals = (p - 1 - exp).max(0) as usize;
     trim_fraction(&format!("{:.*}", decimals, v)).to_string()
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Why it is shaped this way:
 //! - One Lua state per server (Redis's), built by [`Engine::new`]: the base, table, string,
-//!   math and debug libraries, the `redis` API, Redis's `pcall`, and `math.random` on Redis's
+//!   math and debug libraries, `cjson` ([`cjson`]), the `redis` API, Redis's `pcall`, and
+//!   `math.random` on Redis's
 //!   `rand48` stream (so scripts draw the same numbers as on Redis, and nothing from the clock or
 //!   an unseeded source: the simulation stays deterministic). SCRIPT FLUSH builds a new state.
 //! - A script runs under the server lock, like any command: `redis.call` runs the command through
@@ -33,6 +34,7 @@ use crate::client::Resp;
 use crate::cmd::{CommandSpec, Ctx};
 use crate::protocol::{Proto, Reply};
 
+mod cjson;
 mod rand48;
 
 /// Lua's memory, at most (Redis leaves it unbounded; a cap keeps a runaway script from taking
@@ -233,6 +235,8 @@ fn build_state(rand: &Arc<Mutex<rand48::Rand48>>) -> mlua::Result<(Lua, Table, T
     rt.raw_set("resp", 2)?;
     rt.raw_set("repl", 3)?;
     rt.raw_set("raw", lua.create_function(raw_call)?)?;
+    rt.raw_set("cjson_encode", lua.create_function(cjson::encode)?)?;
+    rt.raw_set("cjson_decode", lua.create_function(cjson::decode)?)?;
     rt.raw_set("sha1hex", lua.create_function(sha1hex)?)?;
     rt.raw_set("log", lua.create_function(log)?)?;
     rt.raw_set("set_repl", lua.create_function(set_repl)?)?;
@@ -246,6 +250,13 @@ fn build_state(rand: &Arc<Mutex<rand48::Rand48>>) -> mlua::Result<(Lua, Table, T
         let math: Table = globals.raw_get("math")?;
         math.raw_set("random", lua.create_c_function(raising::<true, 3>)?)?;
         math.raw_set("randomseed", lua.create_c_function(raising::<true, 4>)?)?;
+        let json = lua.create_table()?;
+        json.raw_set("encode", lua.create_c_function(raising::<true, 5>)?)?;
+        json.raw_set("decode", lua.create_c_function(raising::<true, 6>)?)?;
+        json.raw_set("null", cjson::null())?;
+        json.raw_set("_NAME", "cjson")?;
+        json.raw_set("_VERSION", "2.1.0")?;
+        globals.raw_set("cjson", json)?;
     }
     lua.load(PRELUDE).set_name("=redis").call::<()>(rt.clone())?;
     globals.raw_set("__redis__err__handler", rt.raw_get::<Function>("handler")?)?;
@@ -314,7 +325,8 @@ fn remove_unlisted_globals(globals: &Table) -> mlua::Result<()> {
 const RT_REGISTRY_KEY: &str = "redis_rt";
 const RT_REGISTRY_KEY_C: &std::ffi::CStr = c"redis_rt";
 /// The runtime table's functions that [`raising`] calls, by index.
-const RAISING_TARGETS: [&std::ffi::CStr; 5] = [c"raw", c"sha1hex", c"log", c"random", c"randomseed"];
+const RAISING_TARGETS: [&std::ffi::CStr; 7] =
+    [c"raw", c"sha1hex", c"log", c"random", c"randomseed", c"cjson_encode", c"cjson_decode"];
 /// The index of `raw` (redis.call / redis.pcall), whose number arguments become text.
 const RAW: usize = 0;
 
