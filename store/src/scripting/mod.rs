@@ -2,7 +2,7 @@
 //!
 //! Why it is shaped this way:
 //! - One Lua state per server (Redis's), built by [`Engine::new`]: the base, table, string,
-//!   math and debug libraries, `cjson` ([`cjson`]), the `redis` API, Redis's `pcall`, and
+//!   math and debug libraries, `cjson`, `cmsgpack` and `bit` (files of their own), the `redis` API, Redis's `pcall`, and
 //!   `math.random` on Redis's
 //!   `rand48` stream (so scripts draw the same numbers as on Redis, and nothing from the clock or
 //!   an unseeded source: the simulation stays deterministic). SCRIPT FLUSH builds a new state.
@@ -34,7 +34,9 @@ use crate::client::Resp;
 use crate::cmd::{CommandSpec, Ctx};
 use crate::protocol::{Proto, Reply};
 
+mod bit;
 mod cjson;
+mod cmsgpack;
 mod rand48;
 
 /// Lua's memory, at most (Redis leaves it unbounded; a cap keeps a runaway script from taking
@@ -237,6 +239,14 @@ fn build_state(rand: &Arc<Mutex<rand48::Rand48>>) -> mlua::Result<(Lua, Table, T
     rt.raw_set("raw", lua.create_function(raw_call)?)?;
     rt.raw_set("cjson_encode", lua.create_function(cjson::encode)?)?;
     rt.raw_set("cjson_decode", lua.create_function(cjson::decode)?)?;
+    rt.raw_set("cmsgpack_pack", lua.create_function(cmsgpack::pack)?)?;
+    rt.raw_set("cmsgpack_unpack", lua.create_function(cmsgpack::unpack)?)?;
+    rt.raw_set("cmsgpack_unpack_one", lua.create_function(cmsgpack::unpack_one)?)?;
+    rt.raw_set("cmsgpack_unpack_limit", lua.create_function(cmsgpack::unpack_limit)?)?;
+    for (i, name) in bit::NAMES.iter().enumerate() {
+        let f = lua.create_function(move |lua, args: MultiValue| bit::call(lua, i, args))?;
+        rt.raw_set(format!("bit_{name}"), f)?;
+    }
     rt.raw_set("sha1hex", lua.create_function(sha1hex)?)?;
     rt.raw_set("log", lua.create_function(log)?)?;
     rt.raw_set("set_repl", lua.create_function(set_repl)?)?;
@@ -257,6 +267,35 @@ fn build_state(rand: &Arc<Mutex<rand48::Rand48>>) -> mlua::Result<(Lua, Table, T
         json.raw_set("_NAME", "cjson")?;
         json.raw_set("_VERSION", "2.1.0")?;
         globals.raw_set("cjson", json)?;
+        let msgpack = lua.create_table()?;
+        msgpack.raw_set("pack", lua.create_c_function(raising::<true, 7>)?)?;
+        msgpack.raw_set("unpack", lua.create_c_function(raising::<true, 8>)?)?;
+        msgpack.raw_set("unpack_one", lua.create_c_function(raising::<true, 9>)?)?;
+        msgpack.raw_set("unpack_limit", lua.create_c_function(raising::<true, 10>)?)?;
+        msgpack.raw_set("_NAME", "cmsgpack")?;
+        msgpack.raw_set("_VERSION", "lua-cmsgpack 0.4.0")?;
+        msgpack.raw_set("_COPYRIGHT", "Copyright (C) 2012, Salvatore Sanfilippo")?;
+        msgpack.raw_set("_DESCRIPTION", "MessagePack C implementation for Lua")?;
+        globals.raw_set("cmsgpack", msgpack)?;
+        let bits = lua.create_table()?;
+        let bit_functions: [mlua::ffi::lua_CFunction; 12] = [
+            raising::<true, 11>,
+            raising::<true, 12>,
+            raising::<true, 13>,
+            raising::<true, 14>,
+            raising::<true, 15>,
+            raising::<true, 16>,
+            raising::<true, 17>,
+            raising::<true, 18>,
+            raising::<true, 19>,
+            raising::<true, 20>,
+            raising::<true, 21>,
+            raising::<true, 22>,
+        ];
+        for (name, f) in bit::NAMES.iter().zip(bit_functions) {
+            bits.raw_set(*name, lua.create_c_function(f)?)?;
+        }
+        globals.raw_set("bit", bits)?;
     }
     lua.load(PRELUDE).set_name("=redis").call::<()>(rt.clone())?;
     globals.raw_set("__redis__err__handler", rt.raw_get::<Function>("handler")?)?;
@@ -325,8 +364,35 @@ fn remove_unlisted_globals(globals: &Table) -> mlua::Result<()> {
 const RT_REGISTRY_KEY: &str = "redis_rt";
 const RT_REGISTRY_KEY_C: &std::ffi::CStr = c"redis_rt";
 /// The runtime table's functions that [`raising`] calls, by index.
-const RAISING_TARGETS: [&std::ffi::CStr; 7] =
-    [c"raw", c"sha1hex", c"log", c"random", c"randomseed", c"cjson_encode", c"cjson_decode"];
+const RAISING_TARGETS: [&std::ffi::CStr; 23] = [
+    c"raw",
+    c"sha1hex",
+    c"log",
+    c"random",
+    c"randomseed",
+    c"cjson_encode",
+    c"cjson_decode",
+    c"cmsgpack_pack",
+    c"cmsgpack_unpack",
+    c"cmsgpack_unpack_one",
+    c"cmsgpack_unpack_limit",
+    c"bit_tobit",
+    c"bit_tohex",
+    c"bit_bnot",
+    c"bit_band",
+    c"bit_bor",
+    c"bit_bxor",
+    c"bit_lshift",
+    c"bit_rshift",
+    c"bit_arshift",
+    c"bit_rol",
+    c"bit_ror",
+    c"bit_bswap",
+];
+/// Targets in this range return their values in a table `{n = count, ...}`, which `raising`
+/// spreads into that many results (cmsgpack's unpack functions).
+const SPREAD: std::ops::RangeInclusive<usize> = 8..=10;
+
 /// The index of `raw` (redis.call / redis.pcall), whose number arguments become text.
 const RAW: usize = 0;
 
@@ -371,6 +437,22 @@ unsafe extern "C-unwind" fn raising<const RAISE: bool, const TARGET: usize>(
             ffi::lua_concat(state, 2);
         }
         ffi::lua_error(state);
+    }
+    if *SPREAD.start() <= TARGET && TARGET <= *SPREAD.end() {
+        let t = ffi::lua_gettop(state);
+        ffi::lua_getfield(state, t, c"n".as_ptr());
+        let count = ffi::lua_tointeger(state, -1).clamp(0, i64::from(i32::MAX / 2)) as std::ffi::c_int;
+        ffi::lua_settop(state, -2);
+        if ffi::lua_checkstack(state, count) == 0 {
+            ffi::luaL_where(state, 1);
+            ffi::lua_pushstring(state, c"too many results to unpack".as_ptr());
+            ffi::lua_concat(state, 2);
+            ffi::lua_error(state);
+        }
+        for i in 1..=count {
+            ffi::lua_rawgeti(state, t, i64::from(i));
+        }
+        return count;
     }
     1
 }
