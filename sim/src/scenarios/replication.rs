@@ -13,6 +13,8 @@
 //! - `min_replicas_gate`: every accepted write had enough good replicas by the master's own
 //!   count, every NOREPLICAS had too few;
 //! - `partial_resync_when_covered`: +CONTINUE exactly when the backlog covers the gap;
+//! - blocking pops and scripts (the consumer): served on the master while writers push, they
+//!   reach replicas as their effects, so the checks above cover them too;
 //! - liveness (here): after faults heal, every replica catches up with the master's offset and
 //!   all nodes hold the same dataset (DEBUG DIGEST), within `CONVERGE_BOUND`.
 
@@ -88,6 +90,10 @@ pub async fn run(seed: u64, trace: Trace) -> Result<(), String> {
     let replica_writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let rw = replica_writes.clone();
     tasks.push(node.spawn(async move { replica_client(ra, t, s, run_for, rw).await }));
+    // A consumer of the writers' lists on the same client node (a node of its own would change
+    // every seed's fault draws), from a stream of its own (so the other draws are unchanged).
+    let (ca, ct) = (addrs.clone(), topology.clone());
+    tasks.push(node.spawn(async move { consumer(ca, ct, seed ^ CONSUMER_SALT, run_for).await }));
     if switchovers > 0 {
         let node = cluster.client_node("operator");
         let (a, t, s, trace) = (addrs.clone(), topology.clone(), rng.gen::<u64>(), cluster.trace.clone());
@@ -177,6 +183,58 @@ async fn writer(
         match r {
             Ok(Resp::Error(e)) if e.starts_with("NOREPLICAS") => store::fault::probe("repl.client_saw_noreplicas"),
             Ok(_) => {}
+            Err(_) => conn = None,
+        }
+    }
+    Ok(())
+}
+
+const CONSUMER_SALT: u64 = 0x636f_6e73_756d_6572;
+
+/// A job-queue consumer on the master: blocking pops of the lists the writers push to (woken by
+/// their pushes, served under the master's lock, propagated as LPOP/LMOVE), and a script that
+/// writes three times (propagated as its effects, wrapped in MULTI/EXEC). The replication
+/// checkers then judge that replicas apply exactly what these did on the master; a consumer
+/// blocked on a master that the operator demotes gets -UNBLOCKED and reconnects.
+async fn consumer(
+    addrs: Vec<String>,
+    topology: Arc<Mutex<Topology>>,
+    seed: u64,
+    run_for: Duration,
+) -> Result<(), String> {
+    const SCRIPT: &str =
+        "redis.call('incr', KEYS[1]) redis.call('rpush', KEYS[2], ARGV[1]) return redis.call('lpop', KEYS[2])";
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let end = madsim::time::Instant::now() + run_for;
+    let mut conn: Option<(usize, Client)> = None;
+    while madsim::time::Instant::now() < end {
+        madsim::time::sleep(Duration::from_millis(rng.gen_range(1..40))).await;
+        let master = topology.lock().expect("topology").master;
+        if conn.as_ref().is_some_and(|(i, _)| *i != master) {
+            conn = None;
+        }
+        let Some((_, c)) = conn.as_mut() else {
+            conn = Client::connect(&addrs[master], Duration::from_millis(700)).await.ok().map(|c| (master, c));
+            continue;
+        };
+        let timeout = ["0.05", "0.2", "0.4"][rng.gen_range(0..3)];
+        let r = match rng.gen_range(0..5) {
+            0 | 1 => c.cmd(&["BLPOP", "l0", "l1", "l2", timeout]).await,
+            2 => c.cmd(&["BRPOPLPUSH", "l0", "l1", timeout]).await,
+            3 => c.cmd(&["BLMPOP", timeout, "2", "l2", "l1", "RIGHT", "COUNT", "2"]).await,
+            _ => {
+                let k = format!("k{}", rng.gen_range(0..12));
+                c.cmd(&["EVAL", SCRIPT, "2", &k, "l2", &rng.gen::<u16>().to_string()]).await
+            }
+        };
+        match r {
+            Ok(Resp::Error(e)) if e.starts_with("UNBLOCKED") => {
+                store::fault::probe("repl.consumer_unblocked");
+                conn = None;
+            }
+            Ok(Resp::Array(Some(_))) => store::fault::probe("repl.consumer_popped"),
+            Ok(_) => {}
+            // After a timeout the reply may still arrive: never reuse such a connection.
             Err(_) => conn = None,
         }
     }
