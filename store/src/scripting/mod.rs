@@ -813,6 +813,8 @@ fn redis_call(
     let caller_proto = std::mem::replace(&mut ctx.client.proto, proto);
     ctx.client.script_repl = (repl & 3) as u8;
     let dirty_before = ctx.st.dirty;
+    // Work an enclosing EXEC deferred earlier (a BGSAVE queued before this EVAL) is not ours.
+    let deferred_before = ctx.client.deferred.len();
     {
         let mut inner = Ctx {
             st: &mut *ctx.st,
@@ -826,9 +828,9 @@ fn redis_call(
     }
     ctx.client.proto = caller_proto;
     *wrote |= ctx.st.dirty != dirty_before;
-    if !ctx.client.deferred.is_empty() {
+    if ctx.client.deferred.len() > deferred_before {
         // Nothing that defers work is allowed from scripts (all such commands are `noscript`).
-        ctx.client.deferred.clear();
+        ctx.client.deferred.truncate(deferred_before);
         return Err("ERR This Redis command is not allowed from script".into());
     }
     let reply = crate::client::parse_reply(&mut out).ok().flatten().ok_or("ERR the command's reply did not parse")?;
