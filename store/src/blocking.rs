@@ -315,6 +315,53 @@ pub fn parse_timeout(ctx: &mut Ctx, arg: &[u8]) -> Option<Option<i64>> {
     Some((ms > 0).then(|| ctx.now_ms.saturating_add(ms)))
 }
 
+/// BLPOP/BZPOPMIN's `key [key ...] timeout`: the keys and the deadline; None after replying.
+pub fn keys_and_deadline<'a>(ctx: &mut Ctx, args: &'a [Bytes]) -> Option<(&'a [Bytes], Option<i64>)> {
+    // Arity -3: at least one key before the timeout.
+    let (Some((timeout, rest)), Some(_)) = (args.split_last(), args.get(2)) else {
+        ctx.error(crate::cmd::SYNTAX);
+        return None;
+    };
+    let deadline = parse_timeout(ctx, timeout)?;
+    Some((&rest[1..], deadline))
+}
+
+/// The *MPOP grammar after `numkeys_at` (Redis's `lmpopGenericCommand`/`zmpopGenericCommand`):
+/// the keys, the side (`side` parses LEFT|RIGHT or MIN|MAX), and COUNT (default 1). None after
+/// replying Redis's error.
+pub fn parse_mpop<'a, T>(
+    ctx: &mut Ctx,
+    args: &'a [Bytes],
+    numkeys_at: usize,
+    side: fn(&[u8]) -> Option<T>,
+) -> Option<(&'a [Bytes], T, i64)> {
+    use crate::cmd::{eq_ic, SYNTAX};
+    let msg = "ERR numkeys should be greater than 0";
+    let numkeys = crate::cmd::sets::range_arg_msg(ctx, &args[numkeys_at], 1, i64::MAX, msg)?;
+    let rest = &args[numkeys_at.saturating_add(1)..];
+    if numkeys as u64 >= rest.len() as u64 {
+        ctx.error(SYNTAX);
+        return None;
+    }
+    let (keys, rest) = rest.split_at(numkeys as usize);
+    let Some(side) = side(&rest[0]) else {
+        ctx.error(SYNTAX);
+        return None;
+    };
+    let mut count = None;
+    let mut opts = rest[1..].iter();
+    while let Some(opt) = opts.next() {
+        if count.is_none() && opts.len() > 0 && eq_ic(opt, "count") {
+            let msg = "ERR count should be greater than 0";
+            count = Some(crate::cmd::sets::range_arg_msg(ctx, opts.next()?, 1, i64::MAX, msg)?);
+        } else {
+            ctx.error(SYNTAX);
+            return None;
+        }
+    }
+    Some((keys, side, count.unwrap_or(1)))
+}
+
 /// The reply a wait that timed out gets: a null array in the client's protocol.
 pub fn timed_out_reply(out: &mut BytesMut, proto: Proto) {
     Reply::null_array(out, proto);

@@ -643,14 +643,9 @@ fn pop_first(ctx: &mut Ctx, keys: &[Bytes], end: End, take: Take) -> Option<()> 
 
 /// BLPOP/BRPOP key [key ...] timeout.
 fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], end: End) {
-    // Arity -3: at least one key before the timeout.
-    let (Some((timeout, rest)), Some(_)) = (args.split_last(), args.get(2)) else {
-        return ctx.error(SYNTAX);
-    };
-    let Some(deadline) = crate::blocking::parse_timeout(ctx, timeout) else {
+    let Some((keys, deadline)) = crate::blocking::keys_and_deadline(ctx, args) else {
         return;
     };
-    let keys = &rest[1..];
     if pop_first(ctx, keys, end, Take::One).is_none() {
         crate::blocking::block_or_nil(ctx, args, keys, deadline, "list", true);
     }
@@ -664,38 +659,8 @@ fn brpop(ctx: &mut Ctx, args: &[Bytes]) {
     blocking_pop(ctx, args, End::Right)
 }
 
-/// LMPOP/BLMPOP's arguments after `numkeys_at`: the keys, the end, the count (default 1).
-/// None after replying Redis's error.
-fn parse_mpop<'a>(ctx: &mut Ctx, args: &'a [Bytes], numkeys_at: usize) -> Option<(&'a [Bytes], End, i64)> {
-    let msg = "ERR numkeys should be greater than 0";
-    let numkeys = super::sets::range_arg_msg(ctx, &args[numkeys_at], 1, i64::MAX, msg)?;
-    let first = numkeys_at.saturating_add(1);
-    let rest = &args[first..];
-    if numkeys as u64 >= rest.len() as u64 {
-        ctx.error(SYNTAX);
-        return None;
-    }
-    let (keys, rest) = rest.split_at(numkeys as usize);
-    let Some(end) = parse_end(&rest[0]) else {
-        ctx.error(SYNTAX);
-        return None;
-    };
-    let mut count = None;
-    let mut opts = rest[1..].iter();
-    while let Some(opt) = opts.next() {
-        if count.is_none() && opts.len() > 0 && eq_ic(opt, "count") {
-            let msg = "ERR count should be greater than 0";
-            count = Some(super::sets::range_arg_msg(ctx, opts.next()?, 1, i64::MAX, msg)?);
-        } else {
-            ctx.error(SYNTAX);
-            return None;
-        }
-    }
-    Some((keys, end, count.unwrap_or(1)))
-}
-
 fn lmpop(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some((keys, end, count)) = parse_mpop(ctx, args, 1) else {
+    let Some((keys, end, count)) = crate::blocking::parse_mpop(ctx, args, 1, parse_end) else {
         return;
     };
     if pop_first(ctx, keys, end, Take::Up(count)).is_none() {
@@ -705,7 +670,7 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
 fn blmpop(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some((keys, end, count)) = parse_mpop(ctx, args, 2) else {
+    let Some((keys, end, count)) = crate::blocking::parse_mpop(ctx, args, 2, parse_end) else {
         return;
     };
     let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[1]) else {

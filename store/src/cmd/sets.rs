@@ -96,7 +96,7 @@ pub(super) fn range_arg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64) -> Option
 
 /// Parses an integer in `[min, max]`; a non-integer or out-of-range value both get `msg`
 /// (Redis's `get*LongFromObjectOrReply` with a message).
-pub(super) fn range_arg_msg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64, msg: &str) -> Option<i64> {
+pub(crate) fn range_arg_msg(ctx: &mut Ctx, arg: &[u8], min: i64, max: i64, msg: &str) -> Option<i64> {
     match parse_i64_strict(arg) {
         Some(v) if v >= min && v <= max => Some(v),
         _ => {

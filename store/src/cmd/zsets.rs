@@ -1023,14 +1023,9 @@ fn zpop_first(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: Option<i64>) -> O
 
 /// BZPOPMIN/BZPOPMAX key [key ...] timeout.
 fn bzpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) {
-    // Arity -3: at least one key before the timeout.
-    let (Some((timeout, rest)), Some(_)) = (args.split_last(), args.get(2)) else {
-        return ctx.error(SYNTAX);
-    };
-    let Some(deadline) = crate::blocking::parse_timeout(ctx, timeout) else {
+    let Some((keys, deadline)) = crate::blocking::keys_and_deadline(ctx, args) else {
         return;
     };
-    let keys = &rest[1..];
     if zpop_first(ctx, keys, max, None).is_none() {
         crate::blocking::block_or_nil(ctx, args, keys, deadline, "zset", true);
     }
@@ -1044,40 +1039,19 @@ fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) {
     bzpop_generic(ctx, args, true)
 }
 
-/// ZMPOP/BZMPOP's arguments after `numkeys_at`: the keys, MIN|MAX (true for MAX), the count
-/// (default 1). None after replying Redis's error.
-fn parse_zmpop<'a>(ctx: &mut Ctx, args: &'a [Bytes], numkeys_at: usize) -> Option<(&'a [Bytes], bool, i64)> {
-    let numkeys = range_arg_msg(ctx, &args[numkeys_at], 1, i64::MAX, "ERR numkeys should be greater than 0")?;
-    let rest = &args[numkeys_at.saturating_add(1)..];
-    if numkeys as u64 >= rest.len() as u64 {
-        ctx.error(SYNTAX);
-        return None;
-    }
-    let (keys, rest) = rest.split_at(numkeys as usize);
-    let max = if eq_ic(&rest[0], "min") {
-        false
-    } else if eq_ic(&rest[0], "max") {
-        true
+/// MIN|MAX as ZMPOP reads it: true for MAX.
+fn parse_min_max(arg: &[u8]) -> Option<bool> {
+    if eq_ic(arg, "min") {
+        Some(false)
+    } else if eq_ic(arg, "max") {
+        Some(true)
     } else {
-        ctx.error(SYNTAX);
-        return None;
-    };
-    let mut count = None;
-    let mut opts = rest[1..].iter();
-    while let Some(opt) = opts.next() {
-        if count.is_none() && opts.len() > 0 && eq_ic(opt, "count") {
-            let msg = "ERR count should be greater than 0";
-            count = Some(range_arg_msg(ctx, opts.next()?, 1, i64::MAX, msg)?);
-        } else {
-            ctx.error(SYNTAX);
-            return None;
-        }
+        None
     }
-    Some((keys, max, count.unwrap_or(1)))
 }
 
 fn zmpop(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some((keys, max, count)) = parse_zmpop(ctx, args, 1) else {
+    let Some((keys, max, count)) = crate::blocking::parse_mpop(ctx, args, 1, parse_min_max) else {
         return;
     };
     if zpop_first(ctx, keys, max, Some(count)).is_none() {
@@ -1087,7 +1061,7 @@ fn zmpop(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
 fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) {
-    let Some((keys, max, count)) = parse_zmpop(ctx, args, 2) else {
+    let Some((keys, max, count)) = crate::blocking::parse_mpop(ctx, args, 2, parse_min_max) else {
         return;
     };
     let Some(deadline) = crate::blocking::parse_timeout(ctx, &args[1]) else {
